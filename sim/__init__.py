@@ -1,0 +1,39 @@
+"""dosesim: plan trials that pair a glucocorticoid taper with a steroid-sparing drug.
+
+A planning tool, not a dosing aid for individual patients.
+
+The public API::
+
+    import sim
+    scenario = sim.load_scenario("scenarios/nct05129410.toml")
+    schedules = sim.build_schedules(scenario, weight_kg=60)
+    schedules["prednisone"].cumulative(364)   # 7892.5 mg
+"""
+
+from sim.errors import DosesimError, ScenarioError
+from sim.scenario import Scenario, load_scenario, scenario_from_dict
+from sim.schedule import (
+    Schedule,
+    Segment,
+    build_mmf,
+    build_prednisone,
+    build_schedules,
+    prednisone_start_mg,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DosesimError",
+    "Scenario",
+    "ScenarioError",
+    "Schedule",
+    "Segment",
+    "__version__",
+    "build_mmf",
+    "build_prednisone",
+    "build_schedules",
+    "load_scenario",
+    "prednisone_start_mg",
+    "scenario_from_dict",
+]

@@ -1,0 +1,760 @@
+"""Scenario files: load TOML, resolve ``extends``, apply overrides, validate, dump, hash.
+
+A scenario is one declarative TOML file under ``scenarios/``. A variant names
+its base with ``extends = "base.toml"`` (relative to the variant's folder):
+tables deep-merge, lists and values replace. ``name`` and ``description`` are
+never inherited: a variant is named by its own file. Command-line overrides
+(``--set prednisone.start_mg_per_kg=0.5``) are applied last.
+
+Everything is checked at load. Every problem is reported together, each as
+``file: key.path = value: rule``, in a :class:`~sim.errors.ScenarioError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import tomli_w
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+
+from sim.errors import Problem, ScenarioError
+
+__all__ = [
+    "HoldStage",
+    "MmfRegimen",
+    "PrednisoneRegimen",
+    "Scenario",
+    "ScenarioError",
+    "TaperStage",
+    "TitrationStep",
+    "TreatmentSettings",
+    "load_scenario",
+    "scenario_from_dict",
+]
+
+KeyPath = tuple[str | int, ...]
+
+
+class _FieldProblems(ValueError):
+    """Raised by model validators to report problems at precise relative key paths."""
+
+    def __init__(self, problems: list[tuple[KeyPath, Any, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(rule for _, _, rule in problems))
+
+
+class _Model(BaseModel):
+    # strict: TOML has types, so "5" is not 5 and true is not 1 (ints do
+    # count as floats). No NaN or infinity: they would travel silently.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class TreatmentSettings(_Model):
+    """``[treatment]``: how long each patient is treated."""
+
+    duration_days: int = Field(gt=0, le=3650)
+    """End of treatment, days from the first dose (exclusive); 364 = 52 weeks."""
+
+
+class TaperStage(_Model):
+    """A taper: lower the dose by ``step_mg`` every ``every_days`` down to ``floor_mg``."""
+
+    kind: Literal["taper"]
+    step_mg: float = Field(gt=0, le=1000)
+    every_days: int = Field(gt=0, le=3650)
+    floor_mg: float = Field(ge=0, le=1000)
+
+
+class HoldStage(_Model):
+    """A hold: keep the current dose for ``days``, or until day ``until_day``."""
+
+    kind: Literal["hold"]
+    days: int | None = Field(default=None, gt=0, le=3650)
+    until_day: int | None = Field(default=None, gt=0, le=3650)
+
+    @model_validator(mode="after")
+    def _one_length(self) -> Self:
+        if (self.days is None) == (self.until_day is None):
+            raise _FieldProblems([((), None, "a hold needs exactly one of 'days' or 'until_day'")])
+        return self
+
+
+Stage = Annotated[TaperStage | HoldStage, Field(discriminator="kind")]
+
+
+class PrednisoneRegimen(_Model):
+    """``[prednisone]``: start dose, rounding, cap, initial hold, taper stages, maintenance."""
+
+    start_mg_per_kg: float | None = Field(default=None, gt=0, le=2)
+    start_mg: float | None = Field(default=None, gt=0, le=1000)
+    round_to_mg: float | None = Field(default=None, gt=0, le=100)
+    max_start_mg: float | None = Field(default=None, gt=0, le=1000)
+    initial_hold_days: int = Field(ge=1, le=3650)
+    stages: list[Stage] = Field(default_factory=list)
+    maintenance_mg_per_day: float | None = Field(default=None, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[tuple[KeyPath, Any, str]] = []
+        if (self.start_mg_per_kg is None) == (self.start_mg is None):
+            problems.append(((), None, "give exactly one of 'start_mg_per_kg' or 'start_mg'"))
+        top = self.start_mg if self.start_mg is not None else self.max_start_mg
+        if self.start_mg is not None and self.max_start_mg is not None:
+            top = min(self.start_mg, self.max_start_mg)
+        floors: list[tuple[int, float]] = []
+        for i, stage in enumerate(self.stages):
+            if stage.kind != "taper":
+                continue
+            if top is not None and stage.floor_mg >= top:
+                problems.append(
+                    (
+                        ("stages", i, "floor_mg"),
+                        stage.floor_mg,
+                        f"must be below the highest start dose ({_num(top)} mg/day)",
+                    )
+                )
+            if floors and stage.floor_mg > floors[-1][1]:
+                j, prev = floors[-1]
+                problems.append(
+                    (
+                        ("stages", i, "floor_mg"),
+                        stage.floor_mg,
+                        f"must be <= the floor of stages[{j}] ({_num(prev)} mg/day):"
+                        " a taper never raises the dose",
+                    )
+                )
+            floors.append((i, stage.floor_mg))
+        m = self.maintenance_mg_per_day
+        if m is not None and floors and m > floors[-1][1]:
+            problems.append(
+                (
+                    ("maintenance_mg_per_day",),
+                    m,
+                    f"must be <= the last taper floor ({_num(floors[-1][1])} mg/day)",
+                )
+            )
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+
+class TitrationStep(_Model):
+    """One MMF titration step: ``g_per_day`` for ``days``."""
+
+    g_per_day: float = Field(gt=0, le=4)
+    days: int = Field(gt=0, le=3650)
+
+
+class MmfRegimen(_Model):
+    """``[mmf]``: optional titration, then the target dose in g/day in N doses a day."""
+
+    target_g_per_day: float = Field(gt=0, le=4)
+    doses_per_day: int = Field(default=2, ge=1, le=4)
+    titration: list[TitrationStep] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _titrates_up(self) -> Self:
+        problems: list[tuple[KeyPath, Any, str]] = []
+        prev = 0.0
+        for i, step in enumerate(self.titration):
+            if step.g_per_day > self.target_g_per_day:
+                problems.append(
+                    (
+                        ("titration", i, "g_per_day"),
+                        step.g_per_day,
+                        f"must be <= target_g_per_day ({_num(self.target_g_per_day)})",
+                    )
+                )
+            elif step.g_per_day < prev:
+                problems.append(
+                    (
+                        ("titration", i, "g_per_day"),
+                        step.g_per_day,
+                        "must be >= the step before it (titration goes up)",
+                    )
+                )
+            prev = step.g_per_day
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+
+class Scenario(_Model):
+    """A validated, resolved scenario. Load one with :func:`load_scenario`.
+
+    Attributes
+    ----------
+    name : str
+        The scenario's name (its file name without ``.toml`` unless set).
+    description : str
+        Free text for people.
+    registry_id : str or None
+        The trial registry identifier, e.g. ``NCT05129410``.
+    treatment, prednisone, mmf
+        The protocol's tables; see their classes.
+    """
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    registry_id: str | None = None
+    treatment: TreatmentSettings
+    prednisone: PrednisoneRegimen
+    mmf: MmfRegimen
+
+    _source: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _fits_treatment(self) -> Self:
+        end = self.treatment.duration_days
+        problems: list[tuple[KeyPath, Any, str]] = []
+        if self.prednisone.initial_hold_days >= end:
+            problems.append(
+                (
+                    ("prednisone", "initial_hold_days"),
+                    self.prednisone.initial_hold_days,
+                    f"must be < treatment.duration_days ({end})",
+                )
+            )
+        for i, stage in enumerate(self.prednisone.stages):
+            if stage.kind == "hold" and stage.until_day is not None and stage.until_day >= end:
+                problems.append(
+                    (
+                        ("prednisone", "stages", i, "until_day"),
+                        stage.until_day,
+                        f"must be < treatment.duration_days ({end})",
+                    )
+                )
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+    # -- derived views ----------------------------------------------------
+    @property
+    def source(self) -> str | None:
+        """The file this scenario was loaded from, if any."""
+        return self._source
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved scenario as plain data (what :meth:`to_toml` writes)."""
+        return self.model_dump(mode="python", exclude_none=True)
+
+    def to_toml(self) -> str:
+        """The resolved scenario as TOML: every value explicit, no ``extends``."""
+        return tomli_w.dumps(self.to_dict())
+
+    @property
+    def hash(self) -> str:
+        """sha256 (hex) of the canonical resolved form, ``name``/``description`` excepted.
+
+        Two files that resolve to the same model have the same hash, however
+        they are split across ``extends`` and whatever their key order.
+        """
+        data = self.model_dump(mode="json", exclude_none=True)
+        data.pop("name", None)
+        data.pop("description", None)
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+_NOT_INHERITED = ("name", "description")
+
+
+def load_scenario(
+    path: str | os.PathLike[str],
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+) -> Scenario:
+    """Load, resolve and validate a scenario file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The TOML file.
+    overrides : mapping or sequence of str, optional
+        Values to set after ``extends`` is resolved: ``{"prednisone.start_mg_per_kg":
+        0.5}``, or command-line strings ``["prednisone.start_mg_per_kg=0.5"]``
+        whose values are parsed as TOML (a bare word is a string). Key paths
+        may index lists: ``prednisone.stages[1].days``.
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ScenarioError
+        Listing every problem: file, key path, value and rule broken.
+    """
+    problems: list[Problem] = []
+    file = Path(path)
+    resolved = _resolve(file, [], problems)
+    if resolved is None:
+        raise ScenarioError(problems)
+    raw, prov = resolved
+    if "name" not in raw:
+        raw["name"] = file.stem
+    return _validate(raw, prov, _display(file), overrides, problems)
+
+
+def scenario_from_dict(
+    data: Mapping[str, Any],
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    source: str = "<dict>",
+) -> Scenario:
+    """Validate a scenario given as plain data (no ``extends``), e.g. from a notebook.
+
+    Parameters
+    ----------
+    data : mapping
+        The scenario's tables as nested dicts and lists.
+    overrides : mapping or sequence of str, optional
+        As in :func:`load_scenario`.
+    source : str, optional
+        The name to show in error messages.
+    """
+    raw = _copy(dict(data))
+    return _validate(raw, {(): source}, source, overrides, [])
+
+
+def _validate(
+    raw: dict[str, Any],
+    prov: dict[KeyPath, str],
+    source: str,
+    overrides: Mapping[str, Any] | Sequence[str] | None,
+    problems: list[Problem],
+) -> Scenario:
+    if overrides:
+        _apply_overrides(raw, prov, overrides, problems)
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(problems + _translate(exc, raw, prov)) from None
+    if problems:
+        raise ScenarioError(problems)
+    scenario._source = source
+    return scenario
+
+
+def _display(path: Path) -> str:
+    """A path as the user would write it: relative to the working folder when inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def _read_toml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
+    shown = _display(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        problems.append(Problem(shown, "", "", "no such file"))
+        return None
+    except IsADirectoryError:
+        problems.append(Problem(shown, "", "", "is a folder, not a scenario file"))
+        return None
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(shown, "", "", f"is not UTF-8 text ({exc.reason})"))
+        return None
+    except OSError as exc:
+        problems.append(Problem(shown, "", "", f"cannot be read ({exc.strerror})"))
+        return None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(Problem(shown, "", "", f"invalid TOML: {exc}"))
+        return None
+
+
+def _resolve(
+    path: Path, chain: list[Path], problems: list[Problem]
+) -> tuple[dict[str, Any], dict[KeyPath, str]] | None:
+    """The file's data with its ``extends`` chain merged in, and where each value came from."""
+    data = _read_toml(path, problems)
+    if data is None:
+        return None
+    shown = _display(path)
+    prov: dict[KeyPath, str] = {}
+    base_data: dict[str, Any] = {}
+    if "extends" in data:
+        ext = data.pop("extends")
+        here = path.resolve()
+        if not isinstance(ext, str) or not ext:
+            problems.append(Problem(shown, "extends", _toml(ext), "must be a file name (a string)"))
+            return None
+        base_path = (path.parent / ext).resolve()
+        if base_path in chain + [here]:
+            cycle = " -> ".join(_display(p) for p in chain + [here, base_path])
+            problems.append(Problem(shown, "extends", _toml(ext), f"extends cycle: {cycle}"))
+            return None
+        if not base_path.exists():
+            problems.append(
+                Problem(
+                    shown,
+                    "extends",
+                    _toml(ext),
+                    f"no such file: {_display(base_path)} (relative to this file's folder)",
+                )
+            )
+            return None
+        base = _resolve(base_path, chain + [here], problems)
+        if base is None:
+            return None
+        base_data, prov = base
+        for key in _NOT_INHERITED:
+            base_data.pop(key, None)
+            prov.pop((key,), None)
+    _record(data, (), shown, prov)
+    prov[()] = shown  # anything not written anywhere (a missing key) is this file's
+    return _merge(base_data, data), prov
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``over`` into ``base``: tables merge, lists and values replace."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = _copy(value)
+    return out
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _record(
+    data: Mapping[str, Any], prefix: KeyPath, source: str, prov: dict[KeyPath, str]
+) -> None:
+    """Note ``source`` as the origin of every value in ``data`` (lists as a whole)."""
+    for key, value in data.items():
+        path = prefix + (key,)
+        # A value replacing a table replaces everything that was below it.
+        for old in [p for p in prov if p[: len(path)] == path]:
+            del prov[old]
+        if isinstance(value, Mapping) and value:
+            _record(value, path, source, prov)
+        else:
+            prov[path] = source
+
+
+_PATH_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
+
+
+def _parse_key_path(text: str) -> KeyPath | None:
+    parts: list[str | int] = []
+    for piece in text.split("."):
+        m = _PATH_TOKEN.fullmatch(piece)
+        if m is None:
+            return None
+        parts.append(m.group(1))
+        parts.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
+    return tuple(parts)
+
+
+def _parse_override_value(text: str) -> Any:
+    """A ``--set`` value read as TOML (``0.5``, ``"x"``, ``[1, 2]``); a bare word is a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text.strip()
+
+
+def _apply_overrides(
+    raw: dict[str, Any],
+    prov: dict[KeyPath, str],
+    overrides: Mapping[str, Any] | Sequence[str],
+    problems: list[Problem],
+) -> None:
+    items: Iterable[tuple[str, Any]]
+    if isinstance(overrides, Mapping):
+        items = overrides.items()
+    else:
+        parsed: list[tuple[str, Any]] = []
+        for entry in overrides:
+            key, sep, value = entry.partition("=")
+            if not sep or not key.strip():
+                problems.append(Problem("--set", entry, "", "must be KEY.PATH=VALUE, e.g. a.b=0.5"))
+                continue
+            parsed.append((key.strip(), _parse_override_value(value)))
+        items = parsed
+    for key, value in items:
+        path = _parse_key_path(key)
+        if path is None:
+            problems.append(Problem("--set", key, "", "is not a key path like a.b[0].c"))
+            continue
+        if path[0] == "extends":
+            problems.append(
+                Problem(
+                    "--set",
+                    key,
+                    "",
+                    "extends cannot be overridden; name the base file in the scenario",
+                )
+            )
+            continue
+        rule = _set_path(raw, path, _copy(value))
+        if rule:
+            problems.append(Problem("--set", key, _toml(value), rule))
+            continue
+        for old in [p for p in prov if p[: len(path)] == path]:
+            del prov[old]
+        prov[path] = "--set"
+
+
+def _set_path(raw: dict[str, Any], path: KeyPath, value: Any) -> str | None:
+    """Set ``value`` at ``path`` in ``raw``, creating tables; an error rule, or None."""
+    cur: Any = raw
+    for i, part in enumerate(path[:-1]):
+        nxt = path[i + 1]
+        where = _format_path(path[: i + 1])
+        if isinstance(part, int):
+            if not isinstance(cur, list) or not 0 <= part < len(cur):
+                return f"no such list item: {where}"
+            cur = cur[part]
+            continue
+        if not isinstance(cur, dict):
+            return f"{_format_path(path[:i])} is not a table"
+        if part not in cur:
+            if isinstance(nxt, int):
+                return f"no such list: {where}"
+            cur[part] = {}
+        cur = cur[part]
+    last = path[-1]
+    if isinstance(last, int):
+        if not isinstance(cur, list) or not 0 <= last < len(cur):
+            return f"no such list item: {_format_path(path)}"
+        cur[last] = value
+    elif isinstance(cur, dict):
+        cur[last] = value
+    else:
+        return f"{_format_path(path[:-1])} is not a table"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Turning pydantic's errors into problems a planner can act on
+# ---------------------------------------------------------------------------
+
+
+def _translate(
+    exc: ValidationError, raw: dict[str, Any], prov: dict[KeyPath, str]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for err in exc.errors():
+        loc: tuple[str | int, ...] = tuple(err["loc"])
+        path, value, found = _walk(loc, raw)
+        kind = err["type"]
+        ctx = err.get("ctx") or {}
+        if kind == "value_error" and isinstance(ctx.get("error"), _FieldProblems):
+            for rel, val, rule in ctx["error"].problems:
+                sub = path + rel
+                shown = "" if val is None else _toml(val)
+                problems.append(Problem(_origin(sub, prov), _format_path(sub), shown, rule))
+            continue
+        if kind in ("union_tag_invalid", "union_tag_not_found"):
+            path = path + ("kind",)
+            tags = [t.strip("'") for t in str(ctx.get("expected_tags", "")).split(", ")]
+            if not tags or tags == [""]:
+                tags = _tags_at(loc)
+            rule = "must be one of " + ", ".join(f'"{t}"' for t in tags)
+            given = ctx.get("tag")
+            if given is not None:
+                rule += _suggest(str(given), tags)
+            else:
+                rule = "required key is missing; " + rule
+            value = given
+            found = given is not None
+        else:
+            rule = _rule(kind, ctx, err.get("msg", ""))
+            if kind == "extra_forbidden":
+                rule += _suggest(str(loc[-1]), _allowed_keys(loc[:-1]), listing=True)
+        shown = _toml(value) if found else ""
+        problems.append(Problem(_origin(path, prov), _format_path(path), shown, rule))
+    return problems
+
+
+_MISSING = object()
+
+
+def _walk(loc: KeyPath, raw: Any) -> tuple[KeyPath, Any, bool]:
+    """Follow pydantic's location through the input, dropping union tags."""
+    cur: Any = raw
+    path: list[str | int] = []
+    for el in loc:
+        if isinstance(el, int) and isinstance(cur, list) and 0 <= el < len(cur):
+            cur = cur[el]
+        elif isinstance(el, str) and isinstance(cur, dict) and el in cur:
+            cur = cur[el]
+        elif isinstance(el, str) and isinstance(cur, dict) and cur.get("kind") == el:
+            continue  # a discriminated union's tag, not a key
+        else:
+            cur = _MISSING
+        path.append(el)
+    return tuple(path), (None if cur is _MISSING else cur), cur is not _MISSING
+
+
+def _origin(path: KeyPath, prov: dict[KeyPath, str]) -> str:
+    """The file that wrote the value at ``path`` (or the table holding it)."""
+    for n in range(len(path), 0, -1):
+        if path[:n] in prov:
+            return prov[path[:n]]
+    for key, source in prov.items():  # a table: where its first value was written
+        if key[: len(path)] == path and key:
+            return source
+    return prov.get((), "<scenario>")
+
+
+def _format_path(path: KeyPath) -> str:
+    out = ""
+    for el in path:
+        out += f"[{el}]" if isinstance(el, int) else (f".{el}" if out else str(el))
+    return out
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def _toml(value: Any) -> str:
+    """A value as it would be written in TOML, shortened for messages."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int | float):
+        if isinstance(value, float) and math.isnan(value):
+            text = "nan"
+        elif isinstance(value, float) and math.isinf(value):
+            text = "inf" if value > 0 else "-inf"
+        else:
+            text = repr(value)
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, date):
+        text = value.isoformat()
+    elif isinstance(value, Mapping):
+        text = "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    elif isinstance(value, list | tuple):
+        text = "[" + ", ".join(_toml(v) for v in value) + "]"
+    else:
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _rule(kind: str, ctx: Mapping[str, Any], msg: str) -> str:
+    bounds = {
+        "greater_than": ("gt", ">"),
+        "greater_than_equal": ("ge", ">="),
+        "less_than": ("lt", "<"),
+        "less_than_equal": ("le", "<="),
+    }
+    if kind in bounds:
+        key, op = bounds[kind]
+        return f"must be {op} {_num(ctx[key])}"
+    fixed = {
+        "missing": "required key is missing",
+        "extra_forbidden": "unknown key",
+        "int_type": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "float_type": "must be a number",
+        "string_type": "must be a string (in quotes)",
+        "bool_type": "must be true or false",
+        "list_type": "must be a list",
+        "dict_type": "must be a table",
+        "model_type": "must be a table",
+        "model_attributes_type": "must be a table",
+        "finite_number": "must be a finite number",
+        "string_too_short": "must not be empty",
+        "string_too_long": "is too long",
+        "date_type": "must be a date (YYYY-MM-DD, no quotes)",
+    }
+    if kind in fixed:
+        return fixed[kind]
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected', 'one of the allowed values')}"
+    return msg.removeprefix("Value error, ")
+
+
+def _suggest(word: str, candidates: Sequence[str], listing: bool = False) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    if close:
+        return f'; did you mean "{close[0]}"?'
+    if listing and candidates:
+        return "; valid keys: " + ", ".join(sorted(candidates))
+    return ""
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The model classes a field annotation can hold (through Optional, list, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if origin in (list, tuple, typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    return []
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("kind")
+    if field is None:
+        return None
+    args = typing.get_args(field.annotation)
+    return str(args[0]) if args else None
+
+
+def _models_at(loc: KeyPath) -> list[type[BaseModel]]:
+    models: list[type[BaseModel]] = [Scenario]
+    for el in loc:
+        if isinstance(el, int):
+            continue
+        inner = [
+            m
+            for model in models
+            if el in model.model_fields
+            for m in _models_in(model.model_fields[el].annotation)
+        ]
+        if inner:
+            models = inner
+        else:  # a union tag narrows the candidates
+            models = [m for m in models if _tag(m) == el] or models
+    return models
+
+
+def _allowed_keys(loc: KeyPath) -> list[str]:
+    keys = sorted({k for m in _models_at(loc) for k in m.model_fields})
+    if not loc:
+        keys.append("extends")
+    return keys
+
+
+def _tags_at(loc: KeyPath) -> list[str]:
+    return [t for m in _models_at(loc) if (t := _tag(m)) is not None]
