@@ -410,14 +410,10 @@ def _resolve(
             cycle = " -> ".join(_display(p) for p in chain + [here, base_path])
             problems.append(Problem(shown, "extends", _toml(ext), f"extends cycle: {cycle}"))
             return None
-        if not base_path.exists():
+        if not base_path.exists() or base_path.is_dir():
+            what = "is a folder, not a scenario file" if base_path.exists() else "no such file"
             problems.append(
-                Problem(
-                    shown,
-                    "extends",
-                    _toml(ext),
-                    f"no such file: {_display(base_path)} (relative to this file's folder)",
-                )
+                Problem(shown, "extends", _toml(ext), f"{what} (looked for {_display(base_path)})")
             )
             return None
         base = _resolve(base_path, chain + [here], problems)
@@ -456,14 +452,19 @@ def _record(
 ) -> None:
     """Note ``source`` as the origin of every value in ``data`` (lists as a whole)."""
     for key, value in data.items():
-        path = prefix + (key,)
-        # A value replacing a table replaces everything that was below it.
-        for old in [p for p in prov if p[: len(path)] == path]:
-            del prov[old]
+        path = (*prefix, key)
         if isinstance(value, Mapping) and value:
+            prov.pop(path, None)  # a table merges into what the base wrote below it
             _record(value, path, source, prov)
         else:
-            prov[path] = source
+            _overwrite(prov, path, source)
+
+
+def _overwrite(prov: dict[KeyPath, str], path: KeyPath, source: str) -> None:
+    """``source`` replaces everything at or below ``path``; it is the newest entry."""
+    for old in [p for p in prov if p[: len(path)] == path]:
+        del prov[old]
+    prov[path] = source
 
 
 _PATH_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
@@ -525,9 +526,7 @@ def _apply_overrides(
         if rule:
             problems.append(Problem("--set", key, _toml(value), rule))
             continue
-        for old in [p for p in prov if p[: len(path)] == path]:
-            del prov[old]
-        prov[path] = "--set"
+        _overwrite(prov, path, "--set")
 
 
 def _set_path(raw: dict[str, Any], path: KeyPath, value: Any) -> str | None:
@@ -586,13 +585,13 @@ def _translate(
             if not tags or tags == [""]:
                 tags = _tags_at(loc)
             rule = "must be one of " + ", ".join(f'"{t}"' for t in tags)
-            given = ctx.get("tag")
-            if given is not None:
-                rule += _suggest(str(given), tags)
-            else:
+            _, value, found = _walk((*loc, "kind"), raw)
+            if not found:
                 rule = "required key is missing; " + rule
-            value = given
-            found = given is not None
+            elif isinstance(value, str):
+                rule += _suggest(value, tags)
+            else:
+                rule = "must be a string: " + rule.removeprefix("must be ")
         else:
             rule = _rule(kind, ctx, err.get("msg", ""))
             if kind == "extra_forbidden":
@@ -627,7 +626,9 @@ def _origin(path: KeyPath, prov: dict[KeyPath, str]) -> str:
     for n in range(len(path), 0, -1):
         if path[:n] in prov:
             return prov[path[:n]]
-    for key, source in prov.items():  # a table: where its first value was written
+    # A table: blame the most derived file that wrote into it (entries are
+    # kept newest last), since that file made the table what it is.
+    for key, source in reversed(prov.items()):
         if key[: len(path)] == path and key:
             return source
     return prov.get((), "<scenario>")
@@ -636,8 +637,15 @@ def _origin(path: KeyPath, prov: dict[KeyPath, str]) -> str:
 def _format_path(path: KeyPath) -> str:
     out = ""
     for el in path:
-        out += f"[{el}]" if isinstance(el, int) else (f".{el}" if out else str(el))
+        if isinstance(el, int):
+            out += f"[{el}]"
+            continue
+        name = el if _BARE_KEY.fullmatch(el) else json.dumps(el)  # TOML quoting
+        out += f".{name}" if out else name
     return out
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _num(x: float) -> str:
