@@ -30,6 +30,26 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dosesim",
@@ -81,6 +101,35 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
+        "exposure",
+        parents=[overrides],
+        help="PK exposure of the typical patient (and optionally a population) over the schedule",
+        description=(
+            "Steady-state exposure per constant-dose segment for the typical patient of the "
+            "given weight (prednisolone unbound, MPA), optionally a concentration-time figure, "
+            "and with --patients the between-patient spread of MPA AUC0-12 at the target dose."
+        ),
+    )
+    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument("--weight-kg", type=_positive_float, required=True, metavar="W")
+    p.add_argument(
+        "--plot", metavar="PATH", help="write the concentration-time figure (PNG, PDF, SVG)"
+    )
+    p.add_argument(
+        "--csv",
+        metavar="PATH",
+        help="write drug,start_day,end_day,dose_mg_per_day,auc_tau_mg_h_per_l,"
+        "auc_24h_mg_h_per_l,c_avg_mg_per_l,c_max_mg_per_l,c_min_mg_per_l",
+    )
+    p.add_argument(
+        "--patients",
+        type=_positive_int,
+        metavar="N",
+        help="also draw N patients of this weight (needs --seed)",
+    )
+    p.add_argument("--seed", type=_seed, metavar="S", help="seed for --patients")
+
+    p = sub.add_parser(
         "check",
         help="compare scenarios' schedules with their golden CSV files",
         description=(
@@ -103,7 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 ok, 1 schedules changed, 2 bad input)."""
     args = _parser().parse_args(argv)
     try:
-        handler = {"validate": _validate, "schedule": _schedule, "check": _check}
+        handler = {
+            "validate": _validate,
+            "schedule": _schedule,
+            "exposure": _exposure,
+            "check": _check,
+        }
         return handler[args.command](args)
     except DosesimError as exc:
         print(_error_text(exc), file=sys.stderr)
@@ -170,6 +224,116 @@ def _schedule(args: argparse.Namespace) -> int:
     if args.csv:
         atomic_write_text(args.csv, rows_to_csv(schedule_rows(schedules), SCHEDULE_COLUMNS))
         print(f"\nwrote {args.csv}")
+    return EXIT_OK
+
+
+EXPOSURE_COLUMNS = (
+    "drug",
+    "start_day",
+    "end_day",
+    "dose_mg_per_day",
+    "auc_tau_mg_h_per_l",
+    "auc_24h_mg_h_per_l",
+    "c_avg_mg_per_l",
+    "c_max_mg_per_l",
+    "c_min_mg_per_l",
+)
+
+
+def _exposure(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+
+    from sim.exposure import (
+        DRUG_OF_MOIETY,
+        draw_etas,
+        mpa_auc0_12_at_target,
+        scenario_models,
+        segment_exposure,
+    )
+    from sim.fileio import atomic_write_bytes, atomic_write_text
+    from sim.golden import fmt_number, rows_to_csv
+    from sim.scenario import load_scenario
+    from sim.schedule import build_schedules
+    from sim.streams import stream
+
+    if args.patients is not None and args.seed is None:
+        raise DosesimError("--patients needs --seed (results must be reproducible)")
+    scenario = load_scenario(args.scenario, args.overrides)
+    weight = args.weight_kg
+    schedules = build_schedules(scenario, weight)
+    models = scenario_models(scenario, weight)
+    assert scenario.exposure is not None
+    print(
+        f"{scenario.name} (sha256 {scenario.hash[:12]}): typical {fmt_number(weight)} kg patient, "
+        "steady state at each dose"
+    )
+    rows: list[dict[str, str]] = []
+    names = {"prednisolone": "prednisolone (unbound)", "mpa": "mycophenolic acid (MPA)"}
+    for moiety, model in models.items():
+        schedule = schedules[DRUG_OF_MOIETY[moiety]]
+        print(
+            f"\n{names[moiety]} from {DRUG_OF_MOIETY[moiety]}: "
+            f"half-life {float(model.half_life_h):.1f} h"
+        )
+        print(
+            f"  {'days':>9}  {'mg/day':>7}  {'AUCtau':>8}  {'AUC24h':>8}  {'Cavg':>8}"
+            f"  {'Cmax':>8}  {'Cmin':>8}   (AUC mg*h/L, C mg/L)"
+        )
+        for seg in segment_exposure(model, schedule):
+            print(
+                f"  {seg['start_day']:>4}-{seg['end_day'] - 1:<4}  "
+                f"{fmt_number(seg['dose_mg_per_day']):>7}  {seg['auc_tau_mg_h_per_l']:8.3g}"
+                f"  {seg['auc_24h_mg_h_per_l']:8.3g}  {seg['c_avg_mg_per_l']:8.3g}"
+                f"  {seg['c_max_mg_per_l']:8.3g}  {seg['c_min_mg_per_l']:8.3g}"
+            )
+            rows.append({"drug": moiety, **{k: fmt_number(v) for k, v in seg.items()}})
+    mpa_pk = scenario.exposure.mpa
+    low, high = mpa_pk.auc0_12_window_low_mg_h_per_l, mpa_pk.auc0_12_window_high_mg_h_per_l
+    target = mpa_auc0_12_at_target(scenario, models["mpa"])
+    print(
+        f"\nMPA AUC0-12 at the MMF target ({fmt_number(scenario.mmf.target_g_per_day)} g/day in "
+        f"{scenario.mmf.doses_per_day} doses): {float(target):.1f} mg*h/L "
+        f"(window {fmt_number(low)}-{fmt_number(high)})"
+    )
+    if args.patients is not None:
+        n = args.patients
+        etas = np.array([draw_etas(mpa_pk, stream(args.seed, "pk", "mpa", i)) for i in range(n)])
+        auc = mpa_auc0_12_at_target(
+            scenario, scenario_models(scenario, weight, {"mpa": etas})["mpa"]
+        )
+        q5, q50, q95 = np.percentile(auc, [5, 50, 95])
+        print(
+            f"{n} patients of {fmt_number(weight)} kg (seed {args.seed}): MPA AUC0-12 median "
+            f"{q50:.1f} (5-95 %: {q5:.1f}-{q95:.1f}) mg*h/L; below {fmt_number(low)}: "
+            f"{np.mean(auc < low):.1%}, within: {np.mean((auc >= low) & (auc <= high)):.1%}, "
+            f"above {fmt_number(high)}: {np.mean(auc > high):.1%}"
+        )
+    if args.csv:
+        atomic_write_text(args.csv, rows_to_csv(rows, EXPOSURE_COLUMNS))
+        print(f"\nwrote {args.csv}")
+    if args.plot:
+        from sim.plots import concentration_profiles
+
+        fig = concentration_profiles(
+            {
+                "prednisolone (unbound), from prednisone": (
+                    models["prednisolone"],
+                    schedules["prednisone"],
+                    "mg/L",
+                ),
+                "mycophenolic acid, from MMF": (models["mpa"], schedules["mmf"], "mg/L"),
+            },
+            f"{scenario.name}: typical {fmt_number(weight)} kg patient",
+        )
+        fmt = Path(args.plot).suffix.lstrip(".").lower() or "png"
+        if fmt not in ("png", "pdf", "svg"):
+            raise DosesimError(f"--plot {args.plot}: use a .png, .pdf or .svg file name")
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=120)
+        atomic_write_bytes(args.plot, buf.getvalue())
+        print(f"wrote {args.plot}")
     return EXIT_OK
 
 

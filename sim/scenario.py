@@ -39,8 +39,11 @@ from pydantic import (
 from sim.errors import Problem, ScenarioError
 
 __all__ = [
+    "ExposureSettings",
     "HoldStage",
     "MmfRegimen",
+    "MpaPK",
+    "OralPK",
     "PrednisoneRegimen",
     "Scenario",
     "ScenarioError",
@@ -198,6 +201,75 @@ class MmfRegimen(_Model):
         return self
 
 
+class OralPK(_Model):
+    """``[exposure.<drug>]``: one-compartment oral PK of one drug for a typical patient.
+
+    Clearance and volume are for a patient of ``reference_weight_kg`` and
+    scale as :math:`(W/W_{ref})^{a}`; between-patient variability is
+    log-normal with coefficients of variation ``cv_cl`` and ``cv_v``.
+    """
+
+    mass_factor: float = Field(gt=0, le=10)
+    """mg of the measured moiety per mg administered (MPA per MMF: 0.739)."""
+    bioavailability: float = Field(gt=0, le=1)
+    cl_l_per_h: float = Field(gt=0, le=10_000)
+    v_l: float = Field(gt=0, le=100_000)
+    ka_per_h: float = Field(gt=0, le=100)
+    lag_h: float = Field(default=0.0, ge=0, le=6)
+    cv_cl: float = Field(default=0.0, ge=0, le=2)
+    cv_v: float = Field(default=0.0, ge=0, le=2)
+    reference_weight_kg: float = Field(default=70.0, gt=0, le=300)
+    cl_weight_exponent: float = Field(default=0.0, ge=-2, le=2)
+    v_weight_exponent: float = Field(default=0.0, ge=-2, le=2)
+    f_reference_dose_mg: float | None = Field(default=None, gt=0, le=10_000)
+    """Dose (mg per administration) at which the dose-dependent F is 1."""
+    f_dose_exponent: float = Field(default=0.0, ge=-2, le=2)
+    """Exponent of the relative bioavailability (dose / f_reference_dose_mg)^x; 0 = none."""
+
+    @model_validator(mode="after")
+    def _f_needs_reference(self) -> Self:
+        if self.f_dose_exponent != 0 and self.f_reference_dose_mg is None:
+            raise _FieldProblems(
+                [
+                    (
+                        ("f_reference_dose_mg",),
+                        None,
+                        "required when f_dose_exponent is not 0 (the dose at which F = 1)",
+                    )
+                ]
+            )
+        return self
+
+
+class MpaPK(OralPK):
+    """``[exposure.mpa]``: mycophenolic acid from MMF, with the target AUC0-12 window."""
+
+    auc0_12_window_low_mg_h_per_l: float = Field(default=30.0, gt=0, le=1000)
+    auc0_12_window_high_mg_h_per_l: float = Field(default=60.0, gt=0, le=1000)
+
+    @model_validator(mode="after")
+    def _window_ordered(self) -> Self:
+        if self.auc0_12_window_high_mg_h_per_l <= self.auc0_12_window_low_mg_h_per_l:
+            raise _FieldProblems(
+                [
+                    (
+                        ("auc0_12_window_high_mg_h_per_l",),
+                        self.auc0_12_window_high_mg_h_per_l,
+                        "must be above auc0_12_window_low_mg_h_per_l "
+                        f"({_num(self.auc0_12_window_low_mg_h_per_l)})",
+                    )
+                ]
+            )
+        return self
+
+
+class ExposureSettings(_Model):
+    """``[exposure]``: PK of prednisolone (from prednisone) and MPA (from MMF)."""
+
+    prednisolone: OralPK
+    mpa: MpaPK
+
+
 class Scenario(_Model):
     """A validated, resolved scenario. Load one with :func:`load_scenario`.
 
@@ -211,6 +283,8 @@ class Scenario(_Model):
         The trial registry identifier, e.g. ``NCT05129410``.
     treatment, prednisone, mmf
         The protocol's tables; see their classes.
+    exposure : ExposureSettings or None
+        PK parameters; needed for exposure, not for schedules.
     """
 
     name: str = Field(min_length=1, max_length=200)
@@ -219,6 +293,7 @@ class Scenario(_Model):
     treatment: TreatmentSettings
     prednisone: PrednisoneRegimen
     mmf: MmfRegimen
+    exposure: ExposureSettings | None = None
 
     _source: str | None = PrivateAttr(default=None)
 
