@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -270,6 +271,268 @@ class ExposureSettings(_Model):
     mpa: MpaPK
 
 
+# ---------------------------------------------------------------------------
+# Population, eligibility, adverse events and dropout (the cohort model)
+# ---------------------------------------------------------------------------
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+EXCLUSION_CONDITIONS = (
+    "anti_mda5_positive",
+    "necrotizing_myopathy",
+    "immunosuppressant_within_3_months",
+    "other_connective_tissue_disease",
+    "cancer",
+    "active_infection",
+)
+"""Conditions whose prevalence the population gives and that eligibility may exclude."""
+
+ExclusionName = Literal[
+    "anti_mda5_positive",
+    "necrotizing_myopathy",
+    "immunosuppressant_within_3_months",
+    "other_connective_tissue_disease",
+    "cancer",
+    "active_infection",
+]
+
+
+class Prevalence(_Model):
+    """``[population.prevalence]``: share of screened candidates with each condition."""
+
+    anti_mda5_positive: Fraction
+    necrotizing_myopathy: Fraction
+    immunosuppressant_within_3_months: Fraction
+    other_connective_tissue_disease: Fraction
+    cancer: Fraction
+    active_infection: Fraction
+
+
+class PopulationSettings(_Model):
+    """``[population]``: the candidates sites screen (before eligibility)."""
+
+    female_fraction: Fraction
+    age_mean_years: float = Field(gt=0, le=120)
+    age_sd_years: float = Field(ge=0, le=100)
+    age_min_years: float = Field(ge=0, le=120)
+    age_max_years: float = Field(gt=0, le=120)
+    weight_median_female_kg: float = Field(gt=0, le=300)
+    weight_median_male_kg: float = Field(gt=0, le=300)
+    weight_cv: float = Field(ge=0, le=2)
+    fvc_mean_percent: float = Field(gt=0, le=200)
+    fvc_sd_percent: float = Field(ge=0, le=100)
+    fvc_min_percent: float = Field(ge=0, le=200)
+    fvc_max_percent: float = Field(gt=0, le=200)
+    start_mg_per_kg_low: float | None = Field(default=None, gt=0, le=2)
+    """With ``start_mg_per_kg_high``: each patient's start dose drawn uniformly (mg/kg/day)."""
+    start_mg_per_kg_high: float | None = Field(default=None, gt=0, le=2)
+    prevalence: Prevalence
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        problems: list[tuple[KeyPath, Any, str]] = []
+        for low, high in (
+            ("age_min_years", "age_max_years"),
+            ("fvc_min_percent", "fvc_max_percent"),
+        ):
+            if getattr(self, high) <= getattr(self, low):
+                problems.append(((high,), getattr(self, high), f"must be above {low}"))
+        lo, hi = self.start_mg_per_kg_low, self.start_mg_per_kg_high
+        if (lo is None) != (hi is None):
+            problems.append(
+                ((), None, "give both start_mg_per_kg_low and start_mg_per_kg_high, or neither")
+            )
+        elif lo is not None and hi is not None and hi < lo:
+            problems.append((("start_mg_per_kg_high",), hi, "must be >= start_mg_per_kg_low"))
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+
+class EligibilitySettings(_Model):
+    """``[eligibility]``: the protocol's inclusion ranges and exclusions."""
+
+    age_min_years: float = Field(ge=0, le=120)
+    age_max_years: float = Field(gt=0, le=120)
+    fvc_min_percent: float = Field(ge=0, le=200)
+    exclude: list[ExclusionName] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.age_max_years < self.age_min_years:
+            raise _FieldProblems(
+                [(("age_max_years",), self.age_max_years, "must be >= age_min_years")]
+            )
+        return self
+
+
+def _check_bands(edges: list[float], multipliers: list[float]) -> list[tuple[KeyPath, Any, str]]:
+    problems: list[tuple[KeyPath, Any, str]] = []
+    if any(b <= a for a, b in itertools.pairwise(edges)):
+        problems.append((("edges",), edges, "must be strictly increasing"))
+    if len(multipliers) != len(edges) + 1:
+        problems.append(
+            (
+                ("multipliers",),
+                multipliers,
+                f"needs one more value than edges ({len(edges) + 1}): one per band",
+            )
+        )
+    return problems
+
+
+class _Bands(_Model):
+    edges: list[Annotated[float, Field(ge=0)]] = Field(min_length=1, max_length=50)
+    """Band edges; a value equal to an edge falls in the band below it."""
+    multipliers: list[Annotated[float, Field(ge=0, le=1000)]]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems = _check_bands(self.edges, self.multipliers)
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+
+class DoseLogLinear(_Model):
+    """Multiplier ``per_10_mg ** (dose / 10)`` on the current prednisone dose, capped."""
+
+    driver: Literal["prednisone_dose"]
+    per_10_mg: float = Field(gt=0, le=1000)
+    cap: float | None = Field(default=None, gt=0, le=1000)
+
+
+class DoseBands(_Bands):
+    """Multiplier by band of the current prednisone dose (mg/day); edges in mg/day."""
+
+    driver: Literal["prednisone_dose_bands"]
+
+
+class WeightedCumulativeDose(_Model):
+    r"""Multiplier ``exp(beta * WCD)``, capped, on the weighted cumulative prednisone dose.
+
+    :math:`WCD(t) = \int_0^t dose(t-s)\,(e^{-s/\tau_1} + w_2 e^{-s/\tau_2})\,ds`
+    (mg*day), held constant over each ``grid_days`` cell at its midpoint value.
+    """
+
+    driver: Literal["weighted_cumulative_dose"]
+    beta_per_mg_day: float = Field(ge=-1, le=1)
+    tau1_days: float = Field(gt=0, le=10_000)
+    tau2_days: float = Field(gt=0, le=10_000)
+    weight2: float = Field(ge=0, le=100)
+    cap: float | None = Field(default=None, gt=0, le=1000)
+    grid_days: float = Field(default=1.0, gt=0, le=28)
+
+
+class MpaAucLogLinear(_Model):
+    """Multiplier ``exp(per_mg_h_per_l * (AUC0-12 - reference))`` on MPA AUC0-12, capped."""
+
+    driver: Literal["mpa_auc"]
+    per_mg_h_per_l: float = Field(ge=-10, le=10)
+    reference_mg_h_per_l: float = Field(ge=0, le=1000)
+    cap: float | None = Field(default=None, gt=0, le=1000)
+
+
+class MpaAucBands(_Bands):
+    """Multiplier by band of MPA AUC0-12 (mg*h/L) at the current MMF dose."""
+
+    driver: Literal["mpa_auc_bands"]
+
+
+class TimeOnStudyBands(_Bands):
+    """Multiplier by band of time on study (days from the first dose)."""
+
+    driver: Literal["time_on_study_bands"]
+
+
+Multiplier = Annotated[
+    DoseLogLinear
+    | DoseBands
+    | WeightedCumulativeDose
+    | MpaAucLogLinear
+    | MpaAucBands
+    | TimeOnStudyBands,
+    Field(discriminator="driver"),
+]
+
+
+class _Action(_Model):
+    probability: float = Field(default=1.0, ge=0, le=1)
+    """Chance that the action is taken when the event happens."""
+
+
+class MmfReduce(_Action):
+    """Lower the MMF dose ceiling by ``by_g_per_day``, not below ``floor_g_per_day``."""
+
+    action: Literal["mmf_reduce"]
+    by_g_per_day: float = Field(gt=0, le=4)
+    floor_g_per_day: float = Field(default=0.0, ge=0, le=4)
+
+
+class MmfHold(_Action):
+    """Give no MMF for ``days``, then resume, lower by ``resume_reduce_by_g_per_day``."""
+
+    action: Literal["mmf_hold"]
+    days: int = Field(gt=0, le=3650)
+    resume_reduce_by_g_per_day: float = Field(default=0.0, ge=0, le=4)
+    floor_g_per_day: float = Field(default=0.0, ge=0, le=4)
+
+
+class MmfStop(_Action):
+    """Stop MMF for the rest of the study (the patient stays on prednisone)."""
+
+    action: Literal["mmf_stop"]
+
+
+class PrednisoneReescalate(_Action):
+    """Restart prednisone at ``start_mg_per_kg`` and taper again by the protocol's stages."""
+
+    action: Literal["prednisone_reescalate"]
+    start_mg_per_kg: float = Field(gt=0, le=2)
+
+
+class Leave(_Action):
+    """The patient leaves the study with ``status``."""
+
+    action: Literal["leave"]
+    status: Literal["withdrawn", "died", "discontinued"]
+
+
+Action = Annotated[
+    MmfReduce | MmfHold | MmfStop | PrednisoneReescalate | Leave,
+    Field(discriminator="action"),
+]
+
+_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+class AdverseEvent(_Model):
+    """``[adverse_events.<name>]``: a recurrent event, its hazard and the protocol's reaction.
+
+    Hazard (per year) = ``baseline_per_year`` x the product of the multipliers.
+    """
+
+    baseline_per_year: float = Field(ge=0, le=1000)
+    multipliers: list[Multiplier] = Field(default_factory=list)
+    actions: list[Action] = Field(default_factory=list)
+
+
+class DeathRaise(_Model):
+    """``[dropout.death_raised_after]``: death risk x ``multiplier`` after ``event``."""
+
+    event: str = Field(pattern=_NAME)
+    multiplier: float = Field(ge=0, le=1000)
+    days: float = Field(gt=0, le=3650)
+
+
+class DropoutSettings(_Model):
+    """``[dropout]``: leaving the study other than through an adverse event's action."""
+
+    withdrawal_per_year: float = Field(ge=0, le=1000)
+    death_per_year: float = Field(ge=0, le=1000)
+    death_raised_after: DeathRaise | None = None
+
+
 class Scenario(_Model):
     """A validated, resolved scenario. Load one with :func:`load_scenario`.
 
@@ -294,6 +557,12 @@ class Scenario(_Model):
     prednisone: PrednisoneRegimen
     mmf: MmfRegimen
     exposure: ExposureSettings | None = None
+    population: PopulationSettings | None = None
+    eligibility: EligibilitySettings | None = None
+    adverse_events: dict[Annotated[str, Field(pattern=_NAME, max_length=40)], AdverseEvent] = Field(
+        default_factory=dict
+    )
+    dropout: DropoutSettings | None = None
 
     _source: str | None = PrivateAttr(default=None)
 
@@ -316,6 +585,17 @@ class Scenario(_Model):
                         ("prednisone", "stages", i, "until_day"),
                         stage.until_day,
                         f"must be < treatment.duration_days ({end})",
+                    )
+                )
+        if self.dropout is not None and self.dropout.death_raised_after is not None:
+            name = self.dropout.death_raised_after.event
+            if name not in self.adverse_events:
+                problems.append(
+                    (
+                        ("dropout", "death_raised_after", "event"),
+                        name,
+                        "must name one of adverse_events: "
+                        + (", ".join(sorted(self.adverse_events)) or "(none defined)"),
                     )
                 )
         if problems:

@@ -29,6 +29,7 @@ __all__ = [
     "Segment",
     "build_mmf",
     "build_prednisone",
+    "build_prednisone_from_start",
     "build_schedules",
     "prednisone_start_mg",
 ]
@@ -208,6 +209,15 @@ class Schedule:
         return np.repeat(self._doses, lengths)
 
     # -- modifications ----------------------------------------------------
+    def capped_at(self, max_mg_per_day: float) -> Schedule:
+        """The same schedule with every dose above ``max_mg_per_day`` lowered to it."""
+        return Schedule(
+            self.change_days,
+            tuple(min(d, max_mg_per_day) for d in self.doses_mg_per_day),
+            self.end_day,
+            self.doses_per_day,
+        )
+
     def truncated(self, end_day: int) -> Schedule:
         """The same schedule stopped at ``end_day`` (never extended)."""
         end = min(int(end_day), self.end_day)
@@ -351,6 +361,18 @@ def build_prednisone(
         Daily prednisone dose, mg/day, once daily.
     """
     dose = prednisone_start_mg(regimen, weight_kg, start_mg_per_kg)
+    return build_prednisone_from_start(regimen, dose, duration_days)
+
+
+def build_prednisone_from_start(
+    regimen: PrednisoneRegimen, start_mg: float, duration_days: int
+) -> Schedule:
+    """The prednisone schedule from a start dose already rounded and capped (mg/day).
+
+    :func:`build_prednisone` is this after :func:`prednisone_start_mg`; patients
+    with the same start dose share one schedule.
+    """
+    dose = float(start_mg)
     changes: list[tuple[int, float]] = [(0, dose)]
     level_start, level_end = 0, regimen.initial_hold_days
     for stage in regimen.stages:

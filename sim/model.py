@@ -1,0 +1,466 @@
+"""The SimPy trial: one process per enrolled patient, event-driven.
+
+A patient process sleeps until the next thing the plan did not foresee: an
+adverse event, withdrawal, death, or the end of treatment. Planned dose
+changes need no wake-up: the schedules already hold them. At each wake-up the
+time of the next event of every hazard is solved exactly over the rest of the
+plan (:mod:`sim.hazards`); hazards that did not fire keep their residual
+Exp(1) threshold (a time change that is exact whatever the plan does next), the
+one that fired draws a new one from its own stream. An event's actions change
+the plan from the next whole day on (the day's doses were already taken).
+
+Random numbers come from named streams (:mod:`sim.streams`) addressed by seed,
+replicate, stream name and person, so results do not depend on processing
+order, and a change to one adverse event leaves every patient's covariates,
+PK and other draws as they were.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from sim.errors import DosesimError
+from sim.exposure import draw_etas, mpa_auc0_12_at_target, pk_model
+from sim.hazards import Hazard, Plan, Windows, cumulative_hazards, next_event_times
+from sim.population import Candidate, draw_candidate, require_population, screening_criteria
+from sim.scenario import (
+    Leave,
+    MmfHold,
+    MmfReduce,
+    MmfStop,
+    PrednisoneReescalate,
+    Scenario,
+)
+from sim.schedule import (
+    Schedule,
+    build_mmf,
+    build_prednisone,
+    build_prednisone_from_start,
+    prednisone_start_mg,
+)
+from sim.streams import stream
+
+__all__ = ["LANDMARK_WEEKS", "CohortResult", "EventRecord", "simulate_cohort"]
+
+LANDMARK_WEEKS = (4, 12, 24, 52)
+WITHDRAWAL, DEATH = "withdrawal", "death"
+_MAX_SCREENED_PER_ENROLLED = 1000
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One line of the event log.
+
+    Attributes
+    ----------
+    trial_day : float
+        Days from the trial start.
+    patient_id : int
+    day : float
+        Days from the patient's first dose.
+    event : str
+        ``enrolled``, an adverse event's name, an action (``mmf_reduced``,
+        ``mmf_held``, ``mmf_stopped``, ``prednisone_reescalated``), or an exit
+        (``completed``, ``withdrawn``, ``died``, ``discontinued``).
+    detail : str
+    """
+
+    trial_day: float
+    patient_id: int
+    day: float
+    event: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """A dose modification: the new dosing runs from ``day`` (the reason becomes EXADJ)."""
+
+    patient_id: int
+    drug: str
+    day: int
+    reason: str
+
+
+@dataclass
+class _Patient:
+    patient_id: int
+    candidate: Candidate
+    enrol_day: float
+    prednisone: Schedule
+    mmf: Schedule
+    planned_mmf: Schedule
+    mpa: Any
+    prednisolone: Any
+    start_mg: float
+    ae_counts: dict[str, int]
+    death_windows: list[tuple[float, float]] = field(default_factory=list)
+    exit_day: float = math.nan
+    status: str = ""
+    exit_reason: str = ""
+
+
+@dataclass(frozen=True)
+class CohortResult:
+    """One replicate of the cohort model.
+
+    Attributes
+    ----------
+    patients : pandas.DataFrame
+        One row per enrolled patient (see ``simulate_cohort``).
+    events : pandas.DataFrame
+        The event log: ``trial_day, patient_id, day, event, detail``.
+    screened : pandas.DataFrame
+        One row per screened person: ``person, eligible, failed`` and covariates.
+    adjustments : pandas.DataFrame
+        Dose modifications: ``patient_id, drug, day, reason``.
+    schedules : dict
+        ``patient_id -> {"prednisone": Schedule, "mmf": Schedule}`` as given
+        (truncated at exit).
+    """
+
+    patients: pd.DataFrame
+    events: pd.DataFrame
+    screened: pd.DataFrame
+    adjustments: pd.DataFrame
+    schedules: dict[int, dict[str, Schedule]]
+
+
+class _Cohort:
+    """The SimPy environment and everything shared by one replicate's patients."""
+
+    def __init__(self, scenario: Scenario, seed: int, replicate: int) -> None:
+        if scenario.exposure is None or scenario.dropout is None:
+            missing = "[exposure]" if scenario.exposure is None else "[dropout]"
+            raise DosesimError(
+                f"{scenario.source or scenario.name}: the cohort model needs a {missing} table"
+            )
+        self.scenario = scenario
+        self.seed = seed
+        self.replicate = replicate
+        self.env = simpy.Environment()
+        self.log: list[EventRecord] = []
+        self.adjustments: list[Adjustment] = []
+        self.patients: list[_Patient] = []
+        self.duration = scenario.treatment.duration_days
+        self.ae_names = sorted(scenario.adverse_events)
+        dropout = scenario.dropout
+        self.hazards = [
+            *(Hazard.from_adverse_event(n, scenario.adverse_events[n]) for n in self.ae_names),
+            Hazard(WITHDRAWAL, dropout.withdrawal_per_year),
+            Hazard(DEATH, dropout.death_per_year),
+        ]
+        self._prednisone_cache: dict[float, Schedule] = {}
+        self.planned_mmf = build_mmf(scenario.mmf, self.duration)
+
+    def stream(self, *path: int | str) -> np.random.Generator:
+        return stream(self.seed, "replicate", self.replicate, *path)
+
+    # -- enrolment --------------------------------------------------------
+    def enrol(self, candidate: Candidate, enrol_day: float) -> None:
+        s = self.scenario
+        assert s.exposure is not None
+        pid = len(self.patients) + 1
+        start = prednisone_start_mg(s.prednisone, candidate.weight_kg, candidate.start_mg_per_kg)
+        pred = self._prednisone_cache.get(start)
+        if pred is None:
+            pred = build_prednisone_from_start(s.prednisone, start, self.duration)
+            self._prednisone_cache[start] = pred
+        pk_rng = self.stream("pk", candidate.person)
+        mpa_eta = draw_etas(s.exposure.mpa, pk_rng)
+        pred_eta = draw_etas(s.exposure.prednisolone, pk_rng)
+        patient = _Patient(
+            patient_id=pid,
+            candidate=candidate,
+            enrol_day=float(enrol_day),
+            prednisone=pred,
+            mmf=self.planned_mmf,
+            planned_mmf=self.planned_mmf,
+            mpa=pk_model(s.exposure.mpa, candidate.weight_kg, mpa_eta),
+            prednisolone=pk_model(s.exposure.prednisolone, candidate.weight_kg, pred_eta),
+            start_mg=start,
+            ae_counts=dict.fromkeys(self.ae_names, 0),
+        )
+        self.patients.append(patient)
+        self.env.process(self._run(patient))
+
+    # -- the patient process ----------------------------------------------
+    def _record(self, p: _Patient, day: float, event: str, detail: str = "") -> None:
+        self.log.append(EventRecord(p.enrol_day + day, p.patient_id, day, event, detail))
+
+    def _hazards_for(self, p: _Patient) -> list[Hazard]:
+        if not p.death_windows:
+            return self.hazards
+        raise_ = self.scenario.dropout.death_raised_after  # type: ignore[union-attr]
+        assert raise_ is not None
+        death = self.hazards[-1].with_driver(Windows(tuple(p.death_windows), raise_.multiplier))
+        return [*self.hazards[:-1], death]
+
+    def _run(self, p: _Patient) -> Any:
+        env = self.env
+        yield env.timeout(p.enrol_day)
+        self._record(
+            p,
+            0.0,
+            "enrolled",
+            f"weight {p.candidate.weight_kg} kg, prednisone {p.start_mg:g} mg/day",
+        )
+        rngs = [self.stream("hazard", h.name, p.candidate.person) for h in self.hazards]
+        thresholds = np.array([r.standard_exponential() for r in rngs])
+        t, end = 0.0, float(self.duration)
+        while True:
+            hazards = self._hazards_for(p)
+            plan = Plan(p.prednisone, p.mmf, p.mpa)
+            times, _ = next_event_times(hazards, plan, t, end, thresholds)
+            k = int(np.argmin(times))
+            t_next = float(times[k])
+            if not t_next < end:
+                yield env.timeout(end - t)
+                self._exit(p, end, "completed", "")
+                return
+            used = cumulative_hazards(hazards, plan, t, [t_next])[:, 0]
+            thresholds = thresholds - used
+            thresholds[k] = rngs[k].standard_exponential()
+            yield env.timeout(t_next - t)
+            t = t_next
+            name = hazards[k].name
+            if name == WITHDRAWAL:
+                self._exit(p, t, "withdrawn", "withdrawal")
+                return
+            if name == DEATH:
+                self._exit(p, t, "died", "death")
+                return
+            p.ae_counts[name] += 1
+            self._record(p, t, name)
+            status = self._act(p, name, t)
+            if status:
+                self._exit(p, t, status, name)
+                return
+
+    def _exit(self, p: _Patient, day: float, status: str, reason: str) -> None:
+        p.exit_day, p.status, p.exit_reason = day, status, reason
+        self._record(p, day, status, reason)
+        if status != "completed":
+            stop = min(math.floor(day) + 1, self.duration)
+            p.prednisone = p.prednisone.truncated(stop)
+            p.mmf = p.mmf.truncated(stop)
+
+    # -- the protocol's reactions -----------------------------------------
+    def _act(self, p: _Patient, name: str, t: float) -> str:
+        """Apply an event's actions in order; returns an exit status, or ''."""
+        s = self.scenario
+        ae = s.adverse_events[name]
+        raise_ = s.dropout.death_raised_after if s.dropout else None
+        if raise_ is not None and raise_.event == name:
+            p.death_windows.append((t, t + raise_.days))
+        if not ae.actions:
+            return ""
+        draws = self.stream("actions", name, p.candidate.person, p.ae_counts[name]).random(
+            len(ae.actions)
+        )
+        day = math.floor(t) + 1  # today's doses were taken
+        for action, u in zip(ae.actions, draws, strict=True):
+            if u >= action.probability:
+                continue
+            if isinstance(action, Leave):
+                return action.status
+            if day >= self.duration:
+                continue  # no dosing left to change
+            reason = f"{name}: {action.action}"
+            if isinstance(action, MmfReduce):
+                tail = p.mmf.tail(day)
+                top = max(tail.doses_mg_per_day, default=0.0)
+                cap = max(top - 1000 * action.by_g_per_day, 1000 * action.floor_g_per_day)
+                if cap < top:
+                    p.mmf = p.mmf.splice(day, tail.capped_at(cap))
+                    self._adjust(p, "mmf", day, reason, f"MMF at most {cap:g} mg/day", t)
+            elif isinstance(action, MmfHold):
+                tail = p.mmf.tail(day)
+                held = min(action.days, tail.end_day)
+                resumed = tail.tail(held)
+                if action.resume_reduce_by_g_per_day > 0 and resumed.end_day > 0:
+                    top = max(resumed.doses_mg_per_day)
+                    cap = max(
+                        top - 1000 * action.resume_reduce_by_g_per_day,
+                        1000 * action.floor_g_per_day,
+                    )
+                    resumed = resumed.capped_at(min(cap, top))
+                new_tail = Schedule.constant(0.0, held, tail.doses_per_day).splice(held, resumed)
+                p.mmf = p.mmf.splice(day, new_tail)
+                self._adjust(p, "mmf", day, reason, f"MMF held for {held} days", t)
+            elif isinstance(action, MmfStop):
+                p.mmf = p.mmf.splice(day, Schedule.constant(0.0, self.duration - day, 2))
+                self._adjust(p, "mmf", day, reason, "MMF stopped", t)
+            elif isinstance(action, PrednisoneReescalate):
+                new_tail = build_prednisone(
+                    s.prednisone,
+                    p.candidate.weight_kg,
+                    self.duration - day,
+                    start_mg_per_kg=action.start_mg_per_kg,
+                )
+                p.prednisone = p.prednisone.splice(day, new_tail)
+                self._adjust(
+                    p,
+                    "prednisone",
+                    day,
+                    reason,
+                    f"prednisone {new_tail.doses_mg_per_day[0]:g} mg/day, tapered again",
+                    t,
+                )
+        return ""
+
+    def _adjust(self, p: _Patient, drug: str, day: int, reason: str, detail: str, t: float) -> None:
+        self.adjustments.append(Adjustment(p.patient_id, drug, day, reason))
+        event = {
+            "mmf_reduce": "mmf_reduced",
+            "mmf_hold": "mmf_held",
+            "mmf_stop": "mmf_stopped",
+            "prednisone_reescalate": "prednisone_reescalated",
+        }[reason.split(": ", 1)[1]]
+        self._record(p, t, event, f"{detail} from day {day} ({reason.split(':')[0]})")
+
+    # -- results ----------------------------------------------------------
+    def patient_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for p in self.patients:
+            pred, mmf = p.prednisone, p.mmf
+            daily = pred.daily_doses()
+            row: dict[str, Any] = {
+                "patient_id": p.patient_id,
+                "person": p.candidate.person,
+                "enrol_day": p.enrol_day,
+                "sex": "F" if p.candidate.female else "M",
+                "age_years": p.candidate.age_years,
+                "weight_kg": p.candidate.weight_kg,
+                "fvc_percent": p.candidate.fvc_percent,
+                "prednisone_start_mg_per_day": p.start_mg,
+            }
+            for week in LANDMARK_WEEKS:
+                day = 7 * week
+                row[f"cumulative_prednisone_mg_week{week}"] = (
+                    pred.cumulative(day) if p.exit_day >= day else math.nan
+                )
+            row["cumulative_prednisone_mg"] = pred.total_mg
+            row["days_at_or_above_20mg"] = int((daily >= 20).sum())
+            low = np.flatnonzero(daily <= 7.5)
+            row["first_day_at_or_below_7_5mg"] = int(low[0]) if low.size else math.nan
+            planned = p.planned_mmf.cumulative(mmf.end_day)
+            row["mmf_dose_intensity"] = mmf.total_mg / planned if planned > 0 else math.nan
+            row["mpa_auc0_12_mg_h_per_l"] = float(mpa_auc0_12_at_target(self.scenario, p.mpa))
+            row["mpa_cl_l_per_h"] = float(p.mpa.cl_l_per_h)
+            row["prednisolone_cl_l_per_h"] = float(p.prednisolone.cl_l_per_h)
+            for name in self.ae_names:
+                row[f"ae_{name}"] = p.ae_counts[name]
+            row["status"] = p.status
+            row["exit_day"] = p.exit_day
+            row["exit_reason"] = p.exit_reason
+            rows.append(row)
+        return rows
+
+
+def _screen(cohort: _Cohort, n_patients: int) -> tuple[list[Candidate], list[Candidate]]:
+    scenario = cohort.scenario
+    population = require_population(scenario)
+    screened: list[Candidate] = []
+    enrolled: list[Candidate] = []
+    limit = _MAX_SCREENED_PER_ENROLLED * max(n_patients, 1)
+    person = 0
+    while len(enrolled) < n_patients:
+        if person >= limit:
+            raise DosesimError(
+                f"{scenario.source or scenario.name}: screened {person} people and found only "
+                f"{len(enrolled)} eligible; check [population.prevalence] and [eligibility]"
+            )
+        c = draw_candidate(
+            population, scenario.eligibility, cohort.stream("population", person), person
+        )
+        screened.append(c)
+        if c.eligible:
+            enrolled.append(c)
+        person += 1
+    return screened, enrolled
+
+
+def simulate_cohort(
+    scenario: Scenario,
+    n_patients: int,
+    seed: int,
+    enrolment_days: Sequence[float] | None = None,
+    replicate: int = 0,
+) -> CohortResult:
+    """Simulate one replicate of the cohort: screening, treatment, adverse events, exits.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Needs ``[population]``, ``[exposure]`` and ``[dropout]`` tables.
+    n_patients : int
+        Patients to enrol (people are screened until this many are eligible).
+    seed : int
+        The run's seed (>= 0).
+    enrolment_days : sequence of float, optional
+        Trial day of each patient's enrolment (first dose); default all 0.
+    replicate : int
+        Replicate index: selects the replicate's random streams.
+
+    Returns
+    -------
+    CohortResult
+        ``patients`` has one row per enrolled patient with ``patient_id``,
+        covariates, ``prednisone_start_mg_per_day``,
+        ``cumulative_prednisone_mg_week4/12/24/52`` (empty when the patient left
+        before that week ended), ``cumulative_prednisone_mg`` (at exit),
+        ``days_at_or_above_20mg``, ``first_day_at_or_below_7_5mg``,
+        ``mmf_dose_intensity`` (taken / planned over the time on study),
+        ``mpa_auc0_12_mg_h_per_l`` (at the target dose), ``ae_<name>`` counts,
+        ``status`` (completed, withdrawn, died, discontinued), ``exit_day``
+        and ``exit_reason``.
+    """
+    if not isinstance(n_patients, int | np.integer) or n_patients < 0:
+        raise DosesimError(f"n_patients must be a whole number >= 0, got {n_patients!r}")
+    days = [0.0] * n_patients if enrolment_days is None else [float(d) for d in enrolment_days]
+    if len(days) != n_patients:
+        raise DosesimError(f"{len(days)} enrolment days given for {n_patients} patients")
+    if any(not (math.isfinite(d) and d >= 0) for d in days):
+        raise DosesimError("enrolment days must be finite and >= 0")
+    cohort = _Cohort(scenario, seed, replicate)
+    screened, enrolled = _screen(cohort, n_patients)
+    for candidate, day in zip(enrolled, days, strict=True):
+        cohort.enrol(candidate, day)
+    cohort.env.run()
+    return _result(cohort, screened)
+
+
+def _result(cohort: _Cohort, screened: list[Candidate]) -> CohortResult:
+    patients = pd.DataFrame(cohort.patient_rows())
+    events = pd.DataFrame(
+        [vars(e) for e in cohort.log], columns=["trial_day", "patient_id", "day", "event", "detail"]
+    ).sort_values(["trial_day", "patient_id"], kind="stable", ignore_index=True)
+    criteria = screening_criteria(cohort.scenario.eligibility)
+    screened_df = pd.DataFrame(
+        [
+            {
+                "person": c.person,
+                "eligible": c.eligible,
+                "failed": ";".join(c.failed),
+                "sex": "F" if c.female else "M",
+                "age_years": c.age_years,
+                "weight_kg": c.weight_kg,
+                "fvc_percent": c.fvc_percent,
+                **{f"fails_{k}": k in c.failed for k in criteria},
+            }
+            for c in screened
+        ]
+    )
+    adjustments = pd.DataFrame(
+        [vars(a) for a in cohort.adjustments], columns=["patient_id", "drug", "day", "reason"]
+    )
+    schedules = {p.patient_id: {"prednisone": p.prednisone, "mmf": p.mmf} for p in cohort.patients}
+    return CohortResult(patients, events, screened_df, adjustments, schedules)
