@@ -11,6 +11,7 @@ The public API::
 """
 
 from sim.errors import DosesimError, ScenarioError
+from sim.model import CohortResult, simulate_cohort
 from sim.scenario import Scenario, load_scenario, scenario_from_dict
 from sim.schedule import (
     Schedule,
@@ -24,6 +25,7 @@ from sim.schedule import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CohortResult",
     "DosesimError",
     "Scenario",
     "ScenarioError",
@@ -36,4 +38,5 @@ __all__ = [
     "load_scenario",
     "prednisone_start_mg",
     "scenario_from_dict",
+    "simulate_cohort",
 ]

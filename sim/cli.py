@@ -130,6 +130,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, metavar="S", help="seed for --patients")
 
     p = sub.add_parser(
+        "cohort",
+        parents=[overrides],
+        help="simulate one cohort: screening, dosing, adverse events, exits",
+        description=(
+            "Simulate one replicate of the cohort model (all patients enrolled on day 0) and "
+            "write patients.csv and events.csv; prints steroid burden, retention, exits and "
+            "adverse events."
+        ),
+    )
+    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument("--patients", type=_positive_int, required=True, metavar="N")
+    p.add_argument("--seed", type=_seed, required=True, metavar="S")
+    p.add_argument(
+        "--out", metavar="DIR", help="folder for patients.csv and events.csv (default results/NAME)"
+    )
+
+    p = sub.add_parser(
         "check",
         help="compare scenarios' schedules with their golden CSV files",
         description=(
@@ -156,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "validate": _validate,
             "schedule": _schedule,
             "exposure": _exposure,
+            "cohort": _cohort,
             "check": _check,
         }
         return handler[args.command](args)
@@ -334,6 +352,23 @@ def _exposure(args: argparse.Namespace) -> int:
         fig.savefig(buf, format=fmt, dpi=120)
         atomic_write_bytes(args.plot, buf.getvalue())
         print(f"wrote {args.plot}")
+    return EXIT_OK
+
+
+def _cohort(args: argparse.Namespace) -> int:
+    from sim.fileio import atomic_write_text
+    from sim.model import simulate_cohort
+    from sim.results import cohort_summary, format_cohort_summary
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    result = simulate_cohort(scenario, args.patients, args.seed)
+    out = Path(args.out) if args.out else Path("results") / scenario.name
+    atomic_write_text(out / "patients.csv", result.patients.to_csv(index=False))
+    atomic_write_text(out / "events.csv", result.events.to_csv(index=False))
+    print(f"{scenario.name} (sha256 {scenario.hash[:12]}), seed {args.seed}")
+    print(format_cohort_summary(cohort_summary(result)))
+    print(f"wrote {out / 'patients.csv'} and {out / 'events.csv'}")
     return EXIT_OK
 
 

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import lfilter
 
 from sim.exposure import OralOneCompartment, steady_state_window_auc
 from sim.scenario import (
@@ -154,6 +153,8 @@ class WeightedDose(Driver):
 
     def wcd(self, prednisone: Schedule, t: npt.ArrayLike) -> FloatArray:
         """The weighted cumulative dose at times ``t`` (days), mg*day."""
+        from scipy.signal import lfilter  # imported here: scipy.signal takes a second to load
+
         t = np.asarray(t, dtype=np.float64)
         n_days = int(np.ceil(t.max())) + 1 if t.size else 1
         daily = np.zeros(n_days + 1)
@@ -373,6 +374,6 @@ def next_event_times(
     rows = np.arange(len(hazards))
     before = np.where(j > 0, cum[rows, np.maximum(j - 1, 0)], 0.0)
     rate = rates[rows, j]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         times = np.where(hit, starts[j] + (e - before) / rate, np.inf)
     return times, cum[:, -1]
