@@ -935,12 +935,13 @@ def _translate(
                 problems.append(Problem(_origin(sub, prov), _format_path(sub), shown, rule))
             continue
         if kind in ("union_tag_invalid", "union_tag_not_found"):
-            path = path + ("kind",)
+            tag_key = str(ctx.get("discriminator", "kind")).strip("'")
+            path = path + (tag_key,)
             tags = [t.strip("'") for t in str(ctx.get("expected_tags", "")).split(", ")]
             if not tags or tags == [""]:
                 tags = _tags_at(loc)
             rule = "must be one of " + ", ".join(f'"{t}"' for t in tags)
-            _, value, found = _walk((*loc, "kind"), raw)
+            _, value, found = _walk((*loc, tag_key), raw)
             if not found:
                 rule = "required key is missing; " + rule
             elif isinstance(value, str):
@@ -968,12 +969,20 @@ def _walk(loc: KeyPath, raw: Any) -> tuple[KeyPath, Any, bool]:
             cur = cur[el]
         elif isinstance(el, str) and isinstance(cur, dict) and el in cur:
             cur = cur[el]
-        elif isinstance(el, str) and isinstance(cur, dict) and cur.get("kind") == el:
+        elif isinstance(el, str) and isinstance(cur, dict) and el in _tag_values(cur):
             continue  # a discriminated union's tag, not a key
         else:
             cur = _MISSING
         path.append(el)
     return tuple(path), (None if cur is _MISSING else cur), cur is not _MISSING
+
+
+_TAG_KEYS = ("kind", "driver", "action")
+"""The keys that choose a table's type (discriminated unions)."""
+
+
+def _tag_values(table: dict[str, Any]) -> set[str]:
+    return {v for k in _TAG_KEYS if isinstance(v := table.get(k), str)}
 
 
 def _origin(path: KeyPath, prov: dict[KeyPath, str]) -> str:
@@ -1061,7 +1070,8 @@ def _rule(kind: str, ctx: Mapping[str, Any], msg: str) -> str:
     if kind in fixed:
         return fixed[kind]
     if kind == "literal_error":
-        return f"must be {ctx.get('expected', 'one of the allowed values')}"
+        expected = str(ctx.get("expected", "")).replace(" or ", ", ").replace("'", '"')
+        return f"must be one of {expected}" if expected else "is not an allowed value"
     return msg.removeprefix("Value error, ")
 
 
@@ -1087,11 +1097,11 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def _tag(model: type[BaseModel]) -> str | None:
-    field = model.model_fields.get("kind")
-    if field is None:
-        return None
-    args = typing.get_args(field.annotation)
-    return str(args[0]) if args else None
+    for key in _TAG_KEYS:
+        field = model.model_fields.get(key)
+        if field is not None and typing.get_origin(field.annotation) is Literal:
+            return str(typing.get_args(field.annotation)[0])
+    return None
 
 
 def _models_at(loc: KeyPath) -> list[type[BaseModel]]:
