@@ -157,6 +157,8 @@ class _Cohort:
             Hazard(WITHDRAWAL, dropout.withdrawal_per_year),
             Hazard(DEATH, dropout.death_per_year),
         ]
+        # dropout hazards are known by position, never by name
+        self.withdrawal_index, self.death_index = len(self.hazards) - 2, len(self.hazards) - 1
         self._prednisone_cache: dict[float, Schedule] = {}
         self.planned_mmf = build_mmf(scenario.mmf, self.duration)
 
@@ -231,11 +233,11 @@ class _Cohort:
             yield env.timeout(t_next - t)
             t = t_next
             name = hazards[k].name
-            if name == WITHDRAWAL:
-                self._exit(p, t, "withdrawn", "withdrawal")
+            if k == self.withdrawal_index:
+                self._exit(p, t, "withdrawn", WITHDRAWAL)
                 return
-            if name == DEATH:
-                self._exit(p, t, "died", "death")
+            if k == self.death_index:
+                self._exit(p, t, "died", DEATH)
                 return
             p.ae_counts[name] += 1
             self._record(p, t, name)

@@ -505,6 +505,23 @@ Action = Annotated[
 
 _NAME = r"^[a-z][a-z0-9_]*$"
 
+RESERVED_EVENT_NAMES = frozenset(
+    {
+        "death",
+        "withdrawal",
+        "enrolled",
+        "completed",
+        "withdrawn",
+        "died",
+        "discontinued",
+        "mmf_reduced",
+        "mmf_held",
+        "mmf_stopped",
+        "prednisone_reescalated",
+    }
+)
+"""Names an adverse event cannot take: they mean dropout or other entries of the event log."""
+
 
 class AdverseEvent(_Model):
     """``[adverse_events.<name>]``: a recurrent event, its hazard and the protocol's reaction.
@@ -585,6 +602,15 @@ class Scenario(_Model):
                         ("prednisone", "stages", i, "until_day"),
                         stage.until_day,
                         f"must be < treatment.duration_days ({end})",
+                    )
+                )
+        for name in self.adverse_events:
+            if name in RESERVED_EVENT_NAMES:
+                problems.append(
+                    (
+                        ("adverse_events", name),
+                        None,
+                        "this name is taken by dropout or the event log; choose another",
                     )
                 )
         if self.dropout is not None and self.dropout.death_raised_after is not None:
