@@ -12,6 +12,7 @@ The public API::
 
 from sim.errors import DosesimError, ScenarioError
 from sim.model import CohortResult, simulate_cohort
+from sim.recruitment import ForecastResult, TrialResult, forecast, simulate_trial
 from sim.scenario import Scenario, load_scenario, scenario_from_dict
 from sim.schedule import (
     Schedule,
@@ -27,16 +28,20 @@ __version__ = "0.1.0"
 __all__ = [
     "CohortResult",
     "DosesimError",
+    "ForecastResult",
     "Scenario",
     "ScenarioError",
     "Schedule",
     "Segment",
+    "TrialResult",
     "__version__",
     "build_mmf",
     "build_prednisone",
     "build_schedules",
+    "forecast",
     "load_scenario",
     "prednisone_start_mg",
     "scenario_from_dict",
     "simulate_cohort",
+    "simulate_trial",
 ]

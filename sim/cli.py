@@ -8,8 +8,10 @@ schedule differs from its golden file.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from sim import __version__
@@ -48,6 +50,13 @@ def _seed(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
     return value
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -147,6 +156,29 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
+        "forecast",
+        parents=[overrides],
+        help="forecast last patient in and last visit, from the enrolment seen so far",
+        description=(
+            "Simulate the rest of the trial from --as-of: each site's screening rate gets its "
+            "conjugate Gamma posterior from the observed enrolment (sites without data keep "
+            "the prior). Reports last-patient-in and last-visit dates (median, 80 %% and 95 %% "
+            "intervals), the probability of completing by the deadline, and how many more "
+            "sites like the prior would give 80 %%. Without --observed: the design-stage "
+            "forecast."
+        ),
+    )
+    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument(
+        "--observed",
+        metavar="CSV",
+        help="one row per enrolled patient: site,enrolled_date (optionally screened_date)",
+    )
+    p.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD", help="data cut-off date")
+    p.add_argument("--replicates", type=_positive_int, default=500, metavar="N")
+    p.add_argument("--seed", type=_seed, default=1, metavar="S", help="seed (default 1)")
+
+    p = sub.add_parser(
         "check",
         help="compare scenarios' schedules with their golden CSV files",
         description=(
@@ -174,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "schedule": _schedule,
             "exposure": _exposure,
             "cohort": _cohort,
+            "forecast": _forecast,
             "check": _check,
         }
         return handler[args.command](args)
@@ -183,6 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dosesim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `dosesim ... | head`): stop quietly.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _error_text(exc: DosesimError) -> str:
@@ -370,6 +409,75 @@ def _cohort(args: argparse.Namespace) -> int:
     print(format_cohort_summary(cohort_summary(result)))
     print(f"wrote {out / 'patients.csv'} and {out / 'events.csv'}")
     return EXIT_OK
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    from sim.recruitment import forecast
+    from sim.scenario import DAYS_PER_MONTH, load_scenario
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    if scenario.recruitment is None:
+        raise DosesimError(f"{args.scenario}: the scenario has no [recruitment] table")
+    rec = scenario.recruitment
+    if args.observed is not None and args.as_of is None:
+        raise DosesimError("--observed needs --as-of (the data cut-off date)")
+    as_of = args.as_of or rec.start_date
+    result = forecast(scenario, args.observed, as_of, args.replicates, args.seed)
+    s = result.summary
+    kind = "design-stage forecast" if args.observed is None else "forecast"
+    print(
+        f"{scenario.name} (sha256 {scenario.hash[:12]}): {kind} as of {as_of}, "
+        f"{args.replicates} replicates, seed {args.seed}"
+    )
+    print(
+        f"enrolled so far: {s['observed_enrolled']} of {rec.target_enrolled}; "
+        f"deadline {rec.deadline}"
+    )
+    for i, site in enumerate(rec.sites):
+        shape, rate = result.posteriors[i]
+        mean = shape / rate * DAYS_PER_MONTH
+        spread = (
+            f", 95 % {_gamma_q(shape, rate, 0.025):.2f}-{_gamma_q(shape, rate, 0.975):.2f}"
+            if math.isfinite(shape)
+            else " (known rate)"
+        )
+        print(f"  {site.name}: screening rate {mean:.2f} per month{spread}")
+    for key, label in (
+        ("last_patient_in", "last patient in"),
+        ("last_patient_last_visit", "last patient last visit"),
+    ):
+        q = s[key]
+        if q is None:
+            print(f"{label}: no patient enrolled in any replicate")
+            continue
+        print(
+            f"{label}: median {q['median']} (80 %: {q['interval_80'][0]} to "
+            f"{q['interval_80'][1]}; 95 %: {q['interval_95'][0]} to {q['interval_95'][1]})"
+        )
+    print(f"P(target of {rec.target_enrolled} reached): {s['probability_target_reached']:.2f}")
+    print(f"P(last visit by {rec.deadline}): {s['probability_completed_by_deadline']:.2f}")
+    if result.sites_needed == 0:
+        print("no more sites needed for 80 % probability of completing by the deadline")
+    elif result.sites_needed is None:
+        print(
+            "more than 10 added sites would be needed for 80 % probability of completing "
+            "by the deadline"
+        )
+    else:
+        print(
+            f"{result.sites_needed} more site(s) like the prior, opening "
+            f"{rec.new_site_delay_days:g} days after {as_of}, give "
+            f"P(completing by the deadline) = {result.sites_needed_probability:.2f} (>= 0.80)"
+        )
+    return EXIT_OK
+
+
+def _gamma_q(shape: float, rate: float, q: float) -> float:
+    from scipy.stats import gamma
+
+    from sim.scenario import DAYS_PER_MONTH
+
+    return float(gamma.ppf(q, shape, scale=1.0 / rate)) * DAYS_PER_MONTH
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -136,12 +136,9 @@ class CohortResult:
 class _Cohort:
     """The SimPy environment and everything shared by one replicate's patients."""
 
-    def __init__(self, scenario: Scenario, seed: int, replicate: int) -> None:
-        if scenario.exposure is None or scenario.dropout is None:
-            missing = "[exposure]" if scenario.exposure is None else "[dropout]"
-            raise DosesimError(
-                f"{scenario.source or scenario.name}: the cohort model needs a {missing} table"
-            )
+    def __init__(
+        self, scenario: Scenario, seed: int, replicate: int, patients: bool = True
+    ) -> None:
         self.scenario = scenario
         self.seed = seed
         self.replicate = replicate
@@ -151,6 +148,13 @@ class _Cohort:
         self.patients: list[_Patient] = []
         self.duration = scenario.treatment.duration_days
         self.ae_names = sorted(scenario.adverse_events)
+        if not patients:  # recruitment only: nobody is treated
+            return
+        if scenario.exposure is None or scenario.dropout is None:
+            missing = "[exposure]" if scenario.exposure is None else "[dropout]"
+            raise DosesimError(
+                f"{scenario.source or scenario.name}: the cohort model needs a {missing} table"
+            )
         dropout = scenario.dropout
         self.hazards = [
             *(Hazard.from_adverse_event(n, scenario.adverse_events[n]) for n in self.ae_names),
@@ -167,6 +171,7 @@ class _Cohort:
 
     # -- enrolment --------------------------------------------------------
     def enrol(self, candidate: Candidate, enrol_day: float) -> None:
+        """Enrol an eligible candidate: their process starts on trial day ``enrol_day``."""
         s = self.scenario
         assert s.exposure is not None
         pid = len(self.patients) + 1
@@ -207,7 +212,7 @@ class _Cohort:
 
     def _run(self, p: _Patient) -> Any:
         env = self.env
-        yield env.timeout(p.enrol_day)
+        yield env.timeout(max(p.enrol_day - env.now, 0.0))  # enrolment may happen mid-run
         self._record(
             p,
             0.0,

@@ -20,7 +20,7 @@ from sim.scenario import (
     Scenario,
 )
 
-__all__ = ["Candidate", "draw_candidate", "screening_criteria"]
+__all__ = ["Candidate", "draw_candidate", "eligibility_probability", "screening_criteria"]
 
 
 @dataclass(frozen=True)
@@ -154,3 +154,47 @@ def require_population(scenario: Scenario) -> PopulationSettings:
             f"{scenario.source or scenario.name}: the scenario has no [population] table"
         )
     return scenario.population
+
+
+def eligibility_probability(
+    population: PopulationSettings, eligibility: EligibilitySettings | None
+) -> float:
+    """The probability that a screened person is eligible, in closed form.
+
+    Covariates are independent in the population model, so it is
+    P(age in range) x P(FVC >= minimum) x the product of (1 - prevalence) over
+    the excluded conditions, with the truncated normals' probabilities exact.
+    """
+    if eligibility is None:
+        return 1.0
+
+    def share(mean: float, sd: float, lo: float, hi: float, a: float, b: float) -> float:
+        """P(a <= X <= b) for X ~ Normal(mean, sd) truncated to [lo, hi]."""
+        a, b = max(a, lo), min(b, hi)
+        if b < a:
+            return 0.0
+        if sd == 0:
+            x = min(max(mean, lo), hi)
+            return float(a <= x <= b)
+        cdf = lambda x: float(ndtr((x - mean) / sd))  # noqa: E731
+        return (cdf(b) - cdf(a)) / (cdf(hi) - cdf(lo))
+
+    p = share(
+        population.age_mean_years,
+        population.age_sd_years,
+        population.age_min_years,
+        population.age_max_years,
+        eligibility.age_min_years,
+        eligibility.age_max_years,
+    )
+    p *= share(
+        population.fvc_mean_percent,
+        population.fvc_sd_percent,
+        population.fvc_min_percent,
+        population.fvc_max_percent,
+        eligibility.fvc_min_percent,
+        np.inf,
+    )
+    for name in eligibility.exclude:
+        p *= 1.0 - getattr(population.prevalence, name)
+    return p

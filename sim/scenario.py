@@ -550,6 +550,109 @@ class DropoutSettings(_Model):
     death_raised_after: DeathRaise | None = None
 
 
+# ---------------------------------------------------------------------------
+# Recruitment
+# ---------------------------------------------------------------------------
+
+DAYS_PER_MONTH = 365.25 / 12
+"""Days in an average month: rates per month become rates per day by dividing by this."""
+
+
+class RateChange(_Model):
+    """From trial day ``from_day`` on, the site's screening rate is multiplied by ``multiplier``."""
+
+    from_day: float = Field(gt=0, le=36_500)
+    multiplier: float = Field(ge=0, le=100)
+
+
+class Site(_Model):
+    """``[[recruitment.sites]]``: one site, when it opens, how fast it screens, its cap."""
+
+    name: str = Field(min_length=1, max_length=100)
+    activation_day: float | None = Field(default=None, ge=0, le=36_500)
+    """Trial day the site opens (fixed); or give ``activation_day_min`` and ``_max``."""
+    activation_day_min: float | None = Field(default=None, ge=0, le=36_500)
+    activation_day_max: float | None = Field(default=None, ge=0, le=36_500)
+    screening_rate_per_month: float = Field(gt=0, le=10_000)
+    """Mean number of people screened per month (the Gamma mean under Poisson-gamma)."""
+    rate_changes: list[RateChange] = Field(default_factory=list)
+    cap: int | None = Field(default=None, ge=1, le=1_000_000)
+    """Most patients the site may enrol."""
+
+    @model_validator(mode="after")
+    def _activation(self) -> Self:
+        fixed = self.activation_day is not None
+        lo, hi = self.activation_day_min, self.activation_day_max
+        drawn = lo is not None or hi is not None
+        if fixed == drawn:
+            raise _FieldProblems(
+                [
+                    (
+                        (),
+                        None,
+                        "give activation_day, or activation_day_min and activation_day_max",
+                    )
+                ]
+            )
+        if drawn and (lo is None or hi is None or hi < lo):
+            raise _FieldProblems(
+                [(("activation_day_max",), hi, "needs activation_day_min <= activation_day_max")]
+            )
+        days = [c.from_day for c in self.rate_changes]
+        if days != sorted(set(days)):
+            raise _FieldProblems([(("rate_changes",), None, "from_day must increase")])
+        return self
+
+
+class RecruitmentSettings(_Model):
+    """``[recruitment]``: calendar, target, rate model and sites."""
+
+    start_date: date
+    """Trial day 0 (calendar dates appear only at the edges)."""
+    deadline: date
+    """Planned study completion: the last visit should be on or before this date."""
+    enrolment_deadline: date | None = None
+    """No enrolment after this date (default: the deadline)."""
+    target_enrolled: int = Field(ge=1, le=1_000_000)
+    rate_model: Literal["poisson", "poisson_gamma"]
+    rate_shape: float | None = Field(default=None, gt=0, le=10_000)
+    """Gamma shape (alpha) of the site rates under ``poisson_gamma``; CV = 1/sqrt(alpha)."""
+    new_site_delay_days: float = Field(default=90.0, ge=0, le=3650)
+    """For re-forecasts: days from the as-of date until an added site opens."""
+    sites: list[Site] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[tuple[KeyPath, Any, str]] = []
+        if self.deadline <= self.start_date:
+            problems.append((("deadline",), self.deadline, "must be after start_date"))
+        e = self.enrolment_deadline
+        if e is not None and not self.start_date < e <= self.deadline:
+            problems.append(
+                (("enrolment_deadline",), e, "must be after start_date and not after deadline")
+            )
+        if self.rate_model == "poisson_gamma" and self.rate_shape is None:
+            problems.append((("rate_shape",), None, "required when rate_model is poisson_gamma"))
+        names = [site.name for site in self.sites]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                problems.append((("sites", i, "name"), name, "site names must be unique"))
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+    @property
+    def deadline_day(self) -> float:
+        """The deadline as a trial day."""
+        return float((self.deadline - self.start_date).days)
+
+    @property
+    def enrolment_deadline_day(self) -> float:
+        """The enrolment deadline as a trial day."""
+        last = self.enrolment_deadline or self.deadline
+        return float((last - self.start_date).days)
+
+
 class Scenario(_Model):
     """A validated, resolved scenario. Load one with :func:`load_scenario`.
 
@@ -580,6 +683,7 @@ class Scenario(_Model):
         default_factory=dict
     )
     dropout: DropoutSettings | None = None
+    recruitment: RecruitmentSettings | None = None
 
     _source: str | None = PrivateAttr(default=None)
 

@@ -1,0 +1,170 @@
+"""Recruitment: trial milestones, observed-data errors, and the forecast command."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from sim import load_scenario, simulate_trial
+from sim.cli import main
+from sim.errors import DosesimError
+from sim.recruitment import forecast, read_observed
+from tests.conftest import BASE, SCENARIOS
+
+SCENARIO = load_scenario(BASE)
+FOUR = load_scenario(SCENARIOS / "nct05129410_four_sites.toml")
+START = date(2020, 12, 1)
+
+
+def test_trial_milestones_are_consistent() -> None:
+    t = simulate_trial(SCENARIO, seed=3)
+    m = t.milestones
+    days = t.enrolment["trial_day"]
+    assert m["enrolled"] == len(t.enrolment) == len(t.patients)
+    assert m["first_patient_in_day"] == days.min() and m["last_patient_in_day"] == days.max()
+    assert m["first_patient_in_date"] == START + timedelta(days=int(days.min()))
+    lplv = (t.patients["enrol_day"] + t.patients["exit_day"]).max()
+    assert m["last_patient_last_visit_day"] == lplv
+    assert m["last_patient_in_day"] < lplv <= m["last_patient_in_day"] + 364
+    assert sum(m["enrolled_per_site"].values()) == m["enrolled"]
+    assert m["screened"] == len(t.cohort.screened)
+    assert m["completed_by_deadline"] == (
+        m["target_reached"] and lplv <= (date(2023, 11, 30) - START).days
+    )
+    # each patient's first event is their enrolment, on their enrolment day
+    first = t.events.groupby("patient_id")["trial_day"].min().sort_index()
+    assert list(first) == list(t.enrolment.sort_values("patient_id")["trial_day"])
+
+
+def test_four_sites_recruit_faster_than_one() -> None:
+    """Same target; three added sites: last patient in earlier on average (common seeds)."""
+    one = [simulate_trial(SCENARIO, 5, r, simulate_patients=False) for r in range(60)]
+    four = [simulate_trial(FOUR, 5, r, simulate_patients=False) for r in range(60)]
+    mean = lambda ts: sum(t.milestones["last_patient_in_day"] for t in ts) / len(ts)  # noqa: E731
+    assert mean(four) < mean(one)
+    assert all(set(t.milestones["enrolled_per_site"]) == {"Xi'an", "site B", "site C", "site D"}
+               for t in four)  # fmt: skip
+
+
+def _csv(tmp_path: Path, text: str, name: str = "obs.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "site,enrolled_date\nXi'an,2020-11-01\n",
+            "line 2: enrolled_date 2020-11-01 is before the start date",
+        ),
+        (
+            "site,enrolled_date\nXi'an,2021-01-05\nXi'an,2022-09-01\n",
+            "line 3: enrolled_date 2022-09-01 is after the as-of date",
+        ),
+        (
+            "site,enrolled_date\nXian,2021-01-05\n",
+            "line 2: site 'Xian' is not a site of the scenario; did you mean \"Xi'an\"?",
+        ),
+        (
+            "site,enrolled_date\nXi'an,05/01/2021\n",
+            "line 2: enrolled_date '05/01/2021' is not a date",
+        ),
+        ("site,date\nXi'an,2021-01-05\n", "line 1: missing column(s) enrolled_date"),
+        ("centre;when\nXi'an;2021-01-05\n", "missing column(s) site, enrolled_date"),
+        ("site,enrolled_date\nXi'an,\n", "line 2: needs an enrolled_date"),
+        (
+            "site,enrolled_date,screened_date\nXi'an,2021-01-05,2021-02-01\n",
+            "line 2: screened_date is after enrolled_date",
+        ),
+    ],
+)
+def test_bad_observed_data_names_the_line(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(DosesimError) as err:
+        read_observed(_csv(tmp_path, text), SCENARIO, date(2022, 6, 1))
+    assert message in str(err.value)
+
+
+def test_not_a_csv_file(tmp_path: Path) -> None:
+    binary = tmp_path / "x.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe")
+    with pytest.raises(DosesimError, match="not a CSV file"):
+        read_observed(binary, SCENARIO, date(2022, 6, 1))
+    with pytest.raises(DosesimError, match="no such file"):
+        read_observed(tmp_path / "missing.csv", SCENARIO, date(2022, 6, 1))
+    with pytest.raises(DosesimError, match="before the trial start"):
+        read_observed(None, SCENARIO, date(2019, 1, 1))
+
+
+def test_every_problem_is_reported_together(tmp_path: Path) -> None:
+    text = "site,enrolled_date\nXian,2021-01-05\nXi'an,2019-01-01\nXi'an,2021-02-30\n"
+    with pytest.raises(DosesimError) as err:
+        read_observed(_csv(tmp_path, text), SCENARIO, date(2022, 6, 1))
+    assert [line.split(":")[1].strip() for line in str(err.value).splitlines()] == [
+        "line 2",
+        "line 3",
+        "line 4",
+    ]
+
+
+def test_screened_counts_are_read(tmp_path: Path) -> None:
+    text = (
+        "site,enrolled_date,screened_date\n"
+        "Xi'an,2021-01-05,2021-01-02\n"
+        "Xi'an,,2021-01-10\n"
+        "Xi'an,2021-03-01,\n"
+    )
+    obs = read_observed(_csv(tmp_path, text), SCENARIO, date(2022, 6, 1))
+    assert obs.enrolments == [(0, 35.0), (0, 90.0)]
+    assert obs.screened == {0: 3}
+
+
+def test_forecast_counts_observed_patients_and_stops_at_the_target(tmp_path: Path) -> None:
+    rows = "".join(f"Xi'an,{START + timedelta(days=20 * i + 5)}\n" for i in range(18))
+    path = _csv(tmp_path, "site,enrolled_date\n" + rows)
+    f = forecast(SCENARIO, path, date(2022, 1, 1), replicates=20, seed=2)
+    assert f.summary["observed_enrolled"] == 18
+    assert (f.replicates["enrolled"] <= 20).all()
+    assert (f.replicates["last_patient_in_day"] >= 18 * 20 - 15).all()
+
+
+def test_forecast_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _csv(tmp_path, "site,enrolled_date\nXi'an,2021-01-20\nXi'an,2021-04-11\n")
+    args = ["forecast", str(BASE), "--observed", str(path), "--as-of", "2021-06-01",
+            "--replicates", "40", "--seed", "3"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "enrolled so far: 2 of 20" in out
+    assert "last patient in: median" in out and "80 %:" in out and "95 %:" in out
+    assert "P(last visit by 2023-11-30):" in out
+    assert "site(s) like the prior" in out or "no more sites needed" in out
+
+
+def test_design_stage_forecast_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["forecast", str(BASE), "--replicates", "30", "--seed", "1"]) == 0
+    assert "design-stage forecast as of 2020-12-01" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--observed", "x.csv"], "--observed needs --as-of"),
+        (["--observed", "missing.csv", "--as-of", "2021-06-01"], "no such file"),
+    ],
+)
+def test_forecast_command_errors(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["forecast", str(BASE), "--replicates", "5", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_forecast_bad_date_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["forecast", str(BASE), "--as-of", "June 2021"])
+    assert exc.value.code == 2
+    assert "is not a date" in capsys.readouterr().err
