@@ -277,16 +277,6 @@ class ExposureSettings(_Model):
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
-EXCLUSION_CONDITIONS = (
-    "anti_mda5_positive",
-    "necrotizing_myopathy",
-    "immunosuppressant_within_3_months",
-    "other_connective_tissue_disease",
-    "cancer",
-    "active_infection",
-)
-"""Conditions whose prevalence the population gives and that eligibility may exclude."""
-
 ExclusionName = Literal[
     "anti_mda5_positive",
     "necrotizing_myopathy",
@@ -295,6 +285,9 @@ ExclusionName = Literal[
     "cancer",
     "active_infection",
 ]
+
+EXCLUSION_CONDITIONS: tuple[str, ...] = typing.get_args(ExclusionName)
+"""Conditions whose prevalence the population gives and that eligibility may exclude."""
 
 
 class Prevalence(_Model):
