@@ -71,7 +71,7 @@ class TrialResult:
     ----------
     milestones : dict
         First/last patient in and last patient last visit (trial day and date),
-        screened, enrolled, per-site enrolment, screen failures by criterion,
+        screened, enrolled, per-site enrolment and opening day, screen failures by criterion,
         ``target_reached`` and ``completed_by_deadline``.
     enrolment : pandas.DataFrame
         ``patient_id, site, trial_day`` for each enrolled patient.
@@ -348,6 +348,9 @@ def _simulate(
     milestones = _milestones(scenario, recruitment, result, days, simulate_patients)
     milestones["enrolled_per_site"] = {
         name: int(recruitment.site_enrolled[i]) for i, name in enumerate(names)
+    }
+    milestones["site_opened_day"] = {
+        name: max(sites[i].activation_day, start_day) for i, name in enumerate(names)
     }
     return TrialResult(milestones, table, result)
 

@@ -245,3 +245,61 @@ def test_cohort_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert len(patients) == 200
     events = pd.read_csv(out / "events.csv")
     assert list(events.columns) == ["trial_day", "patient_id", "day", "event", "detail"]
+
+
+def _only(ae: dict[str, Any], **dropout: Any) -> dict[str, Any]:
+    return {
+        "adverse_events": ae,
+        "dropout": {"withdrawal_per_year": 0.0, "death_per_year": 0.0, **dropout},
+        **SIXTY_KG,
+    }
+
+
+def test_mmf_stop_and_reduce_change_the_rest_of_the_plan() -> None:
+    stop = _only({"x": {"baseline_per_year": 2.0, "actions": [{"action": "mmf_stop"}]}})
+    result = simulate_cohort(load_scenario(BASE, stop), 30, seed=4)
+    stops = result.events[result.events["event"] == "x"]
+    assert len(stops) > 10
+    for row in stops.itertuples():
+        mmf = result.schedules[row.patient_id]["mmf"]
+        day = math.floor(row.day) + 1
+        assert (mmf.daily_doses()[day:] == 0).all()  # nothing from the next day on
+
+    reduce = _only(
+        {
+            "x": {
+                "baseline_per_year": 1.0,
+                "actions": [{"action": "mmf_reduce", "by_g_per_day": 0.5, "floor_g_per_day": 1.0}],
+            }
+        }
+    )
+    result = simulate_cohort(load_scenario(BASE, reduce), 60, seed=6)
+    events = result.events[result.events["event"] == "x"]
+    assert len(events) > 20
+    for row in result.patients.itertuples():
+        mine = events[events["patient_id"] == row.patient_id]
+        effective = int((np.floor(mine["day"]) + 1 < 364).sum())
+        mmf = result.schedules[row.patient_id]["mmf"]
+        # each event lowers the ceiling by 500 mg/day from 2000, never below 1000
+        assert mmf.doses_mg_per_day[-1] == max(2000 - 500 * effective, 1000)
+
+
+def test_death_is_raised_only_after_the_named_event() -> None:
+    """Death rate x1000 for 30 days after an infection, almost nil otherwise: nearly every
+    death falls inside such a window."""
+    overrides = _only(
+        {"serious_infection": {"baseline_per_year": 1.0}},
+        death_per_year=0.005,
+        death_raised_after={"event": "serious_infection", "multiplier": 1000.0, "days": 30.0},
+    )
+    result = simulate_cohort(load_scenario(BASE, overrides), 600, seed=8)
+    ev = result.events
+    deaths = ev[ev["event"] == "died"]
+    assert len(deaths) > 50
+    inside = 0
+    for row in deaths.itertuples():
+        infections = ev[(ev.patient_id == row.patient_id) & (ev.event == "serious_infection")]
+        inside += bool(
+            ((row.day - infections["day"] >= 0) & (row.day - infections["day"] < 30)).any()
+        )
+    assert inside / len(deaths) > 0.95

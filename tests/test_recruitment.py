@@ -168,3 +168,32 @@ def test_forecast_bad_date_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
         main(["forecast", str(BASE), "--as-of", "June 2021"])
     assert exc.value.code == 2
     assert "is not a date" in capsys.readouterr().err
+
+
+def test_piecewise_site_rate() -> None:
+    """A site whose rate drops to 0 from day 200 screens nobody after day 200; the
+    arrival after t solves the cumulative intensity exactly across the change."""
+    from sim.recruitment import _next_arrival
+    from sim.scenario import Site
+
+    site = Site(
+        name="A",
+        activation_day=0.0,
+        screening_rate_per_month=3.0,
+        rate_changes=[
+            {"from_day": 100.0, "multiplier": 2.0},
+            {"from_day": 200.0, "multiplier": 0.0},
+        ],
+    )
+    # rate 0.1/day before day 100, 0.2 after: from day 90 an intensity of 3 is reached at
+    # 90 + 1 / 0.1 = 100 (1 used), then 2 more at 0.2/day -> day 110
+    assert _next_arrival(90.0, 3.0, 0.1, site) == pytest.approx(110.0)
+    assert _next_arrival(190.0, 5.0, 0.1, site) == float("inf")
+    overrides = {
+        "recruitment.rate_model": "poisson",
+        "recruitment.sites": [site.model_dump(exclude_none=True)],
+    }
+    scenario = load_scenario(BASE, overrides)
+    for r in range(20):
+        t = simulate_trial(scenario, 3, r, simulate_patients=False)
+        assert (t.enrolment["trial_day"] < 200).all()
