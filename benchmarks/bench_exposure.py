@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -33,6 +35,7 @@ from sim.exposure import (
 )
 from sim.streams import stream
 
+T = TypeVar("T")
 BASE = Path(__file__).resolve().parent.parent / "scenarios" / "nct05129410.toml"
 
 
@@ -54,9 +57,10 @@ def machine() -> str:
     )
 
 
-def best_of(repeat: int, fn, *args):  # type: ignore[no-untyped-def]
-    """Best wall time of ``repeat`` runs (s), and the last result."""
-    best, result = float("inf"), None
+def best_of(repeat: int, fn: Callable[..., T], *args: object) -> tuple[float, T]:
+    """Best wall time (s) of ``repeat`` runs after one warm-up run, and the last result."""
+    best = float("inf")
+    result = fn(*args)
     for _ in range(repeat):
         t0 = time.perf_counter()
         result = fn(*args)

@@ -105,6 +105,16 @@ class OralOneCompartment:
     f_reference_dose_mg: float | None = None
     f_dose_exponent: float = 0.0
 
+    @classmethod
+    def _unchecked(cls, **fields: object) -> OralOneCompartment:
+        """Build without the checks (for values already validated): pk_model's fast path."""
+        model = object.__new__(cls)
+        defaults = {"lag_h": 0.0, "dose_factor": 1.0, "f_reference_dose_mg": None,
+                    "f_dose_exponent": 0.0}  # fmt: skip
+        for name, value in {**defaults, **fields}.items():
+            object.__setattr__(model, name, value)
+        return model
+
     def __post_init__(self) -> None:
         for name in ("cl_l_per_h", "v_l", "ka_per_h"):
             value = np.asarray(getattr(self, name), dtype=np.float64)
@@ -349,6 +359,11 @@ def steady_state_window_auc(
     per_day = np.asarray(doses_per_day, dtype=np.float64)
     tau = HOURS_PER_DAY / per_day
     per_admin = daily / per_day
+    whole = np.floor(window_h / tau)
+    rest = window_h - whole * tau
+    auc_tau = model.absorbed_mg(per_admin) / np.asarray(model.cl_l_per_h)
+    if not np.any(rest):  # whole dosing intervals: AUC_tau each, no profile needed
+        return np.asarray(whole * auc_tau, dtype=np.float64)
     k, ka = model._rates()
     coef = model.absorbed_mg(per_admin) * ka / (np.asarray(model.v_l) * (ka - k))
 
@@ -363,9 +378,6 @@ def steady_state_window_auc(
         )
 
     lag = np.mod(np.asarray(model.lag_h, dtype=np.float64), tau)
-    whole = np.floor(window_h / tau)
-    rest = window_h - whole * tau
-    auc_tau = model.absorbed_mg(per_admin) / np.asarray(model.cl_l_per_h)
     # t in [0, min(rest, lag)): still on the previous dose, u = t - lag + tau
     first = np.minimum(rest, lag)
     part = primitive(first - lag + tau) - primitive(tau - lag)
@@ -440,7 +452,10 @@ def pk_model(
     eta = np.zeros(2) if etas is None else np.asarray(etas, dtype=np.float64)
     cl = params.cl_l_per_h * w**params.cl_weight_exponent * np.exp(eta[..., 0])
     v = params.v_l * w**params.v_weight_exponent * np.exp(eta[..., 1])
-    return OralOneCompartment(
+    if not (np.all(np.isfinite(cl)) and np.all(np.isfinite(v)) and np.all(w > 0)):
+        raise ValueError("weight_kg and random effects must give finite CL and V")
+    # positive by construction: the scenario's values were validated at load
+    return OralOneCompartment._unchecked(
         cl_l_per_h=cl if np.ndim(cl) else float(cl),
         v_l=v if np.ndim(v) else float(v),
         ka_per_h=params.ka_per_h,

@@ -45,6 +45,8 @@ __all__ = [
     "DAYS_PER_YEAR",
     "Driver",
     "Hazard",
+    "HazardGrid",
+    "Intervals",
     "Plan",
     "cumulative_hazards",
     "driver_from",
@@ -74,6 +76,32 @@ class Plan:
     mpa: OralOneCompartment | None = None
 
 
+class Intervals:
+    """Intervals [starts, ends) of a plan, with the drivers' inputs computed once and shared.
+
+    Every driver of every hazard reads the same current doses and MPA AUC on the
+    same intervals, so they are computed on first use and kept.
+    """
+
+    def __init__(self, plan: Plan, starts: FloatArray, ends: FloatArray) -> None:
+        self.plan, self.starts, self.ends = plan, starts, ends
+        self._cache: dict[str, FloatArray] = {}
+
+    @property
+    def prednisone_mg_per_day(self) -> FloatArray:
+        """Current prednisone dose on each interval, mg/day."""
+        if "pred" not in self._cache:
+            self._cache["pred"] = self.plan.prednisone.dose_at(self.starts)
+        return self._cache["pred"]
+
+    @property
+    def mpa_auc0_12(self) -> FloatArray:
+        """Steady-state MPA AUC0-12 at the current MMF dose on each interval, mg*h/L."""
+        if "auc" not in self._cache:
+            self._cache["auc"] = _mpa_auc(self.plan, self.starts)
+        return self._cache["auc"]
+
+
 class Driver(ABC):
     """One multiplier of a hazard. Subclasses give the maths; the base checks it."""
 
@@ -82,12 +110,15 @@ class Driver(ABC):
         return np.empty(0)
 
     @abstractmethod
-    def _multiplier(self, plan: Plan, starts: FloatArray, ends: FloatArray) -> FloatArray:
-        """The multiplier on each interval [starts, ends) between breakpoints."""
+    def _multiplier(self, iv: Intervals) -> FloatArray:
+        """The multiplier on each interval [iv.starts, iv.ends) between breakpoints."""
 
     def multiplier(self, plan: Plan, starts: FloatArray, ends: FloatArray) -> FloatArray:
         """The multiplier on each interval, checked finite and >= 0."""
-        m = np.asarray(self._multiplier(plan, starts, ends), dtype=np.float64)
+        return self._checked(Intervals(plan, starts, ends))
+
+    def _checked(self, iv: Intervals) -> FloatArray:
+        m = np.asarray(self._multiplier(iv), dtype=np.float64)
         if not np.all(np.isfinite(m) & (m >= 0)):
             raise FloatingPointError(f"{type(self).__name__} gave a multiplier that is not finite")
         return m
@@ -113,8 +144,8 @@ class CurrentDose(Driver):
     def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
         return _inside(plan.prednisone.change_days, t0, t1)
 
-    def _multiplier(self, plan: Plan, starts: FloatArray, ends: FloatArray) -> FloatArray:
-        m = self.per_10_mg ** (plan.prednisone.dose_at(starts) / 10.0)
+    def _multiplier(self, iv: Intervals) -> FloatArray:
+        m = self.per_10_mg ** (iv.prednisone_mg_per_day / 10.0)
         return np.minimum(m, self.cap) if self.cap is not None else m
 
 
@@ -128,8 +159,8 @@ class CurrentDoseBands(Driver):
     def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
         return _inside(plan.prednisone.change_days, t0, t1)
 
-    def _multiplier(self, plan: Plan, starts: FloatArray, ends: FloatArray) -> FloatArray:
-        return _band_values(plan.prednisone.dose_at(starts), self.edges, self.multipliers)
+    def _multiplier(self, iv: Intervals) -> FloatArray:
+        return _band_values(iv.prednisone_mg_per_day, self.edges, self.multipliers)
 
 
 @dataclass(frozen=True)
@@ -172,10 +203,10 @@ class WeightedDose(Driver):
             total += w * (c_n * partial + daily[whole] * tau * (1 - partial))
         return total
 
-    def _multiplier(self, plan: Plan, starts: FloatArray, ends: FloatArray) -> FloatArray:
+    def _multiplier(self, iv: Intervals) -> FloatArray:
         g = self.grid_days
-        mids = (np.floor(starts / g) + 0.5) * g
-        m = np.exp(self.beta_per_mg_day * self.wcd(plan.prednisone, mids))
+        mids = (np.floor(iv.starts / g) + 0.5) * g
+        m = np.exp(self.beta_per_mg_day * self.wcd(iv.plan.prednisone, mids))
         return np.minimum(m, self.cap) if self.cap is not None else m
 
 
@@ -197,8 +228,8 @@ class MpaAuc(Driver):
     def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
         return _inside(plan.mmf.change_days, t0, t1)
 
-    def _multiplier(self, plan: Plan, starts: FloatArray, ends: FloatArray) -> FloatArray:
-        auc = _mpa_auc(plan, starts)
+    def _multiplier(self, iv: Intervals) -> FloatArray:
+        auc = iv.mpa_auc0_12
         m = np.exp(self.per_mg_h_per_l * (auc - self.reference_mg_h_per_l))
         return np.minimum(m, self.cap) if self.cap is not None else m
 
@@ -213,8 +244,8 @@ class MpaBands(Driver):
     def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
         return _inside(plan.mmf.change_days, t0, t1)
 
-    def _multiplier(self, plan: Plan, starts: FloatArray, ends: FloatArray) -> FloatArray:
-        return _band_values(_mpa_auc(plan, starts), self.edges, self.multipliers)
+    def _multiplier(self, iv: Intervals) -> FloatArray:
+        return _band_values(iv.mpa_auc0_12, self.edges, self.multipliers)
 
 
 @dataclass(frozen=True)
@@ -227,9 +258,9 @@ class TimeBands(Driver):
     def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
         return _inside(self.edges, t0, t1)
 
-    def _multiplier(self, plan: Plan, starts: FloatArray, ends: FloatArray) -> FloatArray:
+    def _multiplier(self, iv: Intervals) -> FloatArray:
         # an interval starting on an edge belongs to the band above it
-        idx = np.searchsorted(self.edges, starts, side="right")
+        idx = np.searchsorted(self.edges, iv.starts, side="right")
         return np.asarray(self.multipliers, dtype=np.float64)[idx]
 
 
@@ -243,7 +274,8 @@ class Windows(Driver):
     def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
         return _inside([t for w in self.windows for t in w], t0, t1)
 
-    def _multiplier(self, plan: Plan, starts: FloatArray, ends: FloatArray) -> FloatArray:
+    def _multiplier(self, iv: Intervals) -> FloatArray:
+        starts = iv.starts
         inside = np.zeros(starts.shape, dtype=bool)
         for a, b in self.windows:
             inside |= (starts >= a) & (starts < b)
@@ -302,9 +334,12 @@ class Hazard:
 
     def rate_per_day(self, plan: Plan, starts: FloatArray, ends: FloatArray) -> FloatArray:
         """The hazard (events per day) on each interval between breakpoints."""
-        rate = np.full(starts.shape, self.baseline_per_year / DAYS_PER_YEAR)
+        return self._rate(Intervals(plan, starts, ends))
+
+    def _rate(self, iv: Intervals) -> FloatArray:
+        rate = np.full(iv.starts.shape, self.baseline_per_year / DAYS_PER_YEAR)
         for d in self.drivers:
-            rate = rate * d.multiplier(plan, starts, ends)
+            rate = rate * d._multiplier(iv)
         return rate
 
 
@@ -314,8 +349,47 @@ def _grid(
     cuts = [np.array([t0, t1])] + [h.breakpoints(plan, t0, t1) for h in hazards]
     edges = np.unique(np.concatenate(cuts))
     starts, ends = edges[:-1], edges[1:]
-    rates = np.vstack([h.rate_per_day(plan, starts, ends) for h in hazards])
+    iv = Intervals(plan, starts, ends)
+    rates = np.vstack([h._rate(iv) for h in hazards])
+    if not np.all(np.isfinite(rates) & (rates >= 0)):  # one check for every driver
+        bad = [h.name for h, r in zip(hazards, rates, strict=True) if not np.all(np.isfinite(r))]
+        raise FloatingPointError(f"hazard(s) {', '.join(bad)} gave a rate that is not finite")
     return starts, ends, rates
+
+
+class HazardGrid:
+    """Every hazard of a patient over a whole plan: piecewise-constant rates, cumulative hazard.
+
+    Built once per plan (from day 0, so the cumulative hazard includes the
+    history); a plan change from day d leaves the cumulative hazard before d as
+    it was, so absolute thresholds on this scale stay valid across changes.
+    """
+
+    def __init__(self, hazards: Sequence[Hazard], plan: Plan, t1: float) -> None:
+        self.starts, self.ends, self.rates = _grid(hazards, plan, 0.0, t1)
+        widths = self.ends - self.starts
+        self.cum = np.concatenate(
+            (np.zeros((len(hazards), 1)), np.cumsum(self.rates * widths, axis=1)), axis=1
+        )
+        self.rows = np.arange(len(hazards))
+
+    def at(self, t: float) -> FloatArray:
+        """Each hazard's cumulative hazard from day 0 to ``t``."""
+        j = min(
+            max(int(np.searchsorted(self.starts, t, side="right")) - 1, 0), self.starts.size - 1
+        )
+        return self.cum[:, j] + self.rates[:, j] * max(t - self.starts[j], 0.0)
+
+    def crossing(self, targets: FloatArray) -> FloatArray:
+        """When each hazard's cumulative hazard reaches its target (``inf`` if never)."""
+        n = self.starts.size
+        idx = (self.cum[:, 1:] < targets[:, None]).sum(axis=1)
+        hit = idx < n
+        j = np.minimum(idx, n - 1)
+        rate = self.rates[self.rows, j]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            times = self.starts[j] + (targets - self.cum[self.rows, j]) / rate
+        return np.where(hit, times, np.inf)
 
 
 def cumulative_hazards(

@@ -28,7 +28,7 @@ import simpy
 
 from sim.errors import DosesimError
 from sim.exposure import draw_etas, mpa_auc0_12_at_target, pk_model
-from sim.hazards import Hazard, Plan, Windows, cumulative_hazards, next_event_times
+from sim.hazards import Hazard, HazardGrid, Plan, Windows
 from sim.population import Candidate, draw_candidate, require_population, screening_criteria
 from sim.scenario import (
     Leave,
@@ -170,8 +170,14 @@ class _Cohort:
         return stream(self.seed, "replicate", self.replicate, *path)
 
     # -- enrolment --------------------------------------------------------
-    def enrol(self, candidate: Candidate, enrol_day: float) -> None:
-        """Enrol an eligible candidate: their process starts on trial day ``enrol_day``."""
+    def enrol(
+        self, candidate: Candidate, enrol_day: float, rng: np.random.Generator | None = None
+    ) -> None:
+        """Enrol an eligible candidate: their process starts on trial day ``enrol_day``.
+
+        ``rng`` is the person's stream after their covariates were drawn; PK random
+        effects continue it (default: a fresh "pk" stream of the person).
+        """
         s = self.scenario
         assert s.exposure is not None
         pid = len(self.patients) + 1
@@ -180,7 +186,7 @@ class _Cohort:
         if pred is None:
             pred = build_prednisone_from_start(s.prednisone, start, self.duration)
             self._prednisone_cache[start] = pred
-        pk_rng = self.stream("pk", candidate.person)
+        pk_rng = rng if rng is not None else self.stream("pk", candidate.person)
         mpa_eta = draw_etas(s.exposure.mpa, pk_rng)
         pred_eta = draw_etas(s.exposure.prednisolone, pk_rng)
         patient = _Patient(
@@ -219,25 +225,27 @@ class _Cohort:
             "enrolled",
             f"weight {p.candidate.weight_kg} kg, prednisone {p.start_mg:g} mg/day",
         )
-        rngs = [self.stream("hazard", h.name, p.candidate.person) for h in self.hazards]
-        thresholds = np.array([r.standard_exponential() for r in rngs])
+        person = p.candidate.person
+        # Each hazard fires when its cumulative hazard from day 0 reaches a target: an
+        # Exp(1) draw, then one more Exp(1) each time it fires. First draws come in one
+        # block in a fixed order; later ones from a stream per hazard and occurrence.
+        targets = self.stream("hazards", person).standard_exponential(len(self.hazards))
+        fired = [0] * len(self.hazards)
         t, end = 0.0, float(self.duration)
+        grid = HazardGrid(self._hazards_for(p), Plan(p.prednisone, p.mmf, p.mpa), end)
         while True:
-            hazards = self._hazards_for(p)
-            plan = Plan(p.prednisone, p.mmf, p.mpa)
-            times, _ = next_event_times(hazards, plan, t, end, thresholds)
+            times = grid.crossing(targets)
             k = int(np.argmin(times))
             t_next = float(times[k])
             if not t_next < end:
                 yield env.timeout(end - t)
                 self._exit(p, end, "completed", "")
                 return
-            used = cumulative_hazards(hazards, plan, t, [t_next])[:, 0]
-            thresholds = thresholds - used
-            thresholds[k] = rngs[k].standard_exponential()
+            fired[k] += 1
+            name = self.hazards[k].name
+            targets[k] += self.stream("hazard", name, person, fired[k]).standard_exponential()
             yield env.timeout(t_next - t)
             t = t_next
-            name = hazards[k].name
             if k == self.withdrawal_index:
                 self._exit(p, t, "withdrawn", WITHDRAWAL)
                 return
@@ -246,10 +254,15 @@ class _Cohort:
                 return
             p.ae_counts[name] += 1
             self._record(p, t, name)
+            before = (p.prednisone, p.mmf, len(p.death_windows))
             status = self._act(p, name, t)
             if status:
                 self._exit(p, t, status, name)
                 return
+            if (p.prednisone, p.mmf, len(p.death_windows)) != before:
+                # the plan changed from the next day on: the cumulative hazard up to
+                # now is unchanged, so the targets stay valid on the new grid
+                grid = HazardGrid(self._hazards_for(p), Plan(p.prednisone, p.mmf, p.mpa), end)
 
     def _exit(self, p: _Patient, day: float, status: str, reason: str) -> None:
         p.exit_day, p.status, p.exit_reason = day, status, reason
@@ -303,7 +316,8 @@ class _Cohort:
                 p.mmf = p.mmf.splice(day, new_tail)
                 self._adjust(p, "mmf", day, reason, f"MMF held for {held} days", t)
             elif isinstance(action, MmfStop):
-                p.mmf = p.mmf.splice(day, Schedule.constant(0.0, self.duration - day, 2))
+                stopped = Schedule.constant(0.0, self.duration - day, p.mmf.doses_per_day)
+                p.mmf = p.mmf.splice(day, stopped)
                 self._adjust(p, "mmf", day, reason, "MMF stopped", t)
             elif isinstance(action, PrednisoneReescalate):
                 new_tail = build_prednisone(
@@ -372,11 +386,13 @@ class _Cohort:
         return rows
 
 
-def _screen(cohort: _Cohort, n_patients: int) -> tuple[list[Candidate], list[Candidate]]:
+def _screen(
+    cohort: _Cohort, n_patients: int
+) -> tuple[list[Candidate], list[tuple[Candidate, np.random.Generator]]]:
     scenario = cohort.scenario
     population = require_population(scenario)
     screened: list[Candidate] = []
-    enrolled: list[Candidate] = []
+    enrolled: list[tuple[Candidate, np.random.Generator]] = []
     limit = _MAX_SCREENED_PER_ENROLLED * max(n_patients, 1)
     person = 0
     while len(enrolled) < n_patients:
@@ -385,12 +401,11 @@ def _screen(cohort: _Cohort, n_patients: int) -> tuple[list[Candidate], list[Can
                 f"{scenario.source or scenario.name}: screened {person} people and found only "
                 f"{len(enrolled)} eligible; check [population.prevalence] and [eligibility]"
             )
-        c = draw_candidate(
-            population, scenario.eligibility, cohort.stream("population", person), person
-        )
+        rng = cohort.stream("population", person)
+        c = draw_candidate(population, scenario.eligibility, rng, person)
         screened.append(c)
         if c.eligible:
-            enrolled.append(c)
+            enrolled.append((c, rng))
         person += 1
     return screened, enrolled
 
@@ -439,8 +454,8 @@ def simulate_cohort(
         raise DosesimError("enrolment days must be finite and >= 0")
     cohort = _Cohort(scenario, seed, replicate)
     screened, enrolled = _screen(cohort, n_patients)
-    for candidate, day in zip(enrolled, days, strict=True):
-        cohort.enrol(candidate, day)
+    for (candidate, rng), day in zip(enrolled, days, strict=True):
+        cohort.enrol(candidate, day, rng)
     cohort.env.run()
     return _result(cohort, screened)
 

@@ -201,7 +201,7 @@ class _Recruitment:
             self.total += 1
             self.enrolled.append((i, t, person))
             if self.simulate_patients:
-                self.cohort.enrol(c, t)
+                self.cohort.enrol(c, t, rng)
             if self.total >= self.target:
                 self.stopped = True
 
@@ -328,7 +328,7 @@ def _simulate(
             before[site_index] += 1
             enrolment.append((site_index, day, c.person))
             if simulate_patients:
-                cohort.enrol(c, day)
+                cohort.enrol(c, day, rng)
     recruitment = _Recruitment(
         cohort, sites, specs, start_day, before, simulate_patients=simulate_patients
     )

@@ -303,3 +303,13 @@ def test_death_is_raised_only_after_the_named_event() -> None:
             ((row.day - infections["day"] >= 0) & (row.day - infections["day"] < 30)).any()
         )
     assert inside / len(deaths) > 0.95
+
+
+def test_mmf_stop_keeps_the_dosing_frequency() -> None:
+    """Stopping MMF must not rewrite the doses already given (three times daily here)."""
+    overrides = {
+        **_only({"x": {"baseline_per_year": 3.0, "actions": [{"action": "mmf_stop"}]}}),
+        "mmf.doses_per_day": 3,
+    }
+    result = simulate_cohort(load_scenario(BASE, overrides), 20, seed=2)
+    assert all(s["mmf"].doses_per_day == 3 for s in result.schedules.values())
