@@ -286,11 +286,11 @@ class _Cohort:
             len(ae.actions)
         )
         day = math.floor(t) + 1  # today's doses were taken
-        for action, u in zip(ae.actions, draws, strict=True):
-            if u >= action.probability:
-                continue
+        taken = [a for a, u in zip(ae.actions, draws, strict=True) if u < a.probability]
+        for action in taken:  # leaving makes every dose change moot: none is recorded
             if isinstance(action, Leave):
                 return action.status
+        for action in taken:
             if day >= self.duration:
                 continue  # no dosing left to change
             reason = f"{name}: {action.action}"
@@ -348,6 +348,18 @@ class _Cohort:
         self._record(p, t, event, f"{detail} from day {day} ({reason.split(':')[0]})")
 
     # -- results ----------------------------------------------------------
+    def patient_columns(self) -> list[str]:
+        """The columns of the patients table, in order (also when it has no rows)."""
+        return [
+            "patient_id", "person", "enrol_day", "sex", "age_years", "weight_kg",
+            "fvc_percent", "prednisone_start_mg_per_day",
+            *(f"cumulative_prednisone_mg_week{w}" for w in LANDMARK_WEEKS),
+            "cumulative_prednisone_mg", "days_at_or_above_20mg", "first_day_at_or_below_7_5mg",
+            "mmf_dose_intensity", "mpa_auc0_12_mg_h_per_l", "mpa_cl_l_per_h",
+            "prednisolone_cl_l_per_h", *(f"ae_{n}" for n in self.ae_names),
+            "status", "exit_day", "exit_reason",
+        ]  # fmt: skip
+
     def patient_rows(self) -> list[dict[str, Any]]:
         rows = []
         for p in self.patients:
@@ -461,7 +473,7 @@ def simulate_cohort(
 
 
 def _result(cohort: _Cohort, screened: list[Candidate]) -> CohortResult:
-    patients = pd.DataFrame(cohort.patient_rows())
+    patients = pd.DataFrame(cohort.patient_rows(), columns=cohort.patient_columns())
     events = pd.DataFrame(
         [vars(e) for e in cohort.log], columns=["trial_day", "patient_id", "day", "event", "detail"]
     ).sort_values(["trial_day", "patient_id"], kind="stable", ignore_index=True)
