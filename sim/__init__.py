@@ -13,6 +13,7 @@ The public API::
 from sim.errors import DosesimError, ScenarioError
 from sim.model import CohortResult, simulate_cohort
 from sim.recruitment import ForecastResult, TrialResult, forecast, simulate_trial
+from sim.runner import RunResult, run
 from sim.scenario import Scenario, load_scenario, scenario_from_dict
 from sim.schedule import (
     Schedule,
@@ -29,6 +30,7 @@ __all__ = [
     "CohortResult",
     "DosesimError",
     "ForecastResult",
+    "RunResult",
     "Scenario",
     "ScenarioError",
     "Schedule",
@@ -41,6 +43,7 @@ __all__ = [
     "forecast",
     "load_scenario",
     "prednisone_start_mg",
+    "run",
     "scenario_from_dict",
     "simulate_cohort",
     "simulate_trial",

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from sim import __version__
 from sim.errors import DosesimError, Problem, ScenarioError
@@ -178,6 +179,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=1, metavar="S", help="seed (default 1)")
 
     p = sub.add_parser(
+        "run",
+        parents=[overrides],
+        help="simulate many replicate trials into a results folder",
+        description=(
+            "Simulate replicate trials (recruitment and cohort) and write the results folder: "
+            "replicates.csv, summary.json, manifest.json, and for the first K replicates "
+            "patients.csv, events.csv, dosing_nonmem.csv, ex.csv, ae.csv, ds.csv. Results are "
+            "identical for any --workers or --scheduler."
+        ),
+    )
+    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument("--replicates", type=_positive_int, default=1000, metavar="N")
+    p.add_argument("--seed", type=_seed, default=1, metavar="S", help="seed (default 1)")
+    p.add_argument("--out", metavar="DIR", help="results folder (default results/NAME)")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument(
+        "--keep-patients",
+        default="100",
+        metavar="K|all",
+        help="per-patient tables for the first K replicates (default 100)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser(
         "check",
         help="compare scenarios' schedules with their golden CSV files",
         description=(
@@ -206,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "exposure": _exposure,
             "cohort": _cohort,
             "forecast": _forecast,
+            "run": _run,
             "check": _check,
         }
         return handler[args.command](args)
@@ -477,6 +505,79 @@ def _gamma_q(shape: float, rate: float, q: float) -> float:
     from sim.scenario import DAYS_PER_MONTH
 
     return float(gamma.ppf(q, shape, scale=1.0 / rate)) * DAYS_PER_MONTH
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sim.runner import run
+    from sim.scenario import load_scenario
+
+    keep: int | None
+    if args.keep_patients == "all":
+        keep = None
+    else:
+        try:
+            keep = int(args.keep_patients)
+        except ValueError:
+            raise DosesimError(
+                f"--keep-patients {args.keep_patients!r}: a number or 'all'"
+            ) from None
+        if keep < 0:
+            raise DosesimError(f"--keep-patients {keep}: must be >= 0")
+    scenario = load_scenario(args.scenario, args.overrides)
+    out = Path(args.out) if args.out else Path("results") / scenario.name
+    result = run(
+        scenario,
+        args.replicates,
+        args.seed,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        out=out,
+        keep_patients=keep,
+        resume=args.resume,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    head = f"{scenario.name} (sha256 {scenario.hash[:12]})"
+    print(f"{head}: {args.replicates} replicates, seed {args.seed}")
+    print(format_run_summary(result.summary))
+    print(f"results in {out}/")
+    return EXIT_OK
+
+
+def format_run_summary(summary: dict[str, Any]) -> str:
+    """A few lines a planner reads first: steroid burden, retention, AEs, timelines."""
+    m = summary["metrics"]
+
+    def interval(key: str, fmt: str = ",.0f") -> str:
+        e = m[key]
+        return f"median {e['median']:{fmt}} (90 %: {e['p5']:{fmt}}-{e['p95']:{fmt}})"
+
+    lines = [
+        "steroid burden, per-trial median cumulative prednisone at week 52: "
+        + interval("median_cumulative_prednisone_mg_week52")
+        + " mg",
+        "retention, completed fraction per trial: " + interval("completed_fraction", ".2f"),
+    ]
+    exits = ", ".join(
+        f"{k} {m[k]['mean']:.2f}" for k in ("withdrawn", "died", "discontinued") if k in m
+    )
+    lines.append(f"exits per trial (mean): {exits}")
+    aes = ", ".join(f"{k[3:]} {v['mean']:.2f}" for k, v in m.items() if k.startswith("ae_"))
+    lines.append(f"adverse events per trial (mean): {aes}")
+    for key, label in (
+        ("last_patient_in_date", "last patient in"),
+        ("last_patient_last_visit_date", "last patient last visit"),
+    ):
+        d = summary["dates"].get(key)
+        if d:
+            lines.append(f"{label}: median {d['median']} (90 %: {d['p5']} to {d['p95']})")
+    p = summary["probabilities"]
+    lines.append(
+        f"P(target reached) {p['target_reached']['p']:.3f} "
+        f"(MCSE {p['target_reached']['mcse']:.3f}); "
+        f"P(last visit by {summary['deadline']}) {p['completed_by_deadline']['p']:.3f} "
+        f"(MCSE {p['completed_by_deadline']['mcse']:.3f})"
+    )
+    return "\n".join(lines)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -1,0 +1,137 @@
+"""Benchmark: replicates at scale for the base scenario (issue 6's numbers).
+
+Measures, for the base scenario (one site, 20 patients per trial):
+
+1. patient-years simulated per CPU-second by ``sim.run`` in this process;
+2. SimPy events processed per simulated patient-year;
+3. the speed ratio to the naive daily-tick SimPy model of the same protocol
+   (``benchmarks/naive_daily_tick.py``), CPU time per patient-year;
+4. the wall-time speedup of ``--workers 2`` over ``--workers 1``;
+5. peak memory (max RSS of a fresh process) of a run of 1,000 and of 20,000 replicates.
+
+Run: ``.venv/bin/python -m benchmarks.bench_runner [--quick]``. Record the output with the
+machine in benchmarks/README.md. Not a test: speed is never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import simpy
+
+from benchmarks.bench_exposure import machine
+from benchmarks.naive_daily_tick import simulate_naive
+from sim import load_scenario, simulate_cohort
+from sim.runner import run
+
+REPO = Path(__file__).resolve().parent.parent
+BASE = REPO / "scenarios" / "nct05129410.toml"
+
+_MEMORY_CHILD = """
+import resource, sys, tempfile
+from sim import load_scenario
+from sim.runner import run
+n, workers = int(sys.argv[1]), int(sys.argv[2])
+with tempfile.TemporaryDirectory() as out:
+    run(load_scenario(sys.argv[3]), n, seed=1, workers=workers, out=out)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _count_steps() -> tuple[list[int], object]:
+    counter = [0]
+    original = simpy.Environment.step
+
+    def step(self: simpy.Environment) -> None:
+        counter[0] += 1
+        original(self)
+
+    simpy.Environment.step = step  # type: ignore[method-assign]
+    return counter, original
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=300)
+    parser.add_argument("--naive-patients", type=int, default=2000)
+    parser.add_argument("--speedup-replicates", type=int, default=600)
+    parser.add_argument("--memory", default="1000,20000", help="replicate counts for memory")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.replicates, args.naive_patients, args.speedup_replicates = 40, 200, 60
+        args.memory = "50,200"
+    scenario = load_scenario(BASE)
+    print(f"machine: {machine()}")
+
+    # 1-2. throughput and events per patient-year, in process
+    counter, original = _count_steps()
+    try:
+        cpu0 = time.process_time()
+        result = run(scenario, args.replicates, seed=1, keep_patients=0)
+        cpu = time.process_time() - cpu0
+    finally:
+        simpy.Environment.step = original  # type: ignore[method-assign]
+    patient_years = float(result.replicates["patient_years"].sum())
+    print(
+        f"run, {args.replicates} replicates in process: {patient_years:,.0f} patient-years, "
+        f"{cpu:.2f} CPU s -> {patient_years / cpu:,.0f} patient-years per CPU-second"
+    )
+    print(
+        f"SimPy events: {counter[0]:,} = {counter[0] / patient_years:.2f} per patient-year "
+        "(site processes and screening included)"
+    )
+
+    # 3. naive daily-tick model, same protocol, same number of patients
+    n = args.naive_patients
+    cpu0 = time.process_time()
+    naive = simulate_naive(scenario, n, seed=7)
+    naive_cpu = time.process_time() - cpu0
+    cpu0 = time.process_time()
+    event = simulate_cohort(scenario, n, seed=7).patients
+    event_cpu = time.process_time() - cpu0
+    naive_py = float(naive["exit_day"].sum()) / 365.25
+    event_py = float(event["exit_day"].sum()) / 365.25
+    ratio = (naive_cpu / naive_py) / (event_cpu / event_py)
+    print(
+        f"naive daily-tick model, {n} patients: {naive_py / naive_cpu:,.0f} patient-years per "
+        f"CPU-second; event-driven {event_py / event_cpu:,.0f}; speed ratio {ratio:.1f}"
+    )
+
+    # 4. speedup with two workers (wall time)
+    walls = {}
+    for workers in (1, 2):
+        t0 = time.perf_counter()
+        run(scenario, args.speedup_replicates, seed=2, workers=workers, keep_patients=0)
+        walls[workers] = time.perf_counter() - t0
+    print(
+        f"{args.speedup_replicates} replicates: 1 worker {walls[1]:.2f} s, 2 workers "
+        f"{walls[2]:.2f} s -> speedup {walls[1] / walls[2]:.2f}"
+    )
+
+    # 5. peak memory of whole runs (fresh processes, results written to a folder)
+    peaks = {}
+    for count in (int(x) for x in args.memory.split(",")):
+        with tempfile.TemporaryDirectory():
+            out = subprocess.run(
+                [sys.executable, "-c", _MEMORY_CHILD, str(count), "2", str(BASE)],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=REPO,
+            )
+        peaks[count] = int(out.stdout.strip().splitlines()[-1]) / 1024
+        print(
+            f"peak memory, {count:,} replicates (2 workers, main process): {peaks[count]:.0f} MiB"
+        )
+    small, large = min(peaks), max(peaks)
+    print(f"memory ratio {large:,} / {small:,} replicates: {peaks[large] / peaks[small]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
