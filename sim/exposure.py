@@ -56,6 +56,7 @@ __all__ = [
     "cumulative_auc",
     "daily_auc",
     "draw_etas",
+    "etas_from_normals",
     "mpa_auc0_12_at_target",
     "pk_model",
     "scenario_models",
@@ -425,9 +426,13 @@ def draw_etas(params: OralPK, rng: np.random.Generator, size: int | None = None)
     :math:`\\theta e^{\\eta}` has median :math:`\\theta` and CV ``cv``.
     Always draws both, so a CV of 0 uses the same random numbers as any other CV.
     """
-    z = rng.standard_normal(2 if size is None else (size, 2))
+    return etas_from_normals(params, rng.standard_normal(2 if size is None else (size, 2)))
+
+
+def etas_from_normals(params: OralPK, z: npt.ArrayLike) -> FloatArray:
+    """Random effects on (CL, V) from standard normal draws ``z`` (last axis 2)."""
     omega = np.sqrt(np.log1p(np.array([params.cv_cl, params.cv_v]) ** 2))
-    return np.asarray(z * omega, dtype=np.float64)
+    return np.asarray(np.asarray(z, dtype=np.float64) * omega, dtype=np.float64)
 
 
 def pk_model(

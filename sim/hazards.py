@@ -24,6 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -365,8 +366,17 @@ class HazardGrid:
     it was, so absolute thresholds on this scale stay valid across changes.
     """
 
-    def __init__(self, hazards: Sequence[Hazard], plan: Plan, t1: float) -> None:
-        self.starts, self.ends, self.rates = _grid(hazards, plan, 0.0, t1)
+    def __init__(
+        self,
+        hazards: Sequence[Hazard],
+        plan: Plan,
+        t1: float,
+        shared: dict[tuple[int, int], Any] | None = None,
+    ) -> None:
+        if shared is None:
+            self.starts, self.ends, self.rates = _grid(hazards, plan, 0.0, t1)
+        else:
+            self.starts, self.ends, self.rates = _shared_grid(hazards, plan, t1, shared)
         widths = self.ends - self.starts
         self.cum = np.concatenate(
             (np.zeros((len(hazards), 1)), np.cumsum(self.rates * widths, axis=1)), axis=1
@@ -390,6 +400,42 @@ class HazardGrid:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             times = self.starts[j] + (targets - self.cum[self.rows, j]) / rate
         return np.where(hit, times, np.inf)
+
+
+def _patient_specific(h: Hazard) -> bool:
+    """Whether a hazard depends on more than the plan (the patient's PK, their windows)."""
+    return any(isinstance(d, MpaAuc | MpaBands | Windows) for d in h.drivers)
+
+
+def _shared_grid(
+    hazards: Sequence[Hazard], plan: Plan, t1: float, shared: dict[tuple[int, int], Any]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The grid, reusing the edges and plan-only rates of patients on the same plan.
+
+    Patients on the same schedules (the same start dose, no modification yet) share
+    the breakpoints and every rate that depends only on the plan; only the hazards
+    driven by their own PK or windows are computed for them. Entries hold the
+    schedules themselves, so an identity check guards against reused ids.
+    """
+    if any(isinstance(d, Windows) for h in hazards for d in h.drivers):
+        return _grid(hazards, plan, 0.0, t1)
+    key = (id(plan.prednisone), id(plan.mmf))
+    entry = shared.get(key)
+    if entry is None or entry[0] is not plan.prednisone or entry[1] is not plan.mmf:
+        starts, ends, rates = _grid(hazards, plan, 0.0, t1)
+        own = [i for i, h in enumerate(hazards) if _patient_specific(h)]
+        shared[key] = (plan.prednisone, plan.mmf, starts, ends, rates, own)
+        return starts, ends, rates
+    _, _, starts, ends, rates, own = entry
+    if not own:
+        return starts, ends, rates
+    rates = rates.copy()
+    iv = Intervals(plan, starts, ends)
+    for i in own:
+        rates[i] = hazards[i]._rate(iv)
+    if not np.all(np.isfinite(rates) & (rates >= 0)):
+        raise FloatingPointError("a hazard gave a rate that is not finite")
+    return starts, ends, rates
 
 
 def cumulative_hazards(

@@ -27,7 +27,7 @@ import pandas as pd
 import simpy
 
 from sim.errors import DosesimError
-from sim.exposure import draw_etas, mpa_auc0_12_at_target, pk_model
+from sim.exposure import etas_from_normals, mpa_auc0_12_at_target, pk_model
 from sim.hazards import Hazard, HazardGrid, Plan, Windows
 from sim.population import Candidate, draw_candidate, require_population, screening_criteria
 from sim.scenario import (
@@ -50,6 +50,22 @@ from sim.streams import stream
 __all__ = ["LANDMARK_WEEKS", "CohortResult", "EventRecord", "simulate_cohort"]
 
 LANDMARK_WEEKS = (4, 12, 24, 52)
+PK_NORMALS = 4
+"""Standard normal draws per person for PK random effects: (CL, V) of MPA, then prednisolone."""
+THRESHOLD_SLOTS = 16
+"""Exp(1) draws per person for the first threshold of each hazard (in hazard order)."""
+
+
+def person_extras(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The draws every screened person takes after their covariates, eligible or not.
+
+    Always the same count, so each person's block of draws starts at the same place
+    in their site's stream whatever the eligibility rules or outcomes: the PK normals
+    and one Exp(1) slot per hazard.
+    """
+    return rng.standard_normal(PK_NORMALS), rng.standard_exponential(THRESHOLD_SLOTS)
+
+
 WITHDRAWAL, DEATH = "withdrawal", "death"
 _MAX_SCREENED_PER_ENROLLED = 1000
 
@@ -101,6 +117,7 @@ class _Patient:
     prednisolone: Any
     start_mg: float
     ae_counts: dict[str, int]
+    thresholds: np.ndarray = field(default_factory=lambda: np.empty(0))
     death_windows: list[tuple[float, float]] = field(default_factory=list)
     exit_day: float = math.nan
     status: str = ""
@@ -164,6 +181,7 @@ class _Cohort:
         # dropout hazards are known by position, never by name
         self.withdrawal_index, self.death_index = len(self.hazards) - 2, len(self.hazards) - 1
         self._prednisone_cache: dict[float, Schedule] = {}
+        self._shared_grids: dict[tuple[int, int], Any] = {}
         self.planned_mmf = build_mmf(scenario.mmf, self.duration)
 
     def stream(self, *path: int | str) -> np.random.Generator:
@@ -171,12 +189,15 @@ class _Cohort:
 
     # -- enrolment --------------------------------------------------------
     def enrol(
-        self, candidate: Candidate, enrol_day: float, rng: np.random.Generator | None = None
+        self,
+        candidate: Candidate,
+        enrol_day: float,
+        extras: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         """Enrol an eligible candidate: their process starts on trial day ``enrol_day``.
 
-        ``rng`` is the person's stream after their covariates were drawn; PK random
-        effects continue it (default: a fresh "pk" stream of the person).
+        ``extras`` are the person's PK normals and hazard thresholds from
+        :func:`person_extras` (default: drawn from a stream of their own).
         """
         s = self.scenario
         assert s.exposure is not None
@@ -186,9 +207,11 @@ class _Cohort:
         if pred is None:
             pred = build_prednisone_from_start(s.prednisone, start, self.duration)
             self._prednisone_cache[start] = pred
-        pk_rng = rng if rng is not None else self.stream("pk", candidate.person)
-        mpa_eta = draw_etas(s.exposure.mpa, pk_rng)
-        pred_eta = draw_etas(s.exposure.prednisolone, pk_rng)
+        if extras is None:
+            extras = person_extras(self.stream("person", candidate.person))
+        normals, thresholds = extras
+        mpa_eta = etas_from_normals(s.exposure.mpa, normals[:2])
+        pred_eta = etas_from_normals(s.exposure.prednisolone, normals[2:4])
         patient = _Patient(
             patient_id=pid,
             candidate=candidate,
@@ -200,6 +223,7 @@ class _Cohort:
             prednisolone=pk_model(s.exposure.prednisolone, candidate.weight_kg, pred_eta),
             start_mg=start,
             ae_counts=dict.fromkeys(self.ae_names, 0),
+            thresholds=thresholds,
         )
         self.patients.append(patient)
         self.env.process(self._run(patient))
@@ -227,12 +251,19 @@ class _Cohort:
         )
         person = p.candidate.person
         # Each hazard fires when its cumulative hazard from day 0 reaches a target: an
-        # Exp(1) draw, then one more Exp(1) each time it fires. First draws come in one
-        # block in a fixed order; later ones from a stream per hazard and occurrence.
-        targets = self.stream("hazards", person).standard_exponential(len(self.hazards))
+        # Exp(1) draw, then one more Exp(1) each time it fires. First draws come from the
+        # person's block (one slot per hazard, in hazard order); later ones from a stream
+        # per hazard and occurrence.
+        n = len(self.hazards)
+        targets = p.thresholds[:n].copy()
+        if n > targets.size:
+            more = self.stream("hazards", person).standard_exponential(n - targets.size)
+            targets = np.concatenate((targets, more))
         fired = [0] * len(self.hazards)
         t, end = 0.0, float(self.duration)
-        grid = HazardGrid(self._hazards_for(p), Plan(p.prednisone, p.mmf, p.mpa), end)
+        grid = HazardGrid(
+            self._hazards_for(p), Plan(p.prednisone, p.mmf, p.mpa), end, self._shared_grids
+        )
         while True:
             times = grid.crossing(targets)
             k = int(np.argmin(times))
@@ -348,6 +379,27 @@ class _Cohort:
         self._record(p, t, event, f"{detail} from day {day} ({reason.split(':')[0]})")
 
     # -- results ----------------------------------------------------------
+    def outcomes(self) -> dict[str, Any]:
+        """Per-patient outcomes as arrays, straight from the model (no tables).
+
+        ``enrol_day``, ``exit_day``, ``status`` and ``cumulative_prednisone_mg_week52``
+        (NaN for those who left before), and ``ae_<name>`` counts.
+        """
+        ps = self.patients
+        week52 = 7 * 52
+        out: dict[str, Any] = {
+            "enrol_day": np.array([p.enrol_day for p in ps], dtype=float),
+            "exit_day": np.array([p.exit_day for p in ps], dtype=float),
+            "status": [p.status for p in ps],
+            "cumulative_prednisone_mg_week52": np.array(
+                [p.prednisone.cumulative(week52) if p.exit_day >= week52 else math.nan for p in ps],
+                dtype=float,
+            ),
+        }
+        for name in self.ae_names:
+            out[f"ae_{name}"] = np.array([p.ae_counts[name] for p in ps], dtype=int)
+        return out
+
     def patient_columns(self) -> list[str]:
         """The columns of the patients table, in order (also when it has no rows)."""
         return [
@@ -398,26 +450,31 @@ class _Cohort:
         return rows
 
 
+Extras = tuple[np.ndarray, np.ndarray]
+
+
 def _screen(
     cohort: _Cohort, n_patients: int
-) -> tuple[list[Candidate], list[tuple[Candidate, np.random.Generator]]]:
+) -> tuple[list[Candidate], list[tuple[Candidate, Extras]]]:
+    """Screen people in turn from one stream, each taking a fixed block of draws."""
     scenario = cohort.scenario
     population = require_population(scenario)
     screened: list[Candidate] = []
-    enrolled: list[tuple[Candidate, np.random.Generator]] = []
+    enrolled: list[tuple[Candidate, Extras]] = []
     limit = _MAX_SCREENED_PER_ENROLLED * max(n_patients, 1)
     person = 0
+    site_stream = cohort.stream("site_population", 0)  # persons in turn, fixed blocks
     while len(enrolled) < n_patients:
         if person >= limit:
             raise DosesimError(
                 f"{scenario.source or scenario.name}: screened {person} people and found only "
                 f"{len(enrolled)} eligible; check [population.prevalence] and [eligibility]"
             )
-        rng = cohort.stream("population", person)
-        c = draw_candidate(population, scenario.eligibility, rng, person)
+        c = draw_candidate(population, scenario.eligibility, site_stream, person)
+        extras = person_extras(site_stream)
         screened.append(c)
         if c.eligible:
-            enrolled.append((c, rng))
+            enrolled.append((c, extras))
         person += 1
     return screened, enrolled
 
@@ -466,8 +523,8 @@ def simulate_cohort(
         raise DosesimError("enrolment days must be finite and >= 0")
     cohort = _Cohort(scenario, seed, replicate)
     screened, enrolled = _screen(cohort, n_patients)
-    for (candidate, rng), day in zip(enrolled, days, strict=True):
-        cohort.enrol(candidate, day, rng)
+    for (candidate, extras), day in zip(enrolled, days, strict=True):
+        cohort.enrol(candidate, day, extras)
     cohort.env.run()
     return _result(cohort, screened)
 

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import DosesimError
-from sim.model import CohortResult, _Cohort, _result
+from sim.model import CohortResult, _Cohort, _result, person_extras
 from sim.population import Candidate, draw_candidate, eligibility_probability
 from sim.scenario import DAYS_PER_MONTH, RecruitmentSettings, Scenario, Site
 from sim.streams import stream
@@ -75,23 +75,31 @@ class TrialResult:
         ``target_reached`` and ``completed_by_deadline``.
     enrolment : pandas.DataFrame
         ``patient_id, site, trial_day`` for each enrolled patient.
-    cohort : CohortResult
-        The cohort model's tables (``patients``, ``events``, ``screened``, ...).
+    cohort : CohortResult or None
+        The cohort model's tables (``patients``, ``events``, ``screened``, ...);
+        None when simulated with ``tables=False``.
     """
 
     milestones: dict[str, Any]
     enrolment: pd.DataFrame
-    cohort: CohortResult
+    cohort: CohortResult | None
+    outcomes: dict[str, Any]
+    """Per-patient outcome arrays (see ``_Cohort.outcomes``), always present."""
 
     @property
     def patients(self) -> pd.DataFrame:
         """One row per enrolled patient (see :func:`sim.simulate_cohort`)."""
-        return self.cohort.patients
+        return self._tables().patients
 
     @property
     def events(self) -> pd.DataFrame:
         """The event log, in trial time."""
-        return self.cohort.events
+        return self._tables().events
+
+    def _tables(self) -> CohortResult:
+        if self.cohort is None:
+            raise DosesimError("this replicate was simulated without tables (tables=False)")
+        return self.cohort
 
 
 def _require(scenario: Scenario) -> RecruitmentSettings:
@@ -180,6 +188,7 @@ class _Recruitment:
         assert population is not None
         opens = max(draw.activation_day, self.start_day)
         arrivals = self.cohort.stream("arrivals", i)
+        people = self.cohort.stream("site_population", i)  # this site's people, in turn
         t, k = opens, 0
         while True:
             t = _next_arrival(t, float(arrivals.standard_exponential()), draw.rate_per_day, spec)
@@ -192,8 +201,8 @@ class _Recruitment:
                 return
             person = PERSONS_PER_SITE * i + k
             k += 1
-            rng = self.cohort.stream("population", person)
-            c = draw_candidate(population, self.cohort.scenario.eligibility, rng, person)
+            c = draw_candidate(population, self.cohort.scenario.eligibility, people, person)
+            extras = person_extras(people)  # always drawn: keeps each person's block aligned
             self.screened.append((i, t, c))
             if not c.eligible:
                 continue
@@ -201,7 +210,7 @@ class _Recruitment:
             self.total += 1
             self.enrolled.append((i, t, person))
             if self.simulate_patients:
-                self.cohort.enrol(c, t, rng)
+                self.cohort.enrol(c, t, extras)
             if self.total >= self.target:
                 self.stopped = True
 
@@ -224,7 +233,7 @@ def _draw_sites(
 def _milestones(
     scenario: Scenario,
     recruitment: _Recruitment,
-    cohort: CohortResult,
+    outcomes: dict[str, Any],
     enrolment_days: Sequence[float],
     patients_simulated: bool,
 ) -> dict[str, Any]:
@@ -240,8 +249,7 @@ def _milestones(
     fpi = min(enrolment_days) if n else math.nan
     lpi = max(enrolment_days) if n else math.nan
     if patients_simulated and n:
-        p = cohort.patients
-        lplv = float((p["enrol_day"] + p["exit_day"]).max())
+        lplv = float((outcomes["enrol_day"] + outcomes["exit_day"]).max())
     else:
         lplv = lpi + duration if n else math.nan
     for key, day in (
@@ -271,7 +279,11 @@ def trial_date(start: date, day: float) -> date | None:
 
 
 def simulate_trial(
-    scenario: Scenario, seed: int, replicate: int = 0, simulate_patients: bool = True
+    scenario: Scenario,
+    seed: int,
+    replicate: int = 0,
+    simulate_patients: bool = True,
+    tables: bool = True,
 ) -> TrialResult:
     """Simulate one replicate of the trial: site activation, screening, enrolment, the cohort.
 
@@ -287,12 +299,15 @@ def simulate_trial(
     simulate_patients : bool
         False: recruitment only (the last visit is then the last enrolment plus
         the treatment duration).
+    tables : bool
+        False: skip building the per-patient tables (``outcomes`` and
+        ``milestones`` are still there); the replicate runner's fast path.
 
     Returns
     -------
     TrialResult
     """
-    return _simulate(scenario, seed, replicate, simulate_patients)
+    return _simulate(scenario, seed, replicate, simulate_patients, tables=tables)
 
 
 def _simulate(
@@ -305,6 +320,7 @@ def _simulate(
     start_day: float = 0.0,
     observed: Observed | None = None,
     extra_sites: int = 0,
+    tables: bool = True,
 ) -> TrialResult:
     rec = _require(scenario)
     cohort = _Cohort(scenario, seed, replicate, patients=simulate_patients)
@@ -328,14 +344,15 @@ def _simulate(
             before[site_index] += 1
             enrolment.append((site_index, day, c.person))
             if simulate_patients:
-                cohort.enrol(c, day, rng)
+                cohort.enrol(c, day, person_extras(rng))
     recruitment = _Recruitment(
         cohort, sites, specs, start_day, before, simulate_patients=simulate_patients
     )
     cohort.env.run()
     enrolment += recruitment.enrolled
     screened = [c for _, _, c in recruitment.screened]
-    result = _result(cohort, screened)
+    result = _result(cohort, screened) if tables else None
+    outcomes = cohort.outcomes()
     names = [s.name for s in specs]
     table = pd.DataFrame(
         [
@@ -345,14 +362,14 @@ def _simulate(
         columns=["patient_id", "site", "trial_day", "person"],
     )
     days = [d for _, d, _ in enrolment]
-    milestones = _milestones(scenario, recruitment, result, days, simulate_patients)
+    milestones = _milestones(scenario, recruitment, outcomes, days, simulate_patients)
     milestones["enrolled_per_site"] = {
         name: int(recruitment.site_enrolled[i]) for i, name in enumerate(names)
     }
     milestones["site_opened_day"] = {
         name: max(sites[i].activation_day, start_day) for i, name in enumerate(names)
     }
-    return TrialResult(milestones, table, result)
+    return TrialResult(milestones, table, result, outcomes)
 
 
 def _extra_site(
@@ -576,6 +593,7 @@ def _run_replicates(
             start_day=observed.as_of_day,
             observed=observed,
             extra_sites=extra_sites,
+            tables=False,
         )
         m = trial.milestones
         rows.append(

@@ -47,7 +47,8 @@ _KEPT_TABLES = ("patients", "events", "dosing_nonmem", "ex", "ae", "ds")
 def replicate_row(scenario: Scenario, replicate: int, trial: Any) -> dict[str, Any]:
     """The compact summary of one replicate: milestones, exits, steroid burden, AE counts."""
     m = trial.milestones
-    p = trial.patients
+    o = trial.outcomes
+    n = len(o["status"])
     row: dict[str, Any] = {
         "replicate": replicate,
         "screened": m["screened"],
@@ -60,18 +61,18 @@ def replicate_row(scenario: Scenario, replicate: int, trial: Any) -> dict[str, A
         row[f"{key}_date"] = m[f"{key}_date"].isoformat() if m[f"{key}_date"] else ""
     row["target_reached"] = int(m["target_reached"])
     row["completed_by_deadline"] = int(m["completed_by_deadline"])
-    statuses = p["status"].value_counts() if len(p) else pd.Series(dtype=int)
     for status in ("completed", "withdrawn", "died", "discontinued"):
-        row[status] = int(statuses.get(status, 0))
-    row["completed_fraction"] = row["completed"] / len(p) if len(p) else math.nan
-    row["patient_years"] = float(p["exit_day"].sum()) / 365.25 if len(p) else 0.0
-    week52 = p["cumulative_prednisone_mg_week52"].dropna() if len(p) else pd.Series(dtype=float)
-    row["mean_cumulative_prednisone_mg_week52"] = float(week52.mean()) if len(week52) else math.nan
+        row[status] = o["status"].count(status)
+    row["completed_fraction"] = row["completed"] / n if n else math.nan
+    row["patient_years"] = float(o["exit_day"].sum()) / 365.25
+    week52 = o["cumulative_prednisone_mg_week52"]
+    week52 = week52[np.isfinite(week52)]
+    row["mean_cumulative_prednisone_mg_week52"] = float(week52.mean()) if week52.size else math.nan
     row["median_cumulative_prednisone_mg_week52"] = (
-        float(week52.median()) if len(week52) else math.nan
+        float(np.median(week52)) if week52.size else math.nan
     )
     for name in sorted(scenario.adverse_events):
-        row[f"ae_{name}"] = int(p[f"ae_{name}"].sum()) if len(p) else 0
+        row[f"ae_{name}"] = int(o[f"ae_{name}"].sum())
     for criterion, n in sorted(m["screen_failures"].items()):
         row[f"failed_{criterion}"] = n
     for site, n in m["enrolled_per_site"].items():
@@ -103,7 +104,7 @@ def _run_chunk(scenario: Scenario, seed: int, first: int, last: int, keep: int) 
     rows = []
     kept: dict[str, list[pd.DataFrame]] = {name: [] for name in _KEPT_TABLES}
     for r in range(first, last):
-        trial = simulate_trial(scenario, seed, r)
+        trial = simulate_trial(scenario, seed, r, tables=r < keep)
         rows.append(replicate_row(scenario, r, trial))
         if r < keep:
             for name, table in _kept_tables(scenario, r, trial).items():
