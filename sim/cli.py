@@ -162,9 +162,9 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Simulate the rest of the trial from --as-of: each site's screening rate gets its "
             "conjugate Gamma posterior from the observed enrolment (sites without data keep "
-            "the prior). Reports last-patient-in and last-visit dates (median, 80 %% and 95 %% "
+            "the prior). Reports last-patient-in and last-visit dates (median, 80 % and 95 % "
             "intervals), the probability of completing by the deadline, and how many more "
-            "sites like the prior would give 80 %%. Without --observed: the design-stage "
+            "sites like the prior would give 80 %. Without --observed: the design-stage "
             "forecast."
         ),
     )
@@ -205,6 +205,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser(
+        "compare",
+        parents=[overrides],
+        help="compare scenarios run with the same seed: paired differences to the first",
+        description=(
+            "Run every scenario with the same seed (common random numbers) and print, per "
+            "key metric, each scenario's mean with its Monte Carlo SE and the mean paired "
+            "difference to the first scenario with its paired 95 % interval (and the "
+            "unpaired one for reference). With one scenario and --vary KEY=V1,V2,...: a "
+            "one-way sweep, the first value the reference. --set applies to every scenario."
+        ),
+    )
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    p.add_argument(
+        "--vary",
+        metavar="KEY=V1,V2,...",
+        help="with one scenario: one variant per value (read as TOML), "
+        "e.g. prednisone.start_mg_per_kg=0.5,0.75,1.0",
+    )
+    p.add_argument("--replicates", type=_positive_int, default=200, metavar="N")
+    p.add_argument("--seed", type=_seed, default=1, metavar="S", help="seed (default 1)")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N")
+    p.add_argument(
+        "--out", metavar="DIR", help="write comparison.csv and comparison_forest.png here"
+    )
+
+    p = sub.add_parser(
         "check",
         help="compare scenarios' schedules with their golden CSV files",
         description=(
@@ -234,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cohort": _cohort,
             "forecast": _forecast,
             "run": _run,
+            "compare": _compare,
             "check": _check,
         }
         return handler[args.command](args)
@@ -578,6 +605,78 @@ def format_run_summary(summary: dict[str, Any]) -> str:
         f"(MCSE {p['completed_by_deadline']['mcse']:.3f})"
     )
     return "\n".join(lines)
+
+
+def _parse_vary(text: str) -> tuple[str, list[Any]]:
+    """``KEY=V1,V2,...`` as the key and its values, each read as TOML like ``--set``."""
+    import tomllib
+
+    key, sep, rest = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not rest.strip():
+        raise DosesimError(
+            f"--vary {text!r}: must be KEY.PATH=V1,V2,..., e.g. prednisone.start_mg_per_kg=0.5,1.0"
+        )
+    try:
+        values = list(tomllib.loads(f"v = [{rest}]")["v"])
+    except tomllib.TOMLDecodeError:
+        values = []
+        for item in rest.split(","):
+            if not item.strip():
+                raise DosesimError(f"--vary {text!r}: an empty value") from None
+            try:
+                values.append(tomllib.loads(f"v = {item}")["v"])
+            except tomllib.TOMLDecodeError:
+                values.append(item.strip())  # a bare word is a string, as with --set
+    if not values:
+        raise DosesimError(f"--vary {text!r}: give at least one value")
+    return key, values
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import io
+
+    from sim.compare import compare, format_comparison, sweep
+    from sim.fileio import atomic_write_bytes, atomic_write_text
+    from sim.scenario import load_scenario
+
+    if not args.scenarios:
+        raise DosesimError("compare: give one or more scenario files")
+    if args.vary is not None:
+        if len(args.scenarios) > 1:
+            raise DosesimError(
+                "--vary sweeps one scenario; give one scenario file with it "
+                f"(got {len(args.scenarios)})"
+            )
+        key, values = _parse_vary(args.vary)
+        base = load_scenario(args.scenarios[0], args.overrides)
+        scenarios = sweep(base, key, values)
+    else:
+        if len(args.scenarios) < 2:
+            raise DosesimError(
+                "compare: nothing to compare; give two or more scenarios, or one with --vary"
+            )
+        problems: list[Problem] = []
+        scenarios = []
+        for path in args.scenarios:
+            try:
+                scenarios.append(load_scenario(path, args.overrides))
+            except ScenarioError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise ScenarioError(problems)
+    result = compare(scenarios, args.replicates, args.seed, workers=args.workers)
+    print(format_comparison(result))
+    if args.out:
+        from sim.plots import comparison_forest
+
+        out = Path(args.out)
+        atomic_write_text(out / "comparison.csv", result.to_csv())
+        buf = io.BytesIO()
+        comparison_forest(result).savefig(buf, format="png", dpi=120)
+        atomic_write_bytes(out / "comparison_forest.png", buf.getvalue())
+        print(f"\nwrote {out / 'comparison.csv'} and {out / 'comparison_forest.png'}")
+    return EXIT_OK
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 from matplotlib.figure import Figure
 
 from sim.exposure import HOURS_PER_DAY, OralOneCompartment, concentration, daily_auc
 from sim.schedule import Schedule
 
-__all__ = ["concentration_profiles"]
+if TYPE_CHECKING:
+    from sim.compare import Comparison
+
+__all__ = ["comparison_forest", "concentration_profiles"]
 
 _STYLE = {"linewidth": 0.9}
 
@@ -67,4 +74,54 @@ def concentration_profiles(
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
     fig.suptitle(title)
+    return fig
+
+
+def comparison_forest(
+    comparison: Comparison, metrics: Sequence[str] | None = None, columns: int = 3
+) -> Figure:
+    """A forest plot of each scenario's paired difference to the first, one panel per metric.
+
+    Each panel has one row per scenario after the first: the mean paired
+    difference (dot) with its paired 95 % interval (thick line) and, for
+    reference, the unpaired 95 % interval (thin grey line); a dashed line marks zero.
+
+    Parameters
+    ----------
+    comparison : Comparison
+        From :func:`sim.compare.compare`.
+    metrics : sequence of str, optional
+        The metrics to show, in order (default: all of ``comparison.metrics``).
+    columns : int
+        Panels per row of the grid.
+    """
+    chosen = list(metrics) if metrics is not None else list(comparison.metrics)
+    others = comparison.scenarios[1:]
+    ncols = max(1, min(columns, len(chosen)))
+    nrows = max(1, math.ceil(len(chosen) / ncols))
+    height = max(1.6, 0.9 + 0.32 * len(others))
+    fig = Figure(figsize=(4.2 * ncols, height * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    table = comparison.table
+    y = np.arange(len(others))[::-1]
+    for i, ax in enumerate(axes.flat):
+        if i >= len(chosen):
+            ax.set_axis_off()
+            continue
+        metric = chosen[i]
+        rows = table[table["metric"] == metric].set_index("scenario").reindex(others)
+        ax.hlines(y, rows["unpaired_low_95"], rows["unpaired_high_95"], color="0.7", linewidth=1.0)
+        ax.hlines(y, rows["paired_low_95"], rows["paired_high_95"], color="C0", linewidth=2.2)
+        ax.plot(rows["difference"], y, "o", color="C0", markersize=4)
+        ax.axvline(0.0, color="0.3", linestyle="--", linewidth=0.8)
+        ax.set_yticks(y, others if i % ncols == 0 else [""] * len(others))
+        ax.set_ylim(-0.7, len(others) - 0.3)
+        ax.set_title(metric, loc="left", fontsize="small")
+        ax.tick_params(labelsize="small")
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(
+        f"difference to {comparison.reference} ({comparison.replicates} replicates, seed "
+        f"{comparison.seed}); blue: paired 95 %, grey: unpaired 95 %",
+        fontsize="medium",
+    )
     return fig

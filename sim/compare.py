@@ -1,0 +1,369 @@
+"""Scenario comparison with common random numbers: paired differences to a reference.
+
+Every scenario is run with the same seed, so replicate ``r`` of each scenario
+draws from the same random streams wherever the scenarios share structure
+(common random numbers). For each metric the per-replicate differences
+``d_r = x_r - x_ref,r`` to the first scenario are then paired: their mean is the
+difference, and the paired 95 % interval
+
+    mean(d) +/- t_{0.975, n-1} * sd(d) / sqrt(n)
+
+is usually much narrower than the unpaired (Welch) interval on the two means,
+which is reported for reference. A scenario compared with itself has
+differences of exactly zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import t as student_t
+
+from sim.errors import DosesimError, Problem, ScenarioError
+from sim.runner import RunResult, run
+from sim.scenario import Scenario, scenario_from_dict
+
+__all__ = [
+    "COLUMNS",
+    "DEFAULT_METRICS",
+    "Comparison",
+    "compare",
+    "default_metrics",
+    "format_comparison",
+    "sweep",
+    "sweep_name",
+]
+
+#: Metrics compared by default, in this order; every ``ae_*`` column follows the first four.
+DEFAULT_METRICS = (
+    "median_cumulative_prednisone_mg_week52",
+    "mean_cumulative_prednisone_mg_week52",
+    "completed_fraction",
+    "withdrawn",
+    "died",
+    "discontinued",
+    "last_patient_in_day",
+    "last_patient_last_visit_day",
+    "target_reached",
+    "completed_by_deadline",
+)
+
+#: The columns of :attr:`Comparison.table`.
+COLUMNS = (
+    "scenario",
+    "metric",
+    "n",
+    "mean",
+    "mcse",
+    "n_pairs",
+    "difference",
+    "difference_se",
+    "paired_low_95",
+    "paired_high_95",
+    "unpaired_difference",
+    "unpaired_low_95",
+    "unpaired_high_95",
+)
+
+LEVEL = 0.95
+
+
+@dataclass
+class Comparison:
+    """Scenarios run with the same seed, and their metrics compared with the first.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per scenario and metric (columns :data:`COLUMNS`): ``n`` finite
+        replicates, their ``mean`` and its Monte Carlo SE ``mcse``; ``n_pairs``
+        replicates where both this scenario and the first have a value;
+        ``difference``, the mean of the paired per-replicate differences to the
+        first scenario, its SE ``difference_se`` and t interval
+        ``paired_low_95``-``paired_high_95``; ``unpaired_difference`` (the
+        difference of the two means over all finite replicates) with its Welch
+        t interval ``unpaired_low_95``-``unpaired_high_95``. Units are the
+        metric's own (mg, days, counts per trial, fractions).
+    scenarios : list of str
+        Scenario labels in order; the first is the reference. A repeated name
+        gets `` (2)``, `` (3)``, ... so labels are unique.
+    metrics : list of str
+        The metrics compared, in order.
+    replicates : int
+        Replicates per scenario.
+    seed : int
+        The seed every scenario was run with.
+    results : dict of str to RunResult
+        Each scenario's run (per-replicate rows in ``.replicates``), by label.
+    """
+
+    table: pd.DataFrame
+    scenarios: list[str]
+    metrics: list[str]
+    replicates: int
+    seed: int
+    results: dict[str, RunResult] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> str:
+        """The label of the first scenario, the one every difference is taken to."""
+        return self.scenarios[0]
+
+    def to_csv(self) -> str:
+        """The table as CSV text (``\\n`` line ends, full float precision)."""
+        text: str = self.table.to_csv(index=False, lineterminator="\n")
+        return text
+
+
+def default_metrics(tables: Sequence[pd.DataFrame]) -> list[str]:
+    """The default metrics present in any of ``tables``, with every ``ae_*`` column.
+
+    Parameters
+    ----------
+    tables : sequence of DataFrame
+        Per-replicate tables (``RunResult.replicates``).
+    """
+    columns: set[str] = set()
+    for table in tables:
+        columns.update(str(c) for c in table.columns)
+    aes = sorted(c for c in columns if c.startswith("ae_"))
+    head = [m for m in DEFAULT_METRICS[:6] if m in columns]
+    tail = [m for m in DEFAULT_METRICS[6:] if m in columns]
+    return head + aes + tail
+
+
+def _labels(names: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return out
+
+
+def _values(table: pd.DataFrame, metric: str) -> pd.Series:
+    """The metric per replicate as floats indexed by replicate (NaN where absent)."""
+    index = pd.Index(table["replicate"].to_numpy(), name="replicate")
+    if metric not in table.columns:
+        return pd.Series(np.nan, index=index, dtype=float)
+    values = pd.to_numeric(table[metric], errors="coerce").to_numpy(dtype=float, copy=True)
+    values[~np.isfinite(values)] = np.nan
+    return pd.Series(values, index=index, dtype=float)
+
+
+def _t_half_width(se: float, df: float) -> float:
+    if not math.isfinite(se) or not df > 0:
+        return math.nan
+    if se == 0.0:
+        return 0.0
+    return float(student_t.ppf(0.5 + LEVEL / 2, df)) * se
+
+
+def _stats(x: pd.Series, ref: pd.Series) -> dict[str, Any]:
+    """Mean and MCSE of ``x``; paired and unpaired differences of ``x`` to ``ref``."""
+    xs = x.dropna().to_numpy()
+    rs = ref.dropna().to_numpy()
+    n = int(xs.size)
+    mean = float(xs.mean()) if n else math.nan
+    mcse = float(xs.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    pairs = pd.concat([x, ref], axis=1, join="inner").dropna()
+    d = (pairs.iloc[:, 0] - pairs.iloc[:, 1]).to_numpy()
+    n_pairs = int(d.size)
+    diff = float(d.mean()) if n_pairs else math.nan
+    d_se = float(d.std(ddof=1) / math.sqrt(n_pairs)) if n_pairs > 1 else math.nan
+    half = _t_half_width(d_se, n_pairs - 1)
+    # Welch: each mean's own variance; Welch-Satterthwaite degrees of freedom.
+    m = int(rs.size)
+    if n > 1 and m > 1:
+        vx, vr = float(xs.var(ddof=1)) / n, float(rs.var(ddof=1)) / m
+        u_se = math.sqrt(vx + vr)
+        u_df = (vx + vr) ** 2 / (vx**2 / (n - 1) + vr**2 / (m - 1)) if u_se > 0 else math.inf
+        u_half = _t_half_width(u_se, u_df)
+        u_diff = mean - float(rs.mean())
+    else:
+        u_half = u_diff = math.nan
+    return {
+        "n": n,
+        "mean": mean,
+        "mcse": mcse,
+        "n_pairs": n_pairs,
+        "difference": diff,
+        "difference_se": d_se,
+        "paired_low_95": diff - half,
+        "paired_high_95": diff + half,
+        "unpaired_difference": u_diff,
+        "unpaired_low_95": u_diff - u_half,
+        "unpaired_high_95": u_diff + u_half,
+    }
+
+
+def compare(
+    scenarios: Sequence[Scenario],
+    replicates: int,
+    seed: int,
+    workers: int = 1,
+    metrics: Sequence[str] | None = None,
+) -> Comparison:
+    """Run every scenario with the same seed and compare each metric with the first.
+
+    Parameters
+    ----------
+    scenarios : sequence of Scenario
+        Two or more runnable scenarios (one is allowed: its differences are zero);
+        the first is the reference.
+    replicates : int
+        Replicate trials per scenario (>= 2 for intervals).
+    seed : int
+        The seed every scenario is run with (>= 0): common random numbers.
+    workers : int
+        Local worker processes per run (1: in this process).
+    metrics : sequence of str, optional
+        Columns of the per-replicate table to compare (default
+        :func:`default_metrics`). A metric a scenario lacks is NaN for it.
+
+    Returns
+    -------
+    Comparison
+
+    Notes
+    -----
+    Replicate ``r`` of scenario ``s`` is paired with replicate ``r`` of the
+    first scenario; a pair where either value is NaN (e.g. no patient reached
+    week 52) is dropped. With ``d_r`` the paired differences,
+    ``difference = mean(d)`` and the paired interval is
+    ``mean(d) +/- t_{0.975, n-1} sd(d) / sqrt(n)``.
+    """
+    if not scenarios:
+        raise DosesimError("compare needs at least one scenario")
+    labels = _labels([s.name for s in scenarios])
+    results = {
+        label: run(scenario, replicates, seed, workers=workers, keep_patients=0)
+        for label, scenario in zip(labels, scenarios, strict=True)
+    }
+    tables = [r.replicates for r in results.values()]
+    chosen = list(metrics) if metrics is not None else default_metrics(tables)
+    if metrics is not None:
+        known = {str(c) for t in tables for c in t.columns}
+        unknown = [m for m in chosen if m not in known]
+        if unknown:
+            raise DosesimError(
+                f"unknown metric(s): {', '.join(unknown)}; the replicate table has "
+                + ", ".join(sorted(known))
+            )
+    rows = []
+    for metric in chosen:
+        ref = _values(tables[0], metric)
+        for label, table in zip(labels, tables, strict=True):
+            rows.append(
+                {"scenario": label, "metric": metric, **_stats(_values(table, metric), ref)}
+            )
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return Comparison(frame, labels, chosen, replicates, seed, results)
+
+
+def sweep_name(key: str, value: Any) -> str:
+    """A variant's name: the key's last part and the value, e.g. ``start_mg_per_kg=0.5``."""
+    leaf = key.rsplit(".", 1)[-1]
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = str(value)
+    return f"{leaf}={text}"
+
+
+def sweep(base: Scenario, key: str, values: Sequence[Any]) -> list[Scenario]:
+    """One variant of ``base`` per value of ``key``: a one-way sweep.
+
+    Parameters
+    ----------
+    base : Scenario
+        The resolved scenario to vary.
+    key : str
+        A key path as in ``--set``, e.g. ``prednisone.start_mg_per_kg``.
+    values : sequence
+        The values, in order (Python values; parse command-line text as TOML first).
+
+    Returns
+    -------
+    list of Scenario
+        Named by :func:`sweep_name`, e.g. ``start_mg_per_kg=0.5``; the first is
+        the reference of a :func:`compare`.
+
+    Raises
+    ------
+    ScenarioError
+        If a variant is not a valid scenario (the message names the key and value).
+    DosesimError
+        If ``values`` is empty or repeats a value.
+    """
+    if not values:
+        raise DosesimError(f"--vary {key}: give at least one value")
+    names = [sweep_name(key, v) for v in values]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DosesimError(f"--vary {key}: repeated value(s): {', '.join(repeated)}")
+    source = base.source or base.name
+    data = base.to_dict()
+    variants: list[Scenario] = []
+    problems: list[Problem] = []
+    for value, name in zip(values, names, strict=True):
+        try:
+            variants.append(scenario_from_dict(data, {key: value, "name": name}, source=source))
+        except ScenarioError as exc:
+            # the override is a sweep value, not a --set: say so
+            problems.extend(
+                replace(p, file="--vary") if p.file == "--set" else p for p in exc.problems
+            )
+    if problems:
+        raise ScenarioError(problems)
+    return variants
+
+
+def _fmt(value: float, digits: int) -> str:
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _digits(metric: str, comparison: Comparison) -> int:
+    sub = comparison.table.loc[comparison.table["metric"] == metric, "mean"].abs()
+    scale = float(sub.max()) if sub.notna().any() else 0.0
+    if scale >= 100:
+        return 0
+    if scale >= 10:
+        return 1
+    if scale >= 1:
+        return 2
+    return 3
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """A readable table: per metric, each scenario's mean (MCSE) and difference with intervals."""
+    t = comparison.table
+    width = max([len(s) for s in comparison.scenarios] + [8])
+    lines = [
+        f"{len(comparison.scenarios)} scenarios, {comparison.replicates} replicates each, "
+        f"seed {comparison.seed} (common random numbers); differences to "
+        f"{comparison.reference}, paired and unpaired 95 % intervals"
+    ]
+    for metric in comparison.metrics:
+        k = _digits(metric, comparison)
+        lines.append("")
+        lines.append(metric)
+        lines.append(
+            f"  {'scenario':<{width}}  {'mean':>12}  {'MCSE':>9}  {'difference':>11}  "
+            f"{'paired 95 %':>25}  {'unpaired 95 %':>25}"
+        )
+        for row in t[t["metric"] == metric].itertuples(index=False):
+            paired = f"{_fmt(row.paired_low_95, k)} to {_fmt(row.paired_high_95, k)}"
+            unpaired = f"{_fmt(row.unpaired_low_95, k)} to {_fmt(row.unpaired_high_95, k)}"
+            lines.append(
+                f"  {row.scenario:<{width}}  {_fmt(row.mean, k):>12}  {_fmt(row.mcse, k):>9}  "
+                f"{_fmt(row.difference, k):>11}  {paired:>25}  {unpaired:>25}"
+            )
+    return "\n".join(lines)
