@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-import simpy
-
-from benchmarks.bench_exposure import machine
+from benchmarks._common import BASE, count_simpy_steps, machine
 from sim import load_scenario, simulate_cohort
-
-BASE = Path(__file__).resolve().parent.parent / "scenarios" / "nct05129410.toml"
 
 
 def main() -> None:
@@ -32,21 +27,11 @@ def main() -> None:
     args = parser.parse_args()
     scenario = load_scenario(BASE)
 
-    steps = 0
-    original = simpy.Environment.step
-
-    def counting_step(self: simpy.Environment) -> None:
-        nonlocal steps
-        steps += 1
-        original(self)
-
-    simpy.Environment.step = counting_step  # type: ignore[method-assign]
-    try:
+    with count_simpy_steps() as counter:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         result = simulate_cohort(scenario, args.patients, seed=args.seed)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    finally:
-        simpy.Environment.step = original  # type: ignore[method-assign]
+    steps = counter[0]
 
     p = result.patients
     patient_years = float(p["exit_day"].sum()) / 365.25

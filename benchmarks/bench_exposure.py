@@ -16,14 +16,13 @@ never asserted (machines are shared and noisy).
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
+from benchmarks._common import BASE, machine
 from sim import build_schedules, load_scenario
 from sim.exposure import (
     ScheduleBatch,
@@ -36,25 +35,6 @@ from sim.exposure import (
 from sim.streams import stream
 
 T = TypeVar("T")
-BASE = Path(__file__).resolve().parent.parent / "scenarios" / "nct05129410.toml"
-
-
-def machine() -> str:
-    """CPU model, cores, Python and numpy versions."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
-        f"Python {platform.python_version()}, numpy {np.__version__}"
-    )
 
 
 def best_of(repeat: int, fn: Callable[..., T], *args: object) -> tuple[float, T]:

@@ -20,17 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-import simpy
-
-from benchmarks.bench_exposure import machine
+from benchmarks._common import BASE, REPO, count_simpy_steps, machine
 from benchmarks.naive_daily_tick import simulate_naive
 from sim import load_scenario, simulate_cohort
 from sim.runner import run
-
-REPO = Path(__file__).resolve().parent.parent
-BASE = REPO / "scenarios" / "nct05129410.toml"
 
 _MEMORY_CHILD = """
 import resource, sys, tempfile
@@ -41,18 +35,6 @@ with tempfile.TemporaryDirectory() as out:
     run(load_scenario(sys.argv[3]), n, seed=1, workers=workers, out=out)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
-
-
-def _count_steps() -> tuple[list[int], object]:
-    counter = [0]
-    original = simpy.Environment.step
-
-    def step(self: simpy.Environment) -> None:
-        counter[0] += 1
-        original(self)
-
-    simpy.Environment.step = step  # type: ignore[method-assign]
-    return counter, original
 
 
 def main() -> None:
@@ -70,13 +52,10 @@ def main() -> None:
     print(f"machine: {machine()}")
 
     # 1-2. throughput and events per patient-year, in process
-    counter, original = _count_steps()
-    try:
+    with count_simpy_steps() as counter:
         cpu0 = time.process_time()
         result = run(scenario, args.replicates, seed=1, keep_patients=0)
         cpu = time.process_time() - cpu0
-    finally:
-        simpy.Environment.step = original  # type: ignore[method-assign]
     patient_years = float(result.replicates["patient_years"].sum())
     print(
         f"run, {args.replicates} replicates in process: {patient_years:,.0f} patient-years, "

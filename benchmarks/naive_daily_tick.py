@@ -55,27 +55,23 @@ import math
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import simpy
 
-from benchmarks.bench_exposure import machine
+from benchmarks._common import BASE, count_simpy_steps, machine
 from sim import load_scenario, simulate_cohort
-from sim.exposure import OralOneCompartment, draw_etas, pk_model, steady_state_window_auc
-from sim.population import Candidate, draw_candidate, require_population
+from sim.exposure import OralOneCompartment, etas_from_normals, pk_model, steady_state_window_auc
+from sim.model import apply_dose_action, screen_people
+from sim.population import Candidate
 from sim.scenario import (
     DoseBands,
     DoseLogLinear,
     Leave,
-    MmfHold,
-    MmfReduce,
-    MmfStop,
     MpaAucBands,
     MpaAucLogLinear,
     Multiplier,
-    PrednisoneReescalate,
     Scenario,
     TimeOnStudyBands,
     WeightedCumulativeDose,
@@ -85,10 +81,8 @@ from sim.streams import stream
 
 __all__ = ["main", "simulate_naive"]
 
-BASE = Path(__file__).resolve().parent.parent / "scenarios" / "nct05129410.toml"
 DAYS_PER_YEAR = 365.25
 WITHDRAWAL, DEATH = "withdrawal", "death"
-_MAX_SCREENED_PER_ENROLLED = 1000
 
 # A multiplier for one day: (prednisone mg/day, MPA AUC0-12 mg*h/L, day) -> factor.
 Factor = Callable[[float, float, int], float]
@@ -177,11 +171,11 @@ class _NaiveCohort:
         self.planned_mmf = build_mmf(scenario.mmf, self.duration)
         self.patients: list[_Patient] = []
 
-    def enrol(self, candidate: Candidate) -> None:
+    def enrol(self, candidate: Candidate, normals: np.ndarray) -> None:
         s = self.scenario
         assert s.exposure is not None
-        pk_rng = stream(self.seed, "replicate", 0, "pk", candidate.person)
-        mpa = pk_model(s.exposure.mpa, candidate.weight_kg, draw_etas(s.exposure.mpa, pk_rng))
+        etas = etas_from_normals(s.exposure.mpa, normals[:2])  # as sim.model: same patients
+        mpa = pk_model(s.exposure.mpa, candidate.weight_kg, etas)
         p = _Patient(
             patient_id=len(self.patients) + 1,
             candidate=candidate,
@@ -258,11 +252,7 @@ class _NaiveCohort:
         p.mmf = p.mmf.truncated(stop)
 
     def _act(self, p: _Patient, name: str, event_day: int) -> str:
-        """Apply an event's actions in order, as sim.model does; returns an exit status or ''.
-
-        One deliberate difference: ``mmf_stop`` keeps the schedule's doses per day
-        (sim.model writes 2); the same for the base scenario, which doses MMF twice daily.
-        """
+        """Apply an event's actions as sim.model does (the same function); exit status or ''."""
         s = self.scenario
         ae = s.adverse_events[name]
         if self.raise_ is not None and self.raise_.event == name:
@@ -271,60 +261,17 @@ class _NaiveCohort:
             return ""
         draws = p.rng.random(len(ae.actions)).tolist()
         day = event_day + 1  # today's doses were taken
-        for action, u in zip(ae.actions, draws, strict=True):
-            if u >= action.probability:
-                continue
+        taken = [a for a, u in zip(ae.actions, draws, strict=True) if u < a.probability]
+        for action in taken:
             if isinstance(action, Leave):
                 return action.status
+        for action in taken:
             if day >= self.duration:
                 continue  # no dosing left to change
-            if isinstance(action, MmfReduce):
-                tail = p.mmf.tail(day)
-                top = max(tail.doses_mg_per_day, default=0.0)
-                cap = max(top - 1000 * action.by_g_per_day, 1000 * action.floor_g_per_day)
-                if cap < top:
-                    p.mmf = p.mmf.splice(day, tail.capped_at(cap))
-            elif isinstance(action, MmfHold):
-                tail = p.mmf.tail(day)
-                held = min(action.days, tail.end_day)
-                resumed = tail.tail(held)
-                if action.resume_reduce_by_g_per_day > 0 and resumed.end_day > 0:
-                    top = max(resumed.doses_mg_per_day)
-                    cap = max(
-                        top - 1000 * action.resume_reduce_by_g_per_day,
-                        1000 * action.floor_g_per_day,
-                    )
-                    resumed = resumed.capped_at(min(cap, top))
-                new_tail = Schedule.constant(0.0, held, tail.doses_per_day).splice(held, resumed)
-                p.mmf = p.mmf.splice(day, new_tail)
-            elif isinstance(action, MmfStop):
-                stopped = Schedule.constant(0.0, self.duration - day, p.mmf.doses_per_day)
-                p.mmf = p.mmf.splice(day, stopped)
-            elif isinstance(action, PrednisoneReescalate):
-                new_tail = build_prednisone(
-                    s.prednisone,
-                    p.candidate.weight_kg,
-                    self.duration - day,
-                    start_mg_per_kg=action.start_mg_per_kg,
-                )
-                p.prednisone = p.prednisone.splice(day, new_tail)
+            change = apply_dose_action(action, s, p.candidate.weight_kg, p.prednisone, p.mmf, day)
+            if change is not None:
+                p.prednisone, p.mmf = change[0], change[1]
         return ""
-
-
-def _screen(scenario: Scenario, n_patients: int, seed: int) -> list[Candidate]:
-    """People screened in order until ``n_patients`` are eligible (the real model's streams)."""
-    population = require_population(scenario)
-    enrolled: list[Candidate] = []
-    person = 0
-    while len(enrolled) < n_patients:
-        if person >= _MAX_SCREENED_PER_ENROLLED * max(n_patients, 1):
-            raise ValueError(f"screened {person} people and found only {len(enrolled)} eligible")
-        rng = stream(seed, "replicate", 0, "population", person)
-        c = draw_candidate(population, scenario.eligibility, rng, person)
-        if c.eligible:
-            enrolled.append(c)
-        person += 1
-    return enrolled
 
 
 def simulate_naive(scenario: Scenario, n_patients: int, seed: int) -> pd.DataFrame:
@@ -342,8 +289,8 @@ def simulate_naive(scenario: Scenario, n_patients: int, seed: int) -> pd.DataFra
         for completers; ``cumulative_prednisone_mg`` counts the day of exit.
     """
     cohort = _NaiveCohort(scenario, seed)
-    for candidate in _screen(scenario, n_patients, seed):
-        cohort.enrol(candidate)
+    for candidate, (normals, _thresholds) in screen_people(scenario, n_patients, seed)[1]:
+        cohort.enrol(candidate, normals)
     cohort.env.run()
     columns = ["patient_id", "weight_kg", "status", "exit_day", "cumulative_prednisone_mg"]
     columns += [f"ae_{n}" for n in cohort.ae_names]
@@ -378,23 +325,12 @@ class _Run:
 
 
 def _timed(fn: Callable[[], pd.DataFrame]) -> _Run:
-    """CPU time of ``fn()`` and the SimPy events it processed (Environment.step counted)."""
-    steps = 0
-    original = simpy.Environment.step
-
-    def counting_step(self: simpy.Environment) -> None:
-        nonlocal steps
-        steps += 1
-        original(self)
-
-    simpy.Environment.step = counting_step  # type: ignore[method-assign]
-    try:
+    """CPU time of ``fn()`` and the SimPy events it processed."""
+    with count_simpy_steps() as steps:
         cpu0 = time.process_time()
         patients = fn()
         cpu = time.process_time() - cpu0
-    finally:
-        simpy.Environment.step = original  # type: ignore[method-assign]
-    return _Run(patients, cpu, steps)
+    return _Run(patients, cpu, steps[0])
 
 
 def _median_se(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int) -> float:

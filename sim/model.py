@@ -47,7 +47,15 @@ from sim.schedule import (
 )
 from sim.streams import stream
 
-__all__ = ["LANDMARK_WEEKS", "CohortResult", "EventRecord", "simulate_cohort"]
+__all__ = [
+    "LANDMARK_WEEKS",
+    "CohortResult",
+    "EventRecord",
+    "apply_dose_action",
+    "person_extras",
+    "screen_people",
+    "simulate_cohort",
+]
 
 LANDMARK_WEEKS = (4, 12, 24, 52)
 PK_NORMALS = 4
@@ -148,6 +156,62 @@ class CohortResult:
     screened: pd.DataFrame
     adjustments: pd.DataFrame
     schedules: dict[int, dict[str, Schedule]]
+
+
+def apply_dose_action(
+    action: MmfReduce | MmfHold | MmfStop | PrednisoneReescalate | Leave,
+    scenario: Scenario,
+    weight_kg: float,
+    prednisone: Schedule,
+    mmf: Schedule,
+    day: int,
+) -> tuple[Schedule, Schedule, str, str] | None:
+    """A dose action's new schedules from ``day`` on (the protocol's reaction to an event).
+
+    Returns ``(prednisone, mmf, drug changed, description)``, or None when the
+    action changes no dose (an MMF reduction already at its floor; ``leave``).
+
+    * ``mmf_reduce``: the MMF ceiling from ``day`` on drops by ``by_g_per_day``
+      from the highest dose still planned, not below ``floor_g_per_day``.
+    * ``mmf_hold``: no MMF for ``days``, then the plan resumes, its ceiling
+      lowered by ``resume_reduce_by_g_per_day`` (not below the floor).
+    * ``mmf_stop``: no MMF from ``day`` on.
+    * ``prednisone_reescalate``: prednisone restarts at ``start_mg_per_kg`` and
+      tapers again by the protocol's stages.
+    """
+    duration = scenario.treatment.duration_days
+    if isinstance(action, MmfReduce):
+        tail = mmf.tail(day)
+        top = max(tail.doses_mg_per_day, default=0.0)
+        cap = max(top - 1000 * action.by_g_per_day, 1000 * action.floor_g_per_day)
+        if cap >= top:
+            return None
+        return (
+            prednisone,
+            mmf.splice(day, tail.capped_at(cap)),
+            "mmf",
+            f"MMF at most {cap:g} mg/day",
+        )
+    if isinstance(action, MmfHold):
+        tail = mmf.tail(day)
+        held = min(action.days, tail.end_day)
+        resumed = tail.tail(held)
+        if action.resume_reduce_by_g_per_day > 0 and resumed.end_day > 0:
+            top = max(resumed.doses_mg_per_day)
+            cap = max(top - 1000 * action.resume_reduce_by_g_per_day, 1000 * action.floor_g_per_day)
+            resumed = resumed.capped_at(min(cap, top))
+        new_tail = Schedule.constant(0.0, held, tail.doses_per_day).splice(held, resumed)
+        return prednisone, mmf.splice(day, new_tail), "mmf", f"MMF held for {held} days"
+    if isinstance(action, MmfStop):
+        stopped = Schedule.constant(0.0, duration - day, mmf.doses_per_day)
+        return prednisone, mmf.splice(day, stopped), "mmf", "MMF stopped"
+    if not isinstance(action, PrednisoneReescalate):
+        return None  # leaving is an exit, not a dose change
+    new_tail = build_prednisone(
+        scenario.prednisone, weight_kg, duration - day, start_mg_per_kg=action.start_mg_per_kg
+    )
+    detail = f"prednisone {new_tail.doses_mg_per_day[0]:g} mg/day, tapered again"
+    return prednisone.splice(day, new_tail), mmf, "prednisone", detail
 
 
 class _Cohort:
@@ -324,48 +388,10 @@ class _Cohort:
         for action in taken:
             if day >= self.duration:
                 continue  # no dosing left to change
-            reason = f"{name}: {action.action}"
-            if isinstance(action, MmfReduce):
-                tail = p.mmf.tail(day)
-                top = max(tail.doses_mg_per_day, default=0.0)
-                cap = max(top - 1000 * action.by_g_per_day, 1000 * action.floor_g_per_day)
-                if cap < top:
-                    p.mmf = p.mmf.splice(day, tail.capped_at(cap))
-                    self._adjust(p, "mmf", day, reason, f"MMF at most {cap:g} mg/day", t)
-            elif isinstance(action, MmfHold):
-                tail = p.mmf.tail(day)
-                held = min(action.days, tail.end_day)
-                resumed = tail.tail(held)
-                if action.resume_reduce_by_g_per_day > 0 and resumed.end_day > 0:
-                    top = max(resumed.doses_mg_per_day)
-                    cap = max(
-                        top - 1000 * action.resume_reduce_by_g_per_day,
-                        1000 * action.floor_g_per_day,
-                    )
-                    resumed = resumed.capped_at(min(cap, top))
-                new_tail = Schedule.constant(0.0, held, tail.doses_per_day).splice(held, resumed)
-                p.mmf = p.mmf.splice(day, new_tail)
-                self._adjust(p, "mmf", day, reason, f"MMF held for {held} days", t)
-            elif isinstance(action, MmfStop):
-                stopped = Schedule.constant(0.0, self.duration - day, p.mmf.doses_per_day)
-                p.mmf = p.mmf.splice(day, stopped)
-                self._adjust(p, "mmf", day, reason, "MMF stopped", t)
-            elif isinstance(action, PrednisoneReescalate):
-                new_tail = build_prednisone(
-                    s.prednisone,
-                    p.candidate.weight_kg,
-                    self.duration - day,
-                    start_mg_per_kg=action.start_mg_per_kg,
-                )
-                p.prednisone = p.prednisone.splice(day, new_tail)
-                self._adjust(
-                    p,
-                    "prednisone",
-                    day,
-                    reason,
-                    f"prednisone {new_tail.doses_mg_per_day[0]:g} mg/day, tapered again",
-                    t,
-                )
+            change = apply_dose_action(action, s, p.candidate.weight_kg, p.prednisone, p.mmf, day)
+            if change is not None:
+                p.prednisone, p.mmf, drug, detail = change
+                self._adjust(p, drug, day, f"{name}: {action.action}", detail, t)
         return ""
 
     def _adjust(self, p: _Patient, drug: str, day: int, reason: str, detail: str, t: float) -> None:
@@ -453,17 +479,21 @@ class _Cohort:
 Extras = tuple[np.ndarray, np.ndarray]
 
 
-def _screen(
-    cohort: _Cohort, n_patients: int
+def screen_people(
+    scenario: Scenario, n_patients: int, seed: int, replicate: int = 0
 ) -> tuple[list[Candidate], list[tuple[Candidate, Extras]]]:
-    """Screen people in turn from one stream, each taking a fixed block of draws."""
-    scenario = cohort.scenario
+    """Screen people in turn until ``n_patients`` are eligible (all at one site).
+
+    Each person takes a fixed block of draws from the site's stream: covariates,
+    then :func:`person_extras`. Returns everyone screened, and the eligible with
+    their extras (PK normals and hazard thresholds) for enrolment.
+    """
     population = require_population(scenario)
     screened: list[Candidate] = []
     enrolled: list[tuple[Candidate, Extras]] = []
     limit = _MAX_SCREENED_PER_ENROLLED * max(n_patients, 1)
     person = 0
-    site_stream = cohort.stream("site_population", 0)  # persons in turn, fixed blocks
+    site_stream = stream(seed, "replicate", replicate, "site_population", 0)
     while len(enrolled) < n_patients:
         if person >= limit:
             raise DosesimError(
@@ -522,7 +552,7 @@ def simulate_cohort(
     if any(not (math.isfinite(d) and d >= 0) for d in days):
         raise DosesimError("enrolment days must be finite and >= 0")
     cohort = _Cohort(scenario, seed, replicate)
-    screened, enrolled = _screen(cohort, n_patients)
+    screened, enrolled = screen_people(scenario, n_patients, seed, replicate)
     for (candidate, extras), day in zip(enrolled, days, strict=True):
         cohort.enrol(candidate, day, extras)
     cohort.env.run()
