@@ -195,6 +195,11 @@ class RunResult:
     out: Path | None = None
     kept: dict[str, pd.DataFrame] = field(default_factory=dict)
 
+    def _repr_html_(self) -> str:
+        from sim.display import run_html
+
+        return run_html(self)
+
 
 def _chunks(replicates: int, size: int) -> list[Chunk]:
     return [(a, min(a + size, replicates)) for a in range(0, replicates, size)]

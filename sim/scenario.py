@@ -726,6 +726,11 @@ class Scenario(_Model):
         return self
 
     # -- derived views ----------------------------------------------------
+    def _repr_html_(self) -> str:
+        from sim.display import scenario_html
+
+        return scenario_html(self)
+
     @property
     def source(self) -> str | None:
         """The file this scenario was loaded from, if any."""

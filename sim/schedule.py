@@ -131,6 +131,11 @@ class Schedule:
         object.__setattr__(self, "_doses", dose_arr)
         object.__setattr__(self, "_cum_at_change", cum)
 
+    def _repr_html_(self) -> str:
+        from sim.display import schedule_html
+
+        return schedule_html(self)
+
     # -- constructors -----------------------------------------------------
     @classmethod
     def constant(cls, dose_mg_per_day: float, end_day: int, doses_per_day: int = 1) -> Schedule:
