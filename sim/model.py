@@ -11,8 +11,11 @@ the plan from the next whole day on (the day's doses were already taken).
 
 Random numbers come from named streams (:mod:`sim.streams`) addressed by seed,
 replicate, stream name and person, so results do not depend on processing
-order, and a change to one adverse event leaves every patient's covariates,
-PK and other draws as they were.
+order. A change to an adverse event's parameters leaves every patient's
+covariates, PK and hazard thresholds as they were; adding, removing or renaming
+an adverse event shifts the first thresholds of the hazards after it (they are
+taken in hazard order), so common random numbers hold between scenarios with
+the same set of adverse events.
 """
 
 from __future__ import annotations
