@@ -231,6 +231,18 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
+        "report",
+        help="write the HTML report of a results folder",
+        description=(
+            "Write one self-contained HTML file (figures embedded, no network needed) for a "
+            "results folder of `dosesim run`: scenario, key numbers with intervals, figures, "
+            "and the built-in validation checks."
+        ),
+    )
+    p.add_argument("results", metavar="RESULTS_DIR")
+    p.add_argument("-o", "--output", metavar="PATH", help="default RESULTS_DIR/report.html")
+
+    p = sub.add_parser(
         "check",
         help="compare scenarios' schedules with their golden CSV files",
         description=(
@@ -260,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cohort": _cohort,
             "forecast": _forecast,
             "run": _run,
+            "report": _report,
             "compare": _compare,
             "check": _check,
         }
@@ -566,7 +579,18 @@ def _run(args: argparse.Namespace) -> int:
     head = f"{scenario.name} (sha256 {scenario.hash[:12]})"
     print(f"{head}: {args.replicates} replicates, seed {args.seed}")
     print(format_run_summary(result.summary))
-    print(f"results in {out}/")
+    from sim.report import write_report
+
+    report = write_report(out)
+    print(f"results in {out}/ (report: {report})")
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sim.report import write_report
+
+    path = write_report(args.results, args.output)
+    print(f"wrote {path}")
     return EXIT_OK
 
 

@@ -1,0 +1,311 @@
+"""The planner's report: one self-contained HTML file from a results folder.
+
+Figures are embedded as PNG data, styles inline: the file opens anywhere, with
+no network. It shows the scenario (resolved settings, hash, seed), the key
+numbers with intervals and Monte Carlo standard errors, the figures, and the
+built-in validation checks with their status. The model description it links
+to is ``docs/model.md`` in the dosesim repository.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from sim import __version__
+from sim.errors import DosesimError
+from sim.fileio import atomic_write_text
+from sim.runner import RunResult
+from sim.scenario import Scenario
+
+__all__ = ["Check", "load_results", "render_report", "validation_checks", "write_report"]
+
+MODEL_DOC = "docs/model.md"
+_TABLES = ("patients", "events", "dosing_nonmem", "ex", "ae", "ds")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One built-in validation check: what it compares, and whether it passed.
+
+    Attributes
+    ----------
+    name : str
+    status : str
+        ``pass``, ``warn`` or ``fail``.
+    detail : str
+        The numbers compared.
+    """
+
+    name: str
+    status: str
+    detail: str
+
+
+def load_results(folder: str | Path) -> tuple[Scenario, RunResult]:
+    """Read a results folder written by ``dosesim run`` back into a scenario and a RunResult."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        summary = json.loads((folder / "summary.json").read_text())
+        replicates = pd.read_csv(folder / "replicates.csv")
+    except FileNotFoundError as exc:
+        raise DosesimError(
+            f"{folder}: not a results folder of dosesim run (missing {Path(exc.filename).name})"
+        ) from None
+    except (json.JSONDecodeError, pd.errors.ParserError) as exc:
+        raise DosesimError(f"{folder}: a results file is damaged ({exc})") from None
+    scenario = Scenario.model_validate_json(json.dumps(manifest["scenario"]))
+    kept = {
+        name: pd.read_csv(folder / f"{name}.csv", keep_default_na=True)
+        for name in _TABLES
+        if (folder / f"{name}.csv").exists()
+    }
+    result = RunResult(replicates, summary, folder, kept)
+    result.manifest = manifest  # type: ignore[attr-defined]
+    return scenario, result
+
+
+def validation_checks(scenario: Scenario, result: RunResult) -> list[Check]:
+    """Checks of this run against closed forms and published anchors.
+
+    * typical MPA AUC0-12 at 1 g twice daily within 45-80 mg*h/L (autoimmune
+      data, parameters.md section 1c);
+    * typical 70 kg prednisolone half-life within 2-4 h (label);
+    * screen-failure fraction across replicates against the closed-form
+      eligibility probability, within 4 SE;
+    * every replicate present, and Monte Carlo SE of the key means below 5 %
+      of their size (otherwise: run more replicates).
+    """
+    from sim.exposure import pk_model, steady_state_window_auc
+    from sim.population import eligibility_probability
+
+    checks: list[Check] = []
+    if scenario.exposure is not None:
+        mpa = pk_model(scenario.exposure.mpa, 70.0)
+        auc = float(steady_state_window_auc(mpa, 2000.0, 2, 12.0))
+        checks.append(
+            Check(
+                "typical MPA AUC0-12 at 1 g twice daily in 45-80 mg*h/L",
+                "pass" if 45 <= auc <= 80 else "warn",
+                f"{auc:.1f} mg*h/L",
+            )
+        )
+        t_half = float(pk_model(scenario.exposure.prednisolone, 70.0).half_life_h)
+        checks.append(
+            Check(
+                "typical 70 kg prednisolone half-life in 2-4 h",
+                "pass" if 2 <= t_half <= 4 else "warn",
+                f"{t_half:.2f} h",
+            )
+        )
+    table = result.replicates
+    if scenario.population is not None and len(table):
+        p = eligibility_probability(scenario.population, scenario.eligibility)
+        screened = float(table["screened"].sum())
+        eligible = float(table["enrolled"].sum())
+        observed = eligible / screened if screened else math.nan
+        se = math.sqrt(p * (1 - p) / screened) if screened else math.nan
+        ok = screened > 0 and abs(observed - p) <= 4 * se
+        checks.append(
+            Check(
+                "eligible share of screened people = closed-form eligibility probability",
+                "pass" if ok else "fail",
+                f"{observed:.4f} vs {p:.4f} (4 SE = {4 * se:.4f}; {screened:,.0f} screened)",
+            )
+        )
+    expected = result.summary.get("replicates", len(table))
+    checks.append(
+        Check(
+            "every replicate present, in order",
+            "pass" if list(table["replicate"]) == list(range(expected)) else "fail",
+            f"{len(table)} of {expected}",
+        )
+    )
+    for key in ("completed_fraction", "median_cumulative_prednisone_mg_week52"):
+        m = result.summary["metrics"].get(key)
+        if not m or not m.get("mcse"):
+            continue
+        rel = m["mcse"] / abs(m["mean"]) if m["mean"] else math.inf
+        checks.append(
+            Check(
+                f"Monte Carlo SE of mean {key} below 5 % of the mean",
+                "pass" if rel < 0.05 else "warn",
+                f"MCSE {m['mcse']:.4g} ({rel:.2%} of {m['mean']:.4g})",
+            )
+        )
+    return checks
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figures(scenario: Scenario, result: RunResult) -> list[tuple[str, Figure]]:
+    """Every planner figure the data allow; a figure that cannot be drawn is left out."""
+    from sim import plots
+
+    candidates: list[tuple[str, str, tuple[Any, ...]]] = [
+        ("Dose schedules", "dose_schedules", (scenario,)),
+        ("Cumulative prednisone", "cumulative_prednisone", (result,)),
+        ("MPA AUC0-12 against the target window", "mpa_auc_distribution", (result, scenario)),
+        ("Cumulative incidence (Aalen-Johansen)", "cumulative_incidence", (result,)),
+        ("Enrolment", "enrolment_fan", (result, scenario)),
+        ("Last patient in and last visit", "milestone_dates", (result, scenario)),
+    ]
+    figures = []
+    for title, name, args in candidates:
+        fn: Callable[..., Figure] | None = getattr(plots, name, None)
+        if fn is None:
+            continue
+        try:
+            figures.append((title, fn(*args)))
+        except (KeyError, ValueError, IndexError):
+            continue  # not enough kept data for this figure
+    return figures
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
+max-width:1100px;color:#222;line-height:1.4}
+h1{font-size:1.6em}
+h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:3px 8px;
+text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+.pass{color:#126b1e;font-weight:bold}.warn{color:#9a6700;font-weight:bold}
+.fail{color:#b00020;font-weight:bold}img{max-width:100%;border:1px solid #eee}
+pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.85em}.note{color:#555}
+"""
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            v = f"{v:,.1f}" if abs(v) >= 100 else f"{v:.4g}"
+        return f"<td>{html.escape(str(v))}</td>"
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_report(
+    scenario: Scenario,
+    result: RunResult,
+    figures: list[tuple[str, Figure]] | None = None,
+    extra_sections: list[tuple[str, str]] | None = None,
+) -> str:
+    """The report as one HTML string (figures embedded, no external resources)."""
+    s = result.summary
+    manifest: dict[str, Any] = getattr(result, "manifest", {}) or {}
+    seed = manifest.get("seed", "")
+    figs = _figures(scenario, result) if figures is None else figures
+    metrics = s["metrics"]
+    key_rows = []
+    labels = {
+        "median_cumulative_prednisone_mg_week52": "median cumulative prednisone at week 52, mg",
+        "mean_cumulative_prednisone_mg_week52": "mean cumulative prednisone at week 52, mg",
+        "completed_fraction": "completed fraction",
+        "withdrawn": "withdrawn per trial",
+        "died": "died per trial",
+        "discontinued": "discontinued per trial",
+        "enrolled": "enrolled per trial",
+        "screened": "screened per trial",
+        "last_patient_in_day": "last patient in, trial day",
+        "last_patient_last_visit_day": "last patient last visit, trial day",
+    }
+    for key, label in labels.items():
+        if key in metrics:
+            m = metrics[key]
+            key_rows.append([label, m["mean"], m["median"], m["p5"], m["p95"], m["mcse"] or 0.0])
+    for key, m in metrics.items():
+        if key.startswith("ae_"):
+            key_rows.append(
+                [
+                    f"{key[3:]} events per trial",
+                    m["mean"],
+                    m["median"],
+                    m["p5"],
+                    m["p95"],
+                    m["mcse"] or 0.0,
+                ]
+            )
+    prob_rows = [
+        [k.replace("_", " "), v["p"], v["mcse"]] for k, v in s.get("probabilities", {}).items()
+    ]
+    date_rows = [
+        [k.replace("_", " "), d["p5"], d["median"], d["p95"]] for k, d in s.get("dates", {}).items()
+    ]
+    checks = validation_checks(scenario, result)
+    check_rows = "".join(
+        f"<tr><td>{html.escape(c.name)}</td><td class='{c.status}'>{c.status}</td>"
+        f"<td>{html.escape(c.detail)}</td></tr>"
+        for c in checks
+    )
+    fig_html = "".join(
+        f"<h3>{html.escape(t)}</h3>"
+        f"<img alt='{html.escape(t)}' src='data:image/png;base64,{_png(f)}'>"
+        for t, f in figs
+    )
+    extra = "".join(f"<h2>{html.escape(t)}</h2>{body}" for t, body in (extra_sections or []))
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>dosesim report: {html.escape(scenario.name)}</title><style>{_CSS}</style></head>
+<body>
+<h1>dosesim report: {html.escape(scenario.name)}</h1>
+<p class="note">{html.escape(scenario.description)}</p>
+<p>Scenario sha256 <code>{scenario.hash}</code>; seed {html.escape(str(seed))};
+{s.get("replicates", len(result.replicates))} replicates; dosesim {__version__}; made {created}.
+A planning tool, not a dosing aid for individual patients. The model, every default and its
+source are described in <code>{MODEL_DOC}</code> of the dosesim repository.</p>
+<h2>Key numbers</h2>
+<p class="note">Per replicate trial: mean, median and 90 % interval over replicates, and the Monte
+Carlo standard error of the mean.</p>
+{_table(["metric", "mean", "median", "5 %", "95 %", "MCSE"], key_rows)}
+{_table(["probability", "estimate", "MCSE"], prob_rows)}
+{_table(["milestone date", "5 %", "median", "95 %"], date_rows)}
+<p>Deadline: {html.escape(str(s.get("deadline")))}.</p>
+<h2>Figures</h2>
+{fig_html or "<p class='note'>No figure could be drawn from this folder.</p>"}
+{extra}
+<h2>Built-in validation checks</h2>
+<table><thead><tr><th>check</th><th>status</th><th>detail</th></tr></thead>
+<tbody>{check_rows}</tbody></table>
+<h2>Scenario, resolved</h2>
+<pre>{html.escape(scenario.to_toml())}</pre>
+<script>
+/* Self-check for tests and readers: how many figures decoded, and any script errors. */
+window.addEventListener("error", function (e) {{
+  document.body.dataset.errors = (document.body.dataset.errors || "") + e.message + ";";
+}});
+window.addEventListener("load", function () {{
+  var imgs = Array.prototype.slice.call(document.images);
+  var shown = imgs.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }}).length;
+  document.body.dataset.figures = shown + "/" + imgs.length;
+}});
+</script>
+</body></html>
+"""
+
+
+def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` (or ``out``) for the results folder; returns its path."""
+    scenario, result = load_results(folder)
+    path = Path(out) if out is not None else Path(folder) / "report.html"
+    atomic_write_text(path, render_report(scenario, result))
+    return path

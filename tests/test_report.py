@@ -1,0 +1,87 @@
+"""The HTML report: self-contained, every figure shown, no console errors (headless Chromium)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sim import load_scenario, run
+from sim.cli import main
+from sim.report import load_results, render_report, validation_checks, write_report
+from tests.conftest import BASE
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Flags from the machine notes: no sandbox as root, and no background network.
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("results") / "run"
+    run(load_scenario(BASE), 24, seed=3, out=out, keep_patients=24, workers=2)
+    write_report(out)
+    return out
+
+
+def test_report_is_self_contained(results: Path) -> None:
+    text = (results / "report.html").read_text()
+    assert "<!DOCTYPE html>" in text and "Key numbers" in text and "Built-in validation" in text
+    assert not re.search(r"""(src|href)=["']?https?:""", text)  # nothing fetched from a network
+    assert "docs/model.md" in text and load_scenario(BASE).hash in text
+    assert "not a dosing aid" in text
+
+
+def test_validation_checks_pass_on_the_base_scenario(results: Path) -> None:
+    scenario, result = load_results(results)
+    checks = validation_checks(scenario, result)
+    assert checks and all(c.status in ("pass", "warn") for c in checks), checks
+    names = " ".join(c.name for c in checks)
+    assert "MPA AUC0-12" in names and "eligib" in names
+
+
+def test_report_command(results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.html"
+    assert main(["report", str(results), "-o", str(out)]) == 0
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "not a results folder" in capsys.readouterr().err
+
+
+def test_render_escapes_scenario_text(results: Path) -> None:
+    scenario, result = load_results(results)
+    odd = scenario.model_copy(update={"description": "<script>alert(1)</script>"})
+    assert "<script>alert(1)" not in render_report(odd, result, figures=[])
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
+def test_report_in_headless_chromium(results: Path, tmp_path: Path) -> None:
+    """The page loads without errors, every figure decodes, and a screenshot is taken."""
+    page = (results / "report.html").resolve().as_uri()
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run(
+        [str(CHROMIUM), *FLAGS, *profile, "--virtual-time-budget=10000", "--dump-dom", page],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", dom.stdout)
+    assert body is not None
+    figures = re.search(r'data-figures="(\d+)/(\d+)"', body.group(0))
+    assert figures is not None, body.group(0)
+    shown, total = map(int, figures.groups())
+    n_img = (results / "report.html").read_text().count("<img ")
+    assert total == n_img and shown == total
+    assert "data-errors" not in body.group(0)
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [str(CHROMIUM), *FLAGS, *profile, "--window-size=1200,2400",
+         f"--screenshot={shot}", page],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shot.exists() and shot.stat().st_size > 10_000
+    shutil.copy(shot, results / "report_screenshot.png")
