@@ -177,6 +177,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD", help="data cut-off date")
     p.add_argument("--replicates", type=_positive_int, default=500, metavar="N")
     p.add_argument("--seed", type=_seed, default=1, metavar="S", help="seed (default 1)")
+    p.add_argument(
+        "--out", metavar="DIR", help="write forecast_replicates.csv and report.html here"
+    )
 
     p = sub.add_parser(
         "run",
@@ -480,7 +483,7 @@ def _cohort(args: argparse.Namespace) -> int:
 
 def _forecast(args: argparse.Namespace) -> int:
     from sim.recruitment import forecast
-    from sim.scenario import DAYS_PER_MONTH, load_scenario
+    from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
     if scenario.recruitment is None:
@@ -490,13 +493,65 @@ def _forecast(args: argparse.Namespace) -> int:
         raise DosesimError("--observed needs --as-of (the data cut-off date)")
     as_of = args.as_of or rec.start_date
     result = forecast(scenario, args.observed, as_of, args.replicates, args.seed)
+    lines = _forecast_lines(scenario, args, as_of, result)
+    print("\n".join(lines))
+    if args.out:
+        from sim.fileio import atomic_write_text
+        from sim.report import render_page
+
+        out = Path(args.out)
+        atomic_write_text(out / "forecast_replicates.csv", result.replicates.to_csv(index=False))
+        page = render_page(
+            f"dosesim forecast: {scenario.name}",
+            html_escape(f"As of {as_of}; {args.replicates} replicates; seed {args.seed}."),
+            [("Forecast", "<pre>" + html_escape("\n".join(lines)) + "</pre>")],
+            [("Last patient in and last visit", _forecast_figure(scenario, result))],
+        )
+        atomic_write_text(out / "report.html", page)
+        print(f"wrote {out / 'forecast_replicates.csv'} and {out / 'report.html'}")
+    return EXIT_OK
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def _forecast_figure(scenario: Any, result: Any) -> Any:
+    """Histograms of the forecast last-patient-in and last-visit days, deadline marked."""
+    from matplotlib.figure import Figure
+
+    rec = scenario.recruitment
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, key, label in zip(
+        axes,
+        ("last_patient_in_day", "last_patient_last_visit_day"),
+        ("last patient in", "last patient last visit"),
+        strict=True,
+    ):
+        days = result.replicates[key].dropna()
+        ax.hist(days, bins=30, color="C0", alpha=0.8)
+        ax.axvline(rec.deadline_day, color="C3", linestyle="--", label=f"deadline {rec.deadline}")
+        ax.set_xlabel(f"{label}, trial day (day 0 = {rec.start_date})")
+        ax.set_ylabel("replicates")
+        ax.legend(fontsize="small")
+    return fig
+
+
+def _forecast_lines(scenario: Any, args: argparse.Namespace, as_of: date, result: Any) -> list[str]:
+    from sim.scenario import DAYS_PER_MONTH
+
+    rec = scenario.recruitment
+    out: list[str] = []
     s = result.summary
     kind = "design-stage forecast" if args.observed is None else "forecast"
-    print(
+    out.append(
         f"{scenario.name} (sha256 {scenario.hash[:12]}): {kind} as of {as_of}, "
         f"{args.replicates} replicates, seed {args.seed}"
     )
-    print(
+    out.append(
         f"enrolled so far: {s['observed_enrolled']} of {rec.target_enrolled}; "
         f"deadline {rec.deadline}"
     )
@@ -508,35 +563,35 @@ def _forecast(args: argparse.Namespace) -> int:
             if math.isfinite(shape)
             else " (known rate)"
         )
-        print(f"  {site.name}: screening rate {mean:.2f} per month{spread}")
+        out.append(f"  {site.name}: screening rate {mean:.2f} per month{spread}")
     for key, label in (
         ("last_patient_in", "last patient in"),
         ("last_patient_last_visit", "last patient last visit"),
     ):
         q = s[key]
         if q is None:
-            print(f"{label}: no patient enrolled in any replicate")
+            out.append(f"{label}: no patient enrolled in any replicate")
             continue
-        print(
+        out.append(
             f"{label}: median {q['median']} (80 %: {q['interval_80'][0]} to "
             f"{q['interval_80'][1]}; 95 %: {q['interval_95'][0]} to {q['interval_95'][1]})"
         )
-    print(f"P(target of {rec.target_enrolled} reached): {s['probability_target_reached']:.2f}")
-    print(f"P(last visit by {rec.deadline}): {s['probability_completed_by_deadline']:.2f}")
+    out.append(f"P(target of {rec.target_enrolled} reached): {s['probability_target_reached']:.2f}")
+    out.append(f"P(last visit by {rec.deadline}): {s['probability_completed_by_deadline']:.2f}")
     if result.sites_needed == 0:
-        print("no more sites needed for 80 % probability of completing by the deadline")
+        out.append("no more sites needed for 80 % probability of completing by the deadline")
     elif result.sites_needed is None:
-        print(
+        out.append(
             "more than 10 added sites would be needed for 80 % probability of completing "
             "by the deadline"
         )
     else:
-        print(
+        out.append(
             f"{result.sites_needed} more site(s) like the prior, opening "
             f"{rec.new_site_delay_days:g} days after {as_of}, give "
             f"P(completing by the deadline) = {result.sites_needed_probability:.2f} (>= 0.80)"
         )
-    return EXIT_OK
+    return out
 
 
 def _gamma_q(shape: float, rate: float, q: float) -> float:
@@ -699,7 +754,24 @@ def _compare(args: argparse.Namespace) -> int:
         buf = io.BytesIO()
         comparison_forest(result).savefig(buf, format="png", dpi=120)
         atomic_write_bytes(out / "comparison_forest.png", buf.getvalue())
-        print(f"\nwrote {out / 'comparison.csv'} and {out / 'comparison_forest.png'}")
+        from sim.report import frame_html, render_page
+
+        names = ", ".join(s.name for s in scenarios)
+        page = render_page(
+            "dosesim comparison",
+            html_escape(
+                f"Scenarios {names}; {args.replicates} replicates each with seed {args.seed} "
+                "(common random numbers). Differences are to the first scenario; the paired "
+                "95 % interval uses the per-replicate differences."
+            ),
+            [("Comparison", frame_html(result.table))],
+            [("Paired differences with 95 % intervals", comparison_forest(result))],
+        )
+        atomic_write_text(out / "report.html", page)
+        print(
+            f"\nwrote {out / 'comparison.csv'}, {out / 'comparison_forest.png'} "
+            f"and {out / 'report.html'}"
+        )
     return EXIT_OK
 
 

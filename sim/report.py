@@ -29,7 +29,15 @@ from sim.fileio import atomic_write_text
 from sim.runner import RunResult
 from sim.scenario import Scenario
 
-__all__ = ["Check", "load_results", "render_report", "validation_checks", "write_report"]
+__all__ = [
+    "Check",
+    "frame_html",
+    "load_results",
+    "render_page",
+    "render_report",
+    "validation_checks",
+    "write_report",
+]
 
 MODEL_DOC = "docs/model.md"
 _TABLES = ("patients", "events", "dosing_nonmem", "ex", "ae", "ds")
@@ -202,6 +210,55 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+_SELF_CHECK = """<script>
+/* Self-check for tests and readers: how many figures decoded, and any script errors. */
+window.addEventListener("error", function (e) {
+  document.body.dataset.errors = (document.body.dataset.errors || "") + e.message + ";";
+});
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var shown = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.dataset.figures = shown + "/" + imgs.length;
+});
+</script>"""
+
+
+def render_page(
+    title: str,
+    intro: str,
+    sections: list[tuple[str, str]],
+    figures: list[tuple[str, Figure]] | None = None,
+) -> str:
+    """A self-contained page in the report's style: ``sections`` are (heading, HTML body).
+
+    Used for the reports of ``dosesim compare`` and ``dosesim forecast``.
+    """
+    fig_html = "".join(
+        f"<h3>{html.escape(t)}</h3>"
+        f"<img alt='{html.escape(t)}' src='data:image/png;base64,{_png(f)}'>"
+        for t, f in (figures or [])
+    )
+    body = "".join(f"<h2>{html.escape(h)}</h2>{b}" for h, b in sections)
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{_CSS}</style></head>
+<body><h1>{html.escape(title)}</h1>
+<p>{intro} dosesim {__version__}; made {created}. A planning tool, not a dosing aid for
+individual patients; the model is described in <code>{MODEL_DOC}</code> of the dosesim
+repository.</p>
+{body}{"<h2>Figures</h2>" + fig_html if fig_html else ""}
+{_SELF_CHECK}
+</body></html>
+"""
+
+
+def frame_html(frame: pd.DataFrame) -> str:
+    """A DataFrame as a report table."""
+    return _table([str(c) for c in frame.columns], frame.astype(object).values.tolist())
+
+
 def render_report(
     scenario: Scenario,
     result: RunResult,
@@ -288,17 +345,7 @@ Carlo standard error of the mean.</p>
 <tbody>{check_rows}</tbody></table>
 <h2>Scenario, resolved</h2>
 <pre>{html.escape(scenario.to_toml())}</pre>
-<script>
-/* Self-check for tests and readers: how many figures decoded, and any script errors. */
-window.addEventListener("error", function (e) {{
-  document.body.dataset.errors = (document.body.dataset.errors || "") + e.message + ";";
-}});
-window.addEventListener("load", function () {{
-  var imgs = Array.prototype.slice.call(document.images);
-  var shown = imgs.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }}).length;
-  document.body.dataset.figures = shown + "/" + imgs.length;
-}});
-</script>
+{_SELF_CHECK}
 </body></html>
 """
 

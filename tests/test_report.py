@@ -85,3 +85,19 @@ def test_report_in_headless_chromium(results: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert shot.exists() and shot.stat().st_size > 10_000
     shutil.copy(shot, results / "report_screenshot.png")
+
+
+def test_compare_and_forecast_write_reports(tmp_path: Path) -> None:
+    base = str(BASE)
+    low = str(BASE.with_name("nct05129410_low_start.toml"))
+    assert main(["compare", base, low, "--replicates", "8", "--out", str(tmp_path / "c")]) == 0
+    page = (tmp_path / "c" / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count("<img ") == 1
+    assert "nct05129410_low_start" in page
+    observed = BASE.with_name("example_observed_enrolment.csv")
+    args = ["forecast", base, "--observed", str(observed), "--as-of", "2022-03-01",
+            "--replicates", "10", "--out", str(tmp_path / "f")]  # fmt: skip
+    assert main(args) == 0
+    page = (tmp_path / "f" / "report.html").read_text()
+    assert "P(last visit by 2023-11-30)" in page and page.count("<img ") == 1
+    assert (tmp_path / "f" / "forecast_replicates.csv").exists()
