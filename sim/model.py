@@ -51,7 +51,9 @@ from sim.schedule import (
 from sim.streams import stream
 
 __all__ = [
+    "DEATH",
     "LANDMARK_WEEKS",
+    "WITHDRAWAL",
     "CohortResult",
     "EventRecord",
     "apply_dose_action",

@@ -1,21 +1,59 @@
-"""Matplotlib figures. Each function takes data and returns a Figure; no pyplot global state."""
+"""Matplotlib figures. Each function takes data and returns a Figure; no pyplot global state.
+
+The planner's figures (issue 7) take the public results objects: a
+:class:`~sim.runner.RunResult` (with per-patient tables kept for some
+replicates), plus the :class:`~sim.scenario.Scenario` where dates, windows or
+the protocol are needed. They share one style: panels of one size, a light
+grid, :data:`COLOURS` for each role (median and bands, window, deadline,
+target, observed), weeks from the first dose or calendar dates on the x axis.
+Save one with ``fig.savefig("x.png")``; no backend needs to be chosen.
+
+Time inside a patient's course is in days (weeks on the axes) from the first
+dose; trial time is in days from ``recruitment.start_date``.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any, Literal
 
+import matplotlib.dates as mdates
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
+from sim.errors import DosesimError
 from sim.exposure import HOURS_PER_DAY, OralOneCompartment, concentration, daily_auc
-from sim.schedule import Schedule
+from sim.model import DEATH, WITHDRAWAL
+from sim.schedule import Schedule, build_schedules
+from sim.survival import CumulativeIncidence, aalen_johansen
 
 if TYPE_CHECKING:
     from sim.compare import Comparison
+    from sim.runner import RunResult
+    from sim.scenario import RecruitmentSettings, Scenario
 
-__all__ = ["comparison_forest", "concentration_profiles"]
+__all__ = [
+    "COLOURS",
+    "CumulativeIncidence",
+    "aalen_johansen",
+    "comparison_forest",
+    "concentration_profiles",
+    "cumulative_incidence",
+    "cumulative_prednisone",
+    "dose_schedules",
+    "enrolment_fan",
+    "milestone_dates",
+    "mpa_auc_distribution",
+    "prednisone_by_week",
+]
+
+FloatArray = npt.NDArray[np.float64]
 
 _STYLE = {"linewidth": 0.9}
 
@@ -124,4 +162,525 @@ def comparison_forest(
         f"{comparison.seed}); blue: paired 95 %, grey: unpaired 95 %",
         fontsize="medium",
     )
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# The planner's figures (issue 7): one style for all
+# ---------------------------------------------------------------------------
+
+COLOURS = {
+    "main": "C0",
+    "window": "C2",
+    "deadline": "C3",
+    "target": "0.25",
+    "observed": "black",
+}
+"""The colour of each role, shared by the planner's figures."""
+
+_PANEL_IN = (5.4, 3.5)  # width, height of one panel, inches
+_BANDS = ((5.0, 95.0, 0.18, "90 %"), (25.0, 75.0, 0.35, "50 %"))  # percentiles, alpha, name
+_WEEK_TICKS = (0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52)
+_Z95 = 1.959963984540054
+_Corner = Literal["best", "upper left", "upper right", "lower right"]
+
+
+def _figure(
+    nrows: int, ncols: int, title: str, wide: float = 1.0, **kwargs: Any
+) -> tuple[Figure, Any]:
+    """A constrained-layout figure of ``nrows`` x ``ncols`` gridded panels of one size.
+
+    ``wide`` widens every panel (calendar axes need room).
+    """
+    width, height = _PANEL_IN[0] * wide * ncols, _PANEL_IN[1] * nrows
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize="small")
+    fig.suptitle(title, fontsize="medium")
+    return fig, axes
+
+
+def _title(ax: Axes, text: str) -> None:
+    ax.set_title(text, loc="left", fontsize="small")
+
+
+def _dates(start: date, days: npt.ArrayLike) -> FloatArray:
+    """Matplotlib date numbers of trial days (days from ``start``)."""
+    return np.asarray(mdates.date2num(start) + np.asarray(days, dtype=float), dtype=float)
+
+
+def _date_axis(ax: Axes) -> None:
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _week_axis(ax: Axes, end_week: float) -> None:
+    ax.set_xlim(0, end_week)
+    ax.set_xticks([w for w in _WEEK_TICKS if w <= end_week] or [0, end_week])
+    ax.set_xlabel("week from first dose")
+
+
+def _vline(ax: Axes, x: float, label: str, role: str = "deadline", style: str = "--") -> None:
+    ax.axvline(x, color=COLOURS[role], linestyle=style, linewidth=1.2, label=label)
+
+
+def _fan(ax: Axes, x: FloatArray, values: FloatArray, label: str) -> None:
+    """Median with 50 % and 90 % bands over the rows of ``values`` at each ``x``.
+
+    NaN (a row not observed at that x) is left out; an x with no value is not drawn.
+    """
+    seen = np.isfinite(values).any(axis=0)
+    x, values = x[seen], values[:, seen]
+    for low, high, alpha, name in _BANDS:
+        lo, hi = np.nanpercentile(values, [low, high], axis=0)
+        ax.fill_between(x, lo, hi, color=COLOURS["main"], alpha=alpha, lw=0, label=f"{name} band")
+    ax.plot(x, np.nanmedian(values, axis=0), color=COLOURS["main"], linewidth=1.6, label=label)
+
+
+def _legend(ax: Axes, loc: _Corner = "best") -> None:
+    ax.legend(fontsize="x-small", loc=loc)
+
+
+def _kept(result: RunResult, table: str) -> pd.DataFrame:
+    """A kept per-patient table, or a clear error when the run kept none."""
+    frame = result.kept.get(table)
+    if frame is None or frame.empty:
+        raise DosesimError(
+            f"the run has no kept {table!r} table: run with keep_patients >= 1 to plot "
+            "per-patient results"
+        )
+    return frame
+
+
+def _recruitment(scenario: Scenario) -> RecruitmentSettings:
+    if scenario.recruitment is None:
+        raise DosesimError(f"{scenario.name}: this figure needs a [recruitment] table")
+    return scenario.recruitment
+
+
+# -- dose schedules ---------------------------------------------------------
+
+
+def dose_schedules(
+    scenario: Scenario, weights_kg: Sequence[float] = (45, 60, 75, 90, 110)
+) -> Figure:
+    """The protocol's planned daily doses: prednisone for several body weights, and MMF.
+
+    Step plots of the daily dose (mg/day) against weeks from the first dose, as
+    :func:`sim.build_schedules` gives them (no adverse events, no dose
+    modifications). Weights with the same prednisone schedule (a capped start
+    dose) share one line; its legend gives the start dose (mg/day) and the total
+    over the course (mg).
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A validated scenario (only its protocol tables are used).
+    weights_kg : sequence of float
+        Body weights, kg (> 0).
+    """
+    if len(weights_kg) == 0:
+        raise ValueError("weights_kg: give at least one body weight")
+    groups: dict[Schedule, list[float]] = {}
+    for w in weights_kg:
+        groups.setdefault(build_schedules(scenario, float(w))["prednisone"], []).append(w)
+    mmf = build_schedules(scenario, float(weights_kg[0]))["mmf"]
+    fig, axes = _figure(1, 2, f"{scenario.name}: planned daily doses", width_ratios=(1.4, 1))
+    pred_ax, mmf_ax = axes[0]
+    for i, (schedule, weights) in enumerate(groups.items()):
+        pred_ax.stairs(
+            schedule.doses_mg_per_day,
+            np.append(schedule.change_days, schedule.end_day) / 7.0,
+            baseline=None,
+            color=f"C{i % 10}",
+            linewidth=1.6,
+            label=f"{', '.join(f'{w:g}' for w in weights)} kg: start "
+            f"{schedule.doses_mg_per_day[0]:g} mg/day, total {schedule.total_mg:,.0f} mg",
+        )
+    mmf_ax.stairs(
+        mmf.doses_mg_per_day,
+        np.append(mmf.change_days, mmf.end_day) / 7.0,
+        baseline=None,
+        color=COLOURS["main"],
+        linewidth=1.6,
+        label=f"every weight, {mmf.doses_per_day} doses a day; total {mmf.total_mg / 1000:,.0f} g",
+    )
+    for ax, drug in ((pred_ax, "prednisone"), (mmf_ax, "MMF")):
+        _week_axis(ax, scenario.treatment.duration_days / 7.0)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel(f"{drug}, mg/day")
+        _title(ax, drug)
+        _legend(ax, "upper right" if drug == "prednisone" else "lower right")
+    return fig
+
+
+# -- cumulative prednisone --------------------------------------------------
+
+_FREQUENCY = {"QD": 1.0, "BID": 2.0, "TID": 3.0, "QID": 4.0}
+
+
+def _per_day(frequency: str) -> float:
+    """Administrations a day of a CDISC frequency (``QD`` .. ``QID``, ``Q<h>H``)."""
+    if frequency in _FREQUENCY:
+        return _FREQUENCY[frequency]
+    if frequency.startswith("Q") and frequency.endswith("H"):
+        return 24.0 / float(frequency[1:-1])
+    raise DosesimError(f"EX: unknown EXDOSFRQ {frequency!r}")
+
+
+def prednisone_by_week(result: RunResult) -> pd.DataFrame:
+    """Each kept patient's cumulative prednisone at the end of every week, from SDTM EX.
+
+    Rebuilt from the kept ``ex`` table (``EXDOSE`` mg per administration times
+    administrations a day, over study days ``EXSTDY`` .. ``EXENDY`` inclusive):
+    the value at week ``w`` is the total of days ``0 .. 7 w - 1`` from the first
+    dose, mg. As in the patients table's ``cumulative_prednisone_mg_week<w>``, it
+    is NaN once the patient is off study (``exit_day < 7 w``).
+
+    Parameters
+    ----------
+    result : RunResult
+        A run with per-patient tables kept (``keep_patients >= 1``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(replicate, patient_id)`` as in the patients table; columns the
+        weeks ``0 .. W`` (int), W the last whole week of treatment; values mg.
+    """
+    patients = _kept(result, "patients")
+    ex = _kept(result, "ex")
+    ex = ex[ex["EXTRT"] == "PREDNISONE"]
+    keys = ex["USUBJID"].str.rsplit("-", n=2, expand=True)  # <study>-R<rep>-<patient>
+    index = pd.MultiIndex.from_frame(patients[["replicate", "patient_id"]])
+    row = index.get_indexer(
+        pd.MultiIndex.from_arrays([keys[1].str[1:].astype(int), keys[2].astype(int)])
+    )
+    if (row < 0).any():
+        raise DosesimError("EX has subjects that are not in the patients table")
+    exit_day = patients["exit_day"].to_numpy(dtype=float)
+    last_day = int(max(ex["EXENDY"].max(), math.floor(exit_day.max())))
+    daily = np.zeros((len(index), last_day + 1))
+    dose = ex["EXDOSE"].to_numpy(dtype=float) * ex["EXDOSFRQ"].map(_per_day).to_numpy(dtype=float)
+    # study days s .. e (inclusive) are whole days s - 1 .. e - 1 from the first dose
+    np.add.at(daily, (row, ex["EXSTDY"].to_numpy() - 1), dose)
+    np.add.at(daily, (row, ex["EXENDY"].to_numpy()), -dose)
+    before = np.concatenate((np.zeros((len(index), 1)), np.cumsum(np.cumsum(daily, 1), 1)), 1)
+    weeks = np.arange(last_day // 7 + 1)
+    out = before[:, 7 * weeks]
+    out[exit_day[:, None] < 7 * weeks[None, :]] = np.nan
+    return pd.DataFrame(out, index=index, columns=pd.Index(weeks, name="week"))
+
+
+def cumulative_prednisone(result: RunResult) -> Figure:
+    """Cumulative prednisone by week (median, 50 % and 90 % bands) and its spread at the end.
+
+    Left: over the kept patients on study at each week (:func:`prednisone_by_week`),
+    the median cumulative dose (mg) with the 25-75 % and 5-95 % bands. Right: the
+    histogram over patients of the dose at the last whole week (week 52 for a
+    364-day course), with its median.
+
+    Parameters
+    ----------
+    result : RunResult
+        A run with per-patient tables kept (``keep_patients >= 1``).
+    """
+    weekly = prednisone_by_week(result)
+    weeks = weekly.columns.to_numpy(dtype=float)
+    values = weekly.to_numpy(dtype=float)
+    last = int(weeks[-1])
+    n_reps = weekly.index.get_level_values("replicate").nunique()
+    fig, axes = _figure(
+        1,
+        2,
+        f"cumulative prednisone: {len(weekly)} patients of {n_reps} kept replicates "
+        "(each week: patients on study)",
+        width_ratios=(1.3, 1),
+    )
+    by_week, end = axes[0]
+    _fan(by_week, weeks, values, "median")
+    _week_axis(by_week, weeks[-1])
+    by_week.set_ylim(bottom=0)
+    by_week.set_ylabel("cumulative prednisone, mg")
+    _title(by_week, "by week")
+    _legend(by_week, "upper left")
+    final = values[:, -1][np.isfinite(values[:, -1])]
+    if final.size:
+        end.hist(final, bins="auto", color=COLOURS["main"], alpha=0.75, edgecolor="white")
+        _vline(end, float(np.median(final)), f"median {np.median(final):,.0f} mg", "main")
+        _legend(end, "upper right")
+    else:
+        end.text(0.5, 0.5, f"no patient on study at week {last}", ha="center", va="center")
+    end.set_xlabel(f"cumulative prednisone at week {last}, mg")
+    end.set_ylabel("patients")
+    _title(end, f"at week {last} ({final.size} patients on study)")
+    return fig
+
+
+# -- MPA exposure -------------------------------------------------------------
+
+
+def mpa_auc_distribution(result: RunResult, scenario: Scenario) -> Figure:
+    """Histogram of the kept patients' MPA AUC0-12 at the MMF target dose, against the window.
+
+    The target window ``[exposure.mpa.auc0_12_window_low_mg_h_per_l, ..._high_...]``
+    is shaded; the legend gives the share of patients below, within and above it.
+
+    Parameters
+    ----------
+    result : RunResult
+        A run with per-patient tables kept (column ``mpa_auc0_12_mg_h_per_l``, mg*h/L).
+    scenario : Scenario
+        The run's scenario, for the window (needs ``[exposure]``).
+    """
+    if scenario.exposure is None:
+        raise DosesimError(f"{scenario.name}: this figure needs an [exposure] table")
+    mpa = scenario.exposure.mpa
+    low, high = mpa.auc0_12_window_low_mg_h_per_l, mpa.auc0_12_window_high_mg_h_per_l
+    auc = _kept(result, "patients")["mpa_auc0_12_mg_h_per_l"].to_numpy(dtype=float)
+    auc = auc[np.isfinite(auc)]
+    fig, axes = _figure(
+        1, 1, f"{scenario.name}: MPA AUC0-12 at the MMF target dose ({auc.size} patients)"
+    )
+    ax = axes[0, 0]
+    below, above = float(np.mean(auc < low)), float(np.mean(auc > high))
+    ax.axvspan(
+        low,
+        high,
+        color=COLOURS["window"],
+        alpha=0.18,
+        label=f"window {low:g}-{high:g}: {1 - below - above:.0%} within "
+        f"({below:.0%} below, {above:.0%} above)",
+    )
+    ax.hist(auc, bins="auto", color=COLOURS["main"], alpha=0.75, edgecolor="white")
+    _vline(ax, float(np.median(auc)), f"median {np.median(auc):.1f} mg*h/L", "main")
+    ax.set_xlim(left=0)
+    ax.set_xlabel("MPA AUC0-12, mg*h/L")
+    ax.set_ylabel("patients")
+    _legend(ax, "upper right")
+    return fig
+
+
+# -- competing risks ----------------------------------------------------------
+
+
+def _cif_line(ax: Axes, ci: CumulativeIncidence, end: float, label: str, colour: str) -> None:
+    """A CIF against weeks (time in days), with its pointwise 95 % band, up to ``end`` days."""
+    x = np.append(ci.time, max(end, ci.time[-1])) / 7.0
+    y = np.append(ci.estimate, ci.estimate[-1])
+    se = np.append(ci.standard_error, ci.standard_error[-1])
+    lo, hi = np.clip(y - _Z95 * se, 0, 1), np.clip(y + _Z95 * se, 0, 1)
+    ax.fill_between(x, lo, hi, step="post", color=colour, alpha=0.12, linewidth=0)
+    ax.step(x, y, where="post", color=colour, linewidth=1.5, label=f"{label} ({y[-1]:.1%})")
+
+
+def _exit_cause(status: str, reason: str) -> str:
+    return status if reason in ("", WITHDRAWAL, DEATH) else f"{status}: {reason}"
+
+
+def cumulative_incidence(result: RunResult) -> Figure:
+    """Cumulative incidence of each adverse event and of each reason for leaving (Aalen-Johansen).
+
+    Over the kept patients (pooled across kept replicates), time in days from the
+    first dose, shown in weeks, with pointwise 95 % bands (delta method):
+
+    * left: the first occurrence of each adverse event; leaving the study first
+      (withdrawal, death, discontinuation) is a competing event, completing the
+      course censors;
+    * right: leaving the study by status and, for an exit an adverse event caused,
+      that event; the causes compete with each other, completion censors.
+
+    Each curve is :func:`aalen_johansen`, not 1 - Kaplan-Meier, which would
+    overstate the incidence by counting patients who left as still at risk.
+
+    Parameters
+    ----------
+    result : RunResult
+        A run with per-patient tables kept (``patients`` with ``ae_<name>``
+        columns, ``exit_day`` and ``status``; ``events``).
+    """
+    patients = _kept(result, "patients")
+    events = _kept(result, "events")
+    key = ["replicate", "patient_id"]
+    p = patients.set_index(key)
+    exit_day = p["exit_day"].to_numpy(dtype=float)
+    left = (p["status"] != "completed").to_numpy()
+    names = [c.removeprefix("ae_") for c in patients.columns if c.startswith("ae_")]
+    first = (
+        events[events["event"].isin(names)]
+        .groupby([*key, "event"])["day"]
+        .min()
+        .unstack("event")
+        .reindex(index=p.index, columns=names)
+    )
+    end = float(exit_day.max())
+    n_reps = patients["replicate"].nunique()
+    fig, axes = _figure(
+        1,
+        2,
+        f"cumulative incidence (Aalen-Johansen), {len(p)} patients of {n_reps} kept "
+        "replicates; bands: pointwise 95 %",
+        sharey=True,
+    )
+    ae_ax, exit_ax = axes[0]
+    for i, name in enumerate(names):
+        t_first = first[name].to_numpy(dtype=float)
+        had = np.isfinite(t_first)
+        ci = aalen_johansen(
+            np.where(had, t_first, exit_day), np.where(had, 1, np.where(left, 2, 0)), 1
+        )
+        _cif_line(ae_ax, ci, end, name, f"C{i % 10}")
+    labels = [_exit_cause(s, r) for s, r in zip(p["status"], p["exit_reason"], strict=True)]
+    kinds = sorted({x for x, gone in zip(labels, left, strict=True) if gone})
+    code = np.array(
+        [kinds.index(x) + 1 if gone else 0 for x, gone in zip(labels, left, strict=True)]
+    )
+    for k, kind in enumerate(kinds, start=1):
+        _cif_line(exit_ax, aalen_johansen(exit_day, code, k), end, kind, f"C{(k - 1) % 10}")
+    if not kinds:
+        exit_ax.text(0.5, 0.5, "every patient completed", ha="center", va="center")
+    for ax, text in (
+        (ae_ax, "first adverse event of each type (competing: leaving)"),
+        (exit_ax, "leaving the study, by reason (completion censors)"),
+    ):
+        _week_axis(ax, end / 7.0)
+        ax.set_ylim(bottom=0)
+        _title(ax, text)
+        if ax.get_lines():
+            _legend(ax, "upper left")
+    ae_ax.set_ylabel("cumulative incidence")
+    return fig
+
+
+# -- recruitment and milestones ----------------------------------------------
+
+
+def enrolment_fan(
+    result: RunResult, scenario: Scenario, observed: Iterable[date | str] | None = None
+) -> Figure:
+    """Cumulative enrolment against calendar date: median, 50 % and 90 % bands over replicates.
+
+    Each kept replicate's enrolment (from each patient's ``enrol_day``) is counted
+    on every trial day; the fan is the median and the 25-75 % and 5-95 % bands of
+    those counts. The target (``recruitment.target_enrolled``) is a horizontal
+    line, the deadline (and the enrolment deadline, if set) vertical lines, and
+    ``observed`` enrolment, when given, a black step line.
+
+    Parameters
+    ----------
+    result : RunResult
+        A run with per-patient tables kept (``keep_patients >= 1``; the more
+        replicates kept, the smoother the fan).
+    scenario : Scenario
+        The run's scenario, for the start date, target and deadlines.
+    observed : iterable of date or ISO date str, optional
+        The date each patient enrolled so far (e.g. the ``enrolled_date`` column
+        of the observed-enrolment CSV).
+    """
+    rec = _recruitment(scenario)
+    patients = _kept(result, "patients")
+    table = result.replicates
+    kept = set(patients["replicate"])
+    # kept replicates that enrolled no one have no patient rows but count as 0
+    kept |= set(table.loc[(table["enrolled"] == 0) & (table["replicate"] < max(kept)), "replicate"])
+    by_rep = patients.groupby("replicate")["enrol_day"]
+    seen = [] if observed is None else list(observed)
+    obs_days = np.array([])
+    if seen:
+        stamps = pd.to_datetime(pd.Series(seen).astype(str))
+        obs_days = np.sort((stamps - pd.Timestamp(rec.start_date)).dt.days.to_numpy(dtype=float))
+    last = max(rec.deadline_day, float(patients["enrol_day"].max()), *obs_days[-1:])
+    grid = np.arange(0.0, math.ceil(last) + 1.0)
+    counts = np.zeros((len(kept), grid.size))
+    for i, r in enumerate(sorted(kept)):
+        if r in by_rep.groups:
+            days = np.sort(by_rep.get_group(r).to_numpy(dtype=float))
+            counts[i] = np.searchsorted(days, grid, side="right")
+    fig, axes = _figure(
+        1, 1, f"{scenario.name}: cumulative enrolment ({len(kept)} kept replicates)", wide=1.6
+    )
+    ax = axes[0, 0]
+    _fan(ax, _dates(rec.start_date, grid), counts, "median")
+    ax.axhline(
+        rec.target_enrolled,
+        color=COLOURS["target"],
+        linestyle=":",
+        linewidth=1.2,
+        label=f"target {rec.target_enrolled}",
+    )
+    if rec.enrolment_deadline is not None:
+        _vline(ax, mdates.date2num(rec.enrolment_deadline), "enrolment deadline", style=":")
+    _vline(ax, mdates.date2num(rec.deadline), f"deadline {rec.deadline}")
+    if obs_days.size:
+        ax.step(
+            _dates(rec.start_date, np.concatenate(([0.0], obs_days))),
+            np.arange(obs_days.size + 1),
+            where="post",
+            color=COLOURS["observed"],
+            linewidth=1.6,
+            label=f"observed ({obs_days.size})",
+        )
+    _date_axis(ax)
+    ax.set_ylim(0, rec.target_enrolled * 1.08)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("patients enrolled")
+    _legend(ax, "upper left")
+    return fig
+
+
+def milestone_dates(result: RunResult, scenario: Scenario) -> Figure:
+    """Distributions over replicates of the last-patient-in and last-visit dates.
+
+    Histograms of ``last_patient_in_day`` and ``last_patient_last_visit_day`` of
+    every replicate (not only the kept ones), as calendar dates, with their
+    medians, the deadline (and the enrolment deadline, if set), and the
+    probabilities of reaching the target and of completing by the deadline
+    (with Monte Carlo SE) in the title.
+
+    Parameters
+    ----------
+    result : RunResult
+        Any run (per-patient tables are not needed).
+    scenario : Scenario
+        The run's scenario, for the start date and deadlines.
+    """
+    rec = _recruitment(scenario)
+    table = result.replicates
+    probs = {
+        k: (float(table[k].mean()), math.sqrt(table[k].mean() * (1 - table[k].mean()) / len(table)))
+        for k in ("target_reached", "completed_by_deadline")
+    }
+    fig, axes = _figure(
+        2,
+        1,
+        f"{scenario.name}: {len(table)} replicates\ntarget reached "
+        f"{probs['target_reached'][0]:.0%} (MCSE {probs['target_reached'][1]:.1%}), "
+        f"completed by the deadline {probs['completed_by_deadline'][0]:.0%} "
+        f"(MCSE {probs['completed_by_deadline'][1]:.1%})",
+        wide=1.6,
+        sharex=True,
+    )
+    panels = (
+        ("last_patient_in_day", "last patient in", rec.enrolment_deadline),
+        ("last_patient_last_visit_day", "last patient last visit", None),
+    )
+    for ax, (column, name, enrolment_deadline) in zip(axes[:, 0], panels, strict=True):
+        days = table[column].to_numpy(dtype=float)
+        days = days[np.isfinite(days)]
+        if days.size:
+            x = _dates(rec.start_date, days)
+            ax.hist(x, bins="auto", color=COLOURS["main"], alpha=0.75, edgecolor="white")
+            median = float(np.median(x))
+            label = mdates.num2date(median).date().isoformat()
+            _vline(ax, median, f"median {label}", "main")
+        if enrolment_deadline is not None:
+            _vline(ax, mdates.date2num(enrolment_deadline), "enrolment deadline", style=":")
+        _vline(ax, mdates.date2num(rec.deadline), f"deadline {rec.deadline}")
+        ax.set_ylabel("replicates")
+        _title(ax, f"{name} ({days.size} replicates)")
+        _legend(ax, "upper left")
+        _date_axis(ax)
     return fig

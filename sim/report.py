@@ -181,8 +181,8 @@ def _figures(scenario: Scenario, result: RunResult) -> list[tuple[str, Figure]]:
             continue
         try:
             figures.append((title, fn(*args)))
-        except (KeyError, ValueError, IndexError):
-            continue  # not enough kept data for this figure
+        except (DosesimError, KeyError, ValueError, IndexError):
+            continue  # not enough kept data for this figure (e.g. no patients kept)
     return figures
 
 
