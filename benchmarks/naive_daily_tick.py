@@ -63,12 +63,11 @@ import simpy
 from benchmarks._common import BASE, count_simpy_steps, machine
 from sim import load_scenario, simulate_cohort
 from sim.exposure import OralOneCompartment, etas_from_normals, pk_model, steady_state_window_auc
-from sim.model import apply_dose_action, screen_people
+from sim.model import apply_dose_action, screen_people, taken_actions
 from sim.population import Candidate
 from sim.scenario import (
     DoseBands,
     DoseLogLinear,
-    Leave,
     MpaAucBands,
     MpaAucLogLinear,
     Multiplier,
@@ -261,10 +260,9 @@ class _NaiveCohort:
             return ""
         draws = p.rng.random(len(ae.actions)).tolist()
         day = event_day + 1  # today's doses were taken
-        taken = [a for a, u in zip(ae.actions, draws, strict=True) if u < a.probability]
-        for action in taken:
-            if isinstance(action, Leave):
-                return action.status
+        status, taken = taken_actions(ae.actions, draws)
+        if status is not None:
+            return status
         for action in taken:
             if day >= self.duration:
                 continue  # no dosing left to change

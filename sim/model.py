@@ -60,6 +60,7 @@ __all__ = [
     "person_extras",
     "screen_people",
     "simulate_cohort",
+    "taken_actions",
 ]
 
 LANDMARK_WEEKS = (4, 12, 24, 52)
@@ -161,6 +162,19 @@ class CohortResult:
     screened: pd.DataFrame
     adjustments: pd.DataFrame
     schedules: dict[int, dict[str, Schedule]]
+
+
+def taken_actions(actions: Sequence[Any], draws: Sequence[float]) -> tuple[str | None, list[Any]]:
+    """Which of an event's actions happen: each with its probability, one uniform each.
+
+    Returns the exit status if a ``leave`` happens (leaving makes every dose change
+    moot, so none is returned with it), else None and the dose actions in order.
+    """
+    taken = [a for a, u in zip(actions, draws, strict=True) if u < a.probability]
+    for action in taken:
+        if isinstance(action, Leave):
+            return action.status, []
+    return None, taken
 
 
 def apply_dose_action(
@@ -386,10 +400,9 @@ class _Cohort:
             len(ae.actions)
         )
         day = math.floor(t) + 1  # today's doses were taken
-        taken = [a for a, u in zip(ae.actions, draws, strict=True) if u < a.probability]
-        for action in taken:  # leaving makes every dose change moot: none is recorded
-            if isinstance(action, Leave):
-                return action.status
+        status, taken = taken_actions(ae.actions, draws)
+        if status is not None:
+            return status
         for action in taken:
             if day >= self.duration:
                 continue  # no dosing left to change
