@@ -164,7 +164,9 @@ class CohortResult:
     schedules: dict[int, dict[str, Schedule]]
 
 
-def taken_actions(actions: Sequence[Any], draws: Sequence[float]) -> tuple[str | None, list[Any]]:
+def taken_actions(
+    actions: Sequence[Any], draws: Sequence[float] | np.ndarray
+) -> tuple[str | None, list[Any]]:
     """Which of an event's actions happen: each with its probability, one uniform each.
 
     Returns the exit status if a ``leave`` happens (leaving makes every dose change
