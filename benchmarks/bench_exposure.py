@@ -8,7 +8,7 @@ Times, separately, the steps a cohort run takes:
    steady-state metrics per segment for both drugs, each patient's exact cumulative
    AUC over the 52 weeks, and MPA AUC0-12 at the target dose.
 
-Run: ``.venv/bin/python benchmarks/bench_exposure.py [--patients N] [--repeat R]``.
+Run: ``.venv/bin/python -m benchmarks.bench_exposure [--patients N] [--repeat R]``.
 Results are recorded, with the machine, in benchmarks/README.md. Not a test: speed is
 never asserted (machines are shared and noisy).
 """
