@@ -80,9 +80,7 @@ def load_results(folder: str | Path) -> tuple[Scenario, RunResult]:
         for name in _TABLES
         if (folder / f"{name}.csv").exists()
     }
-    result = RunResult(replicates, summary, folder, kept)
-    result.manifest = manifest  # type: ignore[attr-defined]
-    return scenario, result
+    return scenario, RunResult(replicates, summary, folder, kept, manifest)
 
 
 def validation_checks(scenario: Scenario, result: RunResult) -> list[Check]:
@@ -267,8 +265,7 @@ def render_report(
 ) -> str:
     """The report as one HTML string (figures embedded, no external resources)."""
     s = result.summary
-    manifest: dict[str, Any] = getattr(result, "manifest", {}) or {}
-    seed = manifest.get("seed", "")
+    seed = result.manifest.get("seed", "")
     figs = _figures(scenario, result) if figures is None else figures
     metrics = s["metrics"]
     key_rows = []

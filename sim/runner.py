@@ -188,12 +188,15 @@ class RunResult:
         The results folder, if one was written.
     kept : dict of DataFrame
         Per-patient tables of the kept replicates.
+    manifest : dict
+        Seed, settings, versions and times (``manifest.json``).
     """
 
     replicates: pd.DataFrame
     summary: dict[str, Any]
     out: Path | None = None
     kept: dict[str, pd.DataFrame] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
 
     def _repr_html_(self) -> str:
         from sim.display import run_html
@@ -298,10 +301,11 @@ def run(
     )
     table, kept = _assemble(parts)
     summary = summarise(table, scenario)
+    manifest = _manifest(scenario, identity, started)
     if folder is not None:
-        _write_results(folder, scenario, table, kept, summary, identity, started)
+        _write_results(folder, table, kept, summary, manifest)
         shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
-    return RunResult(table, summary, folder, kept)
+    return RunResult(table, summary, folder, kept, manifest)
 
 
 def _progress(total: int, already: int, show: bool) -> Callable[..., None]:
@@ -452,14 +456,24 @@ def _csv(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
+def _manifest(scenario: Scenario, identity: dict[str, Any], started: datetime) -> dict[str, Any]:
+    return {
+        **identity,
+        "scenario": json.loads(scenario.model_dump_json(exclude_none=True)),
+        "scenario_source": scenario.source,
+        "versions": _versions(),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "time_seconds": round(time.time() - started.timestamp(), 3),
+    }
+
+
 def _write_results(
     folder: Path,
-    scenario: Scenario,
     table: pd.DataFrame,
     kept: dict[str, pd.DataFrame],
     summary: dict[str, Any],
-    identity: dict[str, Any],
-    started: datetime,
+    manifest: dict[str, Any],
 ) -> None:
     files: dict[str, pd.DataFrame] = {"replicates": table, **kept}
     for name, frame in files.items():
@@ -476,15 +490,6 @@ def _write_results(
             frame.to_parquet(buf, index=False)
             atomic_write_bytes(folder / f"{name}.parquet", buf.getvalue())
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    manifest = {
-        **identity,
-        "scenario": json.loads(scenario.model_dump_json(exclude_none=True)),
-        "scenario_source": scenario.source,
-        "versions": _versions(),
-        "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "time_seconds": round(time.time() - started.timestamp(), 3),
-    }
     atomic_write_text(
         folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     )
