@@ -180,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", metavar="DIR", help="write forecast_replicates.csv and report.html here"
     )
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N")
 
     p = sub.add_parser(
         "run",
@@ -492,7 +493,9 @@ def _forecast(args: argparse.Namespace) -> int:
     if args.observed is not None and args.as_of is None:
         raise DosesimError("--observed needs --as-of (the data cut-off date)")
     as_of = args.as_of or rec.start_date
-    result = forecast(scenario, args.observed, as_of, args.replicates, args.seed)
+    result = forecast(
+        scenario, args.observed, as_of, args.replicates, args.seed, workers=args.workers
+    )
     lines = _forecast_lines(scenario, args, as_of, result)
     print("\n".join(lines))
     if args.out:

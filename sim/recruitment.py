@@ -574,16 +574,18 @@ class ForecastResult:
     sites_needed_probability: float
 
 
-def _run_replicates(
+def _forecast_rows(
     scenario: Scenario,
     observed: Observed,
     posteriors: list[tuple[float, float]],
-    replicates: int,
     seed: int,
     extra_sites: int,
-) -> pd.DataFrame:
+    first: int,
+    last: int,
+) -> list[dict[str, Any]]:
+    """Milestones of replicates ``first .. last - 1`` of a forecast (one task of a pool)."""
     rows = []
-    for r in range(replicates):
+    for r in range(first, last):
         trial = _simulate(
             scenario,
             seed,
@@ -606,7 +608,29 @@ def _run_replicates(
                 "completed_by_deadline": m["completed_by_deadline"],
             }
         )
-    return pd.DataFrame(rows)
+    return rows
+
+
+def _run_replicates(
+    scenario: Scenario,
+    observed: Observed,
+    posteriors: list[tuple[float, float]],
+    replicates: int,
+    seed: int,
+    extra_sites: int,
+    workers: int = 1,
+) -> pd.DataFrame:
+    """Each replicate draws from its own streams, so any number of workers gives the same rows."""
+    args = (scenario, observed, posteriors, seed, extra_sites)
+    if workers <= 1:
+        return pd.DataFrame(_forecast_rows(*args, 0, replicates))
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = max(1, -(-replicates // (4 * workers)))
+    bounds = [(a, min(a + size, replicates)) for a in range(0, replicates, size)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        parts = pool.map(_forecast_rows, *zip(*[(*args, a, b) for a, b in bounds], strict=True))
+        return pd.DataFrame([row for part in parts for row in part])
 
 
 def forecast(
@@ -617,6 +641,7 @@ def forecast(
     seed: int,
     max_extra_sites: int = 10,
     search_replicates: int | None = None,
+    workers: int = 1,
 ) -> ForecastResult:
     """Forecast the rest of the trial from the enrolment seen so far.
 
@@ -635,20 +660,22 @@ def forecast(
         Largest number of added sites tried when searching for the sites needed.
     search_replicates : int, optional
         Replicates per step of that search (default: ``min(replicates, 200)``).
+    workers : int
+        Local worker processes; the results do not depend on it.
     """
     if replicates < 1:
         raise DosesimError(f"replicates must be >= 1, got {replicates}")
     obs = observed if isinstance(observed, Observed) else read_observed(observed, scenario, as_of)
     rec = _require(scenario)
     posteriors = site_posteriors(scenario, obs)
-    table = _run_replicates(scenario, obs, posteriors, replicates, seed, 0)
+    table = _run_replicates(scenario, obs, posteriors, replicates, seed, 0, workers)
     summary = _summary(scenario, table, obs)
     needed: int | None = None
     prob = float(table["completed_by_deadline"].mean())
     n_search = search_replicates or min(replicates, 200)
     if prob < 0.8:
         for extra in range(1, max_extra_sites + 1):
-            trial = _run_replicates(scenario, obs, posteriors, n_search, seed, extra)
+            trial = _run_replicates(scenario, obs, posteriors, n_search, seed, extra, workers)
             prob = float(trial["completed_by_deadline"].mean())
             if prob >= 0.8:
                 needed = extra

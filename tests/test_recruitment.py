@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sim import load_scenario, simulate_trial
@@ -197,3 +198,13 @@ def test_piecewise_site_rate() -> None:
     for r in range(20):
         t = simulate_trial(scenario, 3, r, simulate_patients=False)
         assert (t.enrolment["trial_day"] < 200).all()
+
+
+def test_forecast_is_the_same_for_any_number_of_workers(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "site,enrolled_date\nXi'an,2021-01-20\nXi'an,2021-04-11\n")
+    one = forecast(SCENARIO, path, date(2021, 6, 1), replicates=12, seed=4, max_extra_sites=1)
+    two = forecast(
+        SCENARIO, path, date(2021, 6, 1), replicates=12, seed=4, max_extra_sites=1, workers=2
+    )
+    pd.testing.assert_frame_equal(one.replicates, two.replicates)
+    assert one.summary == two.summary and one.sites_needed == two.sites_needed
