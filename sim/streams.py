@@ -1,12 +1,21 @@
-"""Named random streams: one reproducible generator per (seed, replicate, stream, patient slot).
+"""Named random streams: one reproducible generator per address under a seed.
 
 There is no global random state in dosesim. Every random number comes from a
-stream addressed by a path of keys under one integer seed, e.g.
-``stream(seed, "replicate", 3, "pk", 17)`` for patient slot 17's PK draws in
-replicate 3. A stream depends only on its address, so results do not depend on
-the order in which patients are processed or on how many workers there are,
-and two scenarios run with the same seed share their random numbers wherever
-they share structure (common random numbers).
+stream addressed by a path of keys under one integer seed. The cohort model uses,
+in replicate r:
+
+* ``("replicate", r, "site_population", i)``: site i's people in turn, each
+  taking a fixed block (covariates, PK normals, one Exp(1) per hazard);
+* ``("replicate", r, "arrivals", i)`` and ``("replicate", r, "site", i)``:
+  site i's screening times, activation and rate;
+* ``("replicate", r, "hazard", name, person, k)`` and
+  ``("replicate", r, "actions", name, person, k)``: the k-th occurrence of an
+  event for a person, and its actions.
+
+A stream depends only on its address, so results do not depend on the order in
+which patients are processed or on how many workers there are, and two scenarios
+run with the same seed share their random numbers wherever they share structure
+(common random numbers).
 
 The address becomes a :class:`numpy.random.SeedSequence` ``spawn_key``; string
 keys are mapped to integers by CRC-32, which is stable across platforms and
