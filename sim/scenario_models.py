@@ -1,0 +1,723 @@
+"""The scenario's schema: pydantic models of every table, with the rules each value obeys.
+
+Loading, ``extends``, overrides and the error messages are in :mod:`sim.scenario`,
+which re-exports everything here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import typing
+from datetime import date
+from typing import Annotated, Any, Literal, Self
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+KeyPath = tuple[str | int, ...]
+
+
+class _FieldProblems(ValueError):
+    """Raised by model validators to report problems at precise relative key paths."""
+
+    def __init__(self, problems: list[tuple[KeyPath, Any, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(rule for _, _, rule in problems))
+
+
+class _Model(BaseModel):
+    # strict: TOML has types, so "5" is not 5 and true is not 1 (ints do
+    # count as floats). No NaN or infinity: they would travel silently.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class TreatmentSettings(_Model):
+    """``[treatment]``: how long each patient is treated."""
+
+    duration_days: int = Field(gt=0, le=3650)
+    """End of treatment, days from the first dose (exclusive); 364 = 52 weeks."""
+
+
+class TaperStage(_Model):
+    """A taper: lower the dose by ``step_mg`` every ``every_days`` down to ``floor_mg``."""
+
+    kind: Literal["taper"]
+    step_mg: float = Field(gt=0, le=1000)
+    every_days: int = Field(gt=0, le=3650)
+    floor_mg: float = Field(ge=0, le=1000)
+
+
+class HoldStage(_Model):
+    """A hold: keep the current dose for ``days``, or until day ``until_day``."""
+
+    kind: Literal["hold"]
+    days: int | None = Field(default=None, gt=0, le=3650)
+    until_day: int | None = Field(default=None, gt=0, le=3650)
+
+    @model_validator(mode="after")
+    def _one_length(self) -> Self:
+        if (self.days is None) == (self.until_day is None):
+            raise _FieldProblems([((), None, "a hold needs exactly one of 'days' or 'until_day'")])
+        return self
+
+
+Stage = Annotated[TaperStage | HoldStage, Field(discriminator="kind")]
+
+
+class PrednisoneRegimen(_Model):
+    """``[prednisone]``: start dose, rounding, cap, initial hold, taper stages, maintenance."""
+
+    start_mg_per_kg: float | None = Field(default=None, gt=0, le=2)
+    start_mg: float | None = Field(default=None, gt=0, le=1000)
+    round_to_mg: float | None = Field(default=None, gt=0, le=100)
+    max_start_mg: float | None = Field(default=None, gt=0, le=1000)
+    initial_hold_days: int = Field(ge=1, le=3650)
+    stages: list[Stage] = Field(default_factory=list)
+    maintenance_mg_per_day: float | None = Field(default=None, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[tuple[KeyPath, Any, str]] = []
+        if (self.start_mg_per_kg is None) == (self.start_mg is None):
+            problems.append(((), None, "give exactly one of 'start_mg_per_kg' or 'start_mg'"))
+        top = self.start_mg if self.start_mg is not None else self.max_start_mg
+        if self.start_mg is not None and self.max_start_mg is not None:
+            top = min(self.start_mg, self.max_start_mg)
+        floors: list[tuple[int, float]] = []
+        for i, stage in enumerate(self.stages):
+            if stage.kind != "taper":
+                continue
+            if top is not None and stage.floor_mg >= top:
+                problems.append(
+                    (
+                        ("stages", i, "floor_mg"),
+                        stage.floor_mg,
+                        f"must be below the highest start dose ({_num(top)} mg/day)",
+                    )
+                )
+            if floors and stage.floor_mg > floors[-1][1]:
+                j, prev = floors[-1]
+                problems.append(
+                    (
+                        ("stages", i, "floor_mg"),
+                        stage.floor_mg,
+                        f"must be <= the floor of stages[{j}] ({_num(prev)} mg/day):"
+                        " a taper never raises the dose",
+                    )
+                )
+            floors.append((i, stage.floor_mg))
+        m = self.maintenance_mg_per_day
+        if m is not None and floors and m > floors[-1][1]:
+            problems.append(
+                (
+                    ("maintenance_mg_per_day",),
+                    m,
+                    f"must be <= the last taper floor ({_num(floors[-1][1])} mg/day)",
+                )
+            )
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+
+class TitrationStep(_Model):
+    """One MMF titration step: ``g_per_day`` for ``days``."""
+
+    g_per_day: float = Field(gt=0, le=4)
+    days: int = Field(gt=0, le=3650)
+
+
+class MmfRegimen(_Model):
+    """``[mmf]``: optional titration, then the target dose in g/day in N doses a day."""
+
+    target_g_per_day: float = Field(gt=0, le=4)
+    doses_per_day: int = Field(default=2, ge=1, le=4)
+    titration: list[TitrationStep] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _titrates_up(self) -> Self:
+        problems: list[tuple[KeyPath, Any, str]] = []
+        prev = 0.0
+        for i, step in enumerate(self.titration):
+            if step.g_per_day > self.target_g_per_day:
+                problems.append(
+                    (
+                        ("titration", i, "g_per_day"),
+                        step.g_per_day,
+                        f"must be <= target_g_per_day ({_num(self.target_g_per_day)})",
+                    )
+                )
+            elif step.g_per_day < prev:
+                problems.append(
+                    (
+                        ("titration", i, "g_per_day"),
+                        step.g_per_day,
+                        "must be >= the step before it (titration goes up)",
+                    )
+                )
+            prev = step.g_per_day
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+
+class OralPK(_Model):
+    """``[exposure.<drug>]``: one-compartment oral PK of one drug for a typical patient.
+
+    Clearance and volume are for a patient of ``reference_weight_kg`` and
+    scale as :math:`(W/W_{ref})^{a}`; between-patient variability is
+    log-normal with coefficients of variation ``cv_cl`` and ``cv_v``.
+    """
+
+    mass_factor: float = Field(gt=0, le=10)
+    """mg of the measured moiety per mg administered (MPA per MMF: 0.739)."""
+    bioavailability: float = Field(gt=0, le=1)
+    cl_l_per_h: float = Field(gt=0, le=10_000)
+    v_l: float = Field(gt=0, le=100_000)
+    ka_per_h: float = Field(gt=0, le=100)
+    lag_h: float = Field(default=0.0, ge=0, le=6)
+    cv_cl: float = Field(default=0.0, ge=0, le=2)
+    cv_v: float = Field(default=0.0, ge=0, le=2)
+    reference_weight_kg: float = Field(default=70.0, gt=0, le=300)
+    cl_weight_exponent: float = Field(default=0.0, ge=-2, le=2)
+    v_weight_exponent: float = Field(default=0.0, ge=-2, le=2)
+    f_reference_dose_mg: float | None = Field(default=None, gt=0, le=10_000)
+    """Dose (mg per administration) at which the dose-dependent F is 1."""
+    f_dose_exponent: float = Field(default=0.0, ge=-2, le=2)
+    """Exponent of the relative bioavailability (dose / f_reference_dose_mg)^x; 0 = none."""
+
+    @model_validator(mode="after")
+    def _f_needs_reference(self) -> Self:
+        if self.f_dose_exponent != 0 and self.f_reference_dose_mg is None:
+            raise _FieldProblems(
+                [
+                    (
+                        ("f_reference_dose_mg",),
+                        None,
+                        "required when f_dose_exponent is not 0 (the dose at which F = 1)",
+                    )
+                ]
+            )
+        return self
+
+
+class MpaPK(OralPK):
+    """``[exposure.mpa]``: mycophenolic acid from MMF, with the target AUC0-12 window."""
+
+    auc0_12_window_low_mg_h_per_l: float = Field(default=30.0, gt=0, le=1000)
+    auc0_12_window_high_mg_h_per_l: float = Field(default=60.0, gt=0, le=1000)
+
+    @model_validator(mode="after")
+    def _window_ordered(self) -> Self:
+        if self.auc0_12_window_high_mg_h_per_l <= self.auc0_12_window_low_mg_h_per_l:
+            raise _FieldProblems(
+                [
+                    (
+                        ("auc0_12_window_high_mg_h_per_l",),
+                        self.auc0_12_window_high_mg_h_per_l,
+                        "must be above auc0_12_window_low_mg_h_per_l "
+                        f"({_num(self.auc0_12_window_low_mg_h_per_l)})",
+                    )
+                ]
+            )
+        return self
+
+
+class ExposureSettings(_Model):
+    """``[exposure]``: PK of prednisolone (from prednisone) and MPA (from MMF)."""
+
+    prednisolone: OralPK
+    mpa: MpaPK
+
+
+# ---------------------------------------------------------------------------
+# Population, eligibility, adverse events and dropout (the cohort model)
+# ---------------------------------------------------------------------------
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+ExclusionName = Literal[
+    "anti_mda5_positive",
+    "necrotizing_myopathy",
+    "immunosuppressant_within_3_months",
+    "other_connective_tissue_disease",
+    "cancer",
+    "active_infection",
+]
+
+EXCLUSION_CONDITIONS: tuple[str, ...] = typing.get_args(ExclusionName)
+"""Conditions whose prevalence the population gives and that eligibility may exclude."""
+
+
+class Prevalence(_Model):
+    """``[population.prevalence]``: share of screened candidates with each condition."""
+
+    anti_mda5_positive: Fraction
+    necrotizing_myopathy: Fraction
+    immunosuppressant_within_3_months: Fraction
+    other_connective_tissue_disease: Fraction
+    cancer: Fraction
+    active_infection: Fraction
+
+
+class PopulationSettings(_Model):
+    """``[population]``: the candidates sites screen (before eligibility)."""
+
+    female_fraction: Fraction
+    age_mean_years: float = Field(gt=0, le=120)
+    age_sd_years: float = Field(ge=0, le=100)
+    age_min_years: float = Field(ge=0, le=120)
+    age_max_years: float = Field(gt=0, le=120)
+    weight_median_female_kg: float = Field(gt=0, le=300)
+    weight_median_male_kg: float = Field(gt=0, le=300)
+    weight_cv: float = Field(ge=0, le=2)
+    fvc_mean_percent: float = Field(gt=0, le=200)
+    fvc_sd_percent: float = Field(ge=0, le=100)
+    fvc_min_percent: float = Field(ge=0, le=200)
+    fvc_max_percent: float = Field(gt=0, le=200)
+    start_mg_per_kg_low: float | None = Field(default=None, gt=0, le=2)
+    """With ``start_mg_per_kg_high``: each patient's start dose drawn uniformly (mg/kg/day)."""
+    start_mg_per_kg_high: float | None = Field(default=None, gt=0, le=2)
+    prevalence: Prevalence
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        problems: list[tuple[KeyPath, Any, str]] = []
+        for low, high in (
+            ("age_min_years", "age_max_years"),
+            ("fvc_min_percent", "fvc_max_percent"),
+        ):
+            if getattr(self, high) <= getattr(self, low):
+                problems.append(((high,), getattr(self, high), f"must be above {low}"))
+        lo, hi = self.start_mg_per_kg_low, self.start_mg_per_kg_high
+        if (lo is None) != (hi is None):
+            problems.append(
+                ((), None, "give both start_mg_per_kg_low and start_mg_per_kg_high, or neither")
+            )
+        elif lo is not None and hi is not None and hi < lo:
+            problems.append((("start_mg_per_kg_high",), hi, "must be >= start_mg_per_kg_low"))
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+
+class EligibilitySettings(_Model):
+    """``[eligibility]``: the protocol's inclusion ranges and exclusions."""
+
+    age_min_years: float = Field(ge=0, le=120)
+    age_max_years: float = Field(gt=0, le=120)
+    fvc_min_percent: float = Field(ge=0, le=200)
+    exclude: list[ExclusionName] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.age_max_years < self.age_min_years:
+            raise _FieldProblems(
+                [(("age_max_years",), self.age_max_years, "must be >= age_min_years")]
+            )
+        return self
+
+
+def _check_bands(edges: list[float], multipliers: list[float]) -> list[tuple[KeyPath, Any, str]]:
+    problems: list[tuple[KeyPath, Any, str]] = []
+    if any(b <= a for a, b in itertools.pairwise(edges)):
+        problems.append((("edges",), edges, "must be strictly increasing"))
+    if len(multipliers) != len(edges) + 1:
+        problems.append(
+            (
+                ("multipliers",),
+                multipliers,
+                f"needs one more value than edges ({len(edges) + 1}): one per band",
+            )
+        )
+    return problems
+
+
+class _Bands(_Model):
+    edges: list[Annotated[float, Field(ge=0)]] = Field(min_length=1, max_length=50)
+    """Band edges; a value equal to an edge falls in the band below it."""
+    multipliers: list[Annotated[float, Field(ge=0, le=1000)]]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems = _check_bands(self.edges, self.multipliers)
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+
+class DoseLogLinear(_Model):
+    """Multiplier ``per_10_mg ** (dose / 10)`` on the current prednisone dose, capped."""
+
+    driver: Literal["prednisone_dose"]
+    per_10_mg: float = Field(gt=0, le=1000)
+    cap: float | None = Field(default=None, gt=0, le=1000)
+
+
+class DoseBands(_Bands):
+    """Multiplier by band of the current prednisone dose (mg/day); edges in mg/day."""
+
+    driver: Literal["prednisone_dose_bands"]
+
+
+class WeightedCumulativeDose(_Model):
+    r"""Multiplier ``exp(beta * WCD)``, capped, on the weighted cumulative prednisone dose.
+
+    :math:`WCD(t) = \int_0^t dose(t-s)\,(e^{-s/\tau_1} + w_2 e^{-s/\tau_2})\,ds`
+    (mg*day), held constant over each ``grid_days`` cell at its midpoint value.
+    """
+
+    driver: Literal["weighted_cumulative_dose"]
+    beta_per_mg_day: float = Field(ge=-1, le=1)
+    tau1_days: float = Field(gt=0, le=10_000)
+    tau2_days: float = Field(gt=0, le=10_000)
+    weight2: float = Field(ge=0, le=100)
+    cap: float | None = Field(default=None, gt=0, le=1000)
+    grid_days: float = Field(default=1.0, gt=0, le=28)
+
+
+class MpaAucLogLinear(_Model):
+    """Multiplier ``exp(per_mg_h_per_l * (AUC0-12 - reference))`` on MPA AUC0-12, capped."""
+
+    driver: Literal["mpa_auc"]
+    per_mg_h_per_l: float = Field(ge=-10, le=10)
+    reference_mg_h_per_l: float = Field(ge=0, le=1000)
+    cap: float | None = Field(default=None, gt=0, le=1000)
+
+
+class MpaAucBands(_Bands):
+    """Multiplier by band of MPA AUC0-12 (mg*h/L) at the current MMF dose."""
+
+    driver: Literal["mpa_auc_bands"]
+
+
+class TimeOnStudyBands(_Bands):
+    """Multiplier by band of time on study (days from the first dose)."""
+
+    driver: Literal["time_on_study_bands"]
+
+
+Multiplier = Annotated[
+    DoseLogLinear
+    | DoseBands
+    | WeightedCumulativeDose
+    | MpaAucLogLinear
+    | MpaAucBands
+    | TimeOnStudyBands,
+    Field(discriminator="driver"),
+]
+
+
+class _Action(_Model):
+    probability: float = Field(default=1.0, ge=0, le=1)
+    """Chance that the action is taken when the event happens."""
+
+
+class MmfReduce(_Action):
+    """Lower the MMF dose ceiling by ``by_g_per_day``, not below ``floor_g_per_day``."""
+
+    action: Literal["mmf_reduce"]
+    by_g_per_day: float = Field(gt=0, le=4)
+    floor_g_per_day: float = Field(default=0.0, ge=0, le=4)
+
+
+class MmfHold(_Action):
+    """Give no MMF for ``days``, then resume, lower by ``resume_reduce_by_g_per_day``."""
+
+    action: Literal["mmf_hold"]
+    days: int = Field(gt=0, le=3650)
+    resume_reduce_by_g_per_day: float = Field(default=0.0, ge=0, le=4)
+    floor_g_per_day: float = Field(default=0.0, ge=0, le=4)
+
+
+class MmfStop(_Action):
+    """Stop MMF for the rest of the study (the patient stays on prednisone)."""
+
+    action: Literal["mmf_stop"]
+
+
+class PrednisoneReescalate(_Action):
+    """Restart prednisone at ``start_mg_per_kg`` and taper again by the protocol's stages."""
+
+    action: Literal["prednisone_reescalate"]
+    start_mg_per_kg: float = Field(gt=0, le=2)
+
+
+class Leave(_Action):
+    """The patient leaves the study with ``status``."""
+
+    action: Literal["leave"]
+    status: Literal["withdrawn", "died", "discontinued"]
+
+
+Action = Annotated[
+    MmfReduce | MmfHold | MmfStop | PrednisoneReescalate | Leave,
+    Field(discriminator="action"),
+]
+
+_NAME = r"^[a-z][a-z0-9_]*$"
+
+RESERVED_EVENT_NAMES = frozenset(
+    {
+        "death",
+        "withdrawal",
+        "enrolled",
+        "completed",
+        "withdrawn",
+        "died",
+        "discontinued",
+        "mmf_reduced",
+        "mmf_held",
+        "mmf_stopped",
+        "prednisone_reescalated",
+    }
+)
+"""Names an adverse event cannot take: they mean dropout or other entries of the event log."""
+
+
+class AdverseEvent(_Model):
+    """``[adverse_events.<name>]``: a recurrent event, its hazard and the protocol's reaction.
+
+    Hazard (per year) = ``baseline_per_year`` x the product of the multipliers.
+    """
+
+    baseline_per_year: float = Field(ge=0, le=1000)
+    multipliers: list[Multiplier] = Field(default_factory=list)
+    actions: list[Action] = Field(default_factory=list)
+
+
+class DeathRaise(_Model):
+    """``[dropout.death_raised_after]``: death risk x ``multiplier`` after ``event``."""
+
+    event: str = Field(pattern=_NAME)
+    multiplier: float = Field(ge=0, le=1000)
+    days: float = Field(gt=0, le=3650)
+
+
+class DropoutSettings(_Model):
+    """``[dropout]``: leaving the study other than through an adverse event's action."""
+
+    withdrawal_per_year: float = Field(ge=0, le=1000)
+    death_per_year: float = Field(ge=0, le=1000)
+    death_raised_after: DeathRaise | None = None
+
+
+# ---------------------------------------------------------------------------
+# Recruitment
+# ---------------------------------------------------------------------------
+
+DAYS_PER_MONTH = 365.25 / 12
+"""Days in an average month: rates per month become rates per day by dividing by this."""
+
+
+class RateChange(_Model):
+    """From trial day ``from_day`` on, the site's screening rate is multiplied by ``multiplier``."""
+
+    from_day: float = Field(gt=0, le=36_500)
+    multiplier: float = Field(ge=0, le=100)
+
+
+class Site(_Model):
+    """``[[recruitment.sites]]``: one site, when it opens, how fast it screens, its cap."""
+
+    name: str = Field(min_length=1, max_length=100)
+    activation_day: float | None = Field(default=None, ge=0, le=36_500)
+    """Trial day the site opens (fixed); or give ``activation_day_min`` and ``_max``."""
+    activation_day_min: float | None = Field(default=None, ge=0, le=36_500)
+    activation_day_max: float | None = Field(default=None, ge=0, le=36_500)
+    screening_rate_per_month: float = Field(gt=0, le=10_000)
+    """Mean number of people screened per month (the Gamma mean under Poisson-gamma)."""
+    rate_changes: list[RateChange] = Field(default_factory=list)
+    cap: int | None = Field(default=None, ge=1, le=1_000_000)
+    """Most patients the site may enrol."""
+
+    @model_validator(mode="after")
+    def _activation(self) -> Self:
+        fixed = self.activation_day is not None
+        lo, hi = self.activation_day_min, self.activation_day_max
+        drawn = lo is not None or hi is not None
+        if fixed == drawn:
+            raise _FieldProblems(
+                [
+                    (
+                        (),
+                        None,
+                        "give activation_day, or activation_day_min and activation_day_max",
+                    )
+                ]
+            )
+        if drawn and (lo is None or hi is None or hi < lo):
+            raise _FieldProblems(
+                [(("activation_day_max",), hi, "needs activation_day_min <= activation_day_max")]
+            )
+        days = [c.from_day for c in self.rate_changes]
+        if days != sorted(set(days)):
+            raise _FieldProblems([(("rate_changes",), None, "from_day must increase")])
+        return self
+
+
+class RecruitmentSettings(_Model):
+    """``[recruitment]``: calendar, target, rate model and sites."""
+
+    start_date: date
+    """Trial day 0 (calendar dates appear only at the edges)."""
+    deadline: date
+    """Planned study completion: the last visit should be on or before this date."""
+    enrolment_deadline: date | None = None
+    """No enrolment after this date (default: the deadline)."""
+    target_enrolled: int = Field(ge=1, le=1_000_000)
+    rate_model: Literal["poisson", "poisson_gamma"]
+    rate_shape: float | None = Field(default=None, gt=0, le=10_000)
+    """Gamma shape (alpha) of the site rates under ``poisson_gamma``; CV = 1/sqrt(alpha)."""
+    new_site_delay_days: float = Field(default=90.0, ge=0, le=3650)
+    """For re-forecasts: days from the as-of date until an added site opens."""
+    sites: list[Site] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[tuple[KeyPath, Any, str]] = []
+        if self.deadline <= self.start_date:
+            problems.append((("deadline",), self.deadline, "must be after start_date"))
+        e = self.enrolment_deadline
+        if e is not None and not self.start_date < e <= self.deadline:
+            problems.append(
+                (("enrolment_deadline",), e, "must be after start_date and not after deadline")
+            )
+        if self.rate_model == "poisson_gamma" and self.rate_shape is None:
+            problems.append((("rate_shape",), None, "required when rate_model is poisson_gamma"))
+        names = [site.name for site in self.sites]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                problems.append((("sites", i, "name"), name, "site names must be unique"))
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+    @property
+    def deadline_day(self) -> float:
+        """The deadline as a trial day."""
+        return float((self.deadline - self.start_date).days)
+
+    @property
+    def enrolment_deadline_day(self) -> float:
+        """The enrolment deadline as a trial day."""
+        last = self.enrolment_deadline or self.deadline
+        return float((last - self.start_date).days)
+
+
+class Scenario(_Model):
+    """A validated, resolved scenario. Load one with :func:`load_scenario`.
+
+    Attributes
+    ----------
+    name : str
+        The scenario's name (its file name without ``.toml`` unless set).
+    description : str
+        Free text for people.
+    registry_id : str or None
+        The trial registry identifier, e.g. ``NCT05129410``.
+    treatment, prednisone, mmf
+        The protocol's tables; see their classes.
+    exposure : ExposureSettings or None
+        PK parameters; needed for exposure, not for schedules.
+    """
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    registry_id: str | None = None
+    treatment: TreatmentSettings
+    prednisone: PrednisoneRegimen
+    mmf: MmfRegimen
+    exposure: ExposureSettings | None = None
+    population: PopulationSettings | None = None
+    eligibility: EligibilitySettings | None = None
+    adverse_events: dict[Annotated[str, Field(pattern=_NAME, max_length=40)], AdverseEvent] = Field(
+        default_factory=dict
+    )
+    dropout: DropoutSettings | None = None
+    recruitment: RecruitmentSettings | None = None
+
+    _source: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _fits_treatment(self) -> Self:
+        end = self.treatment.duration_days
+        problems: list[tuple[KeyPath, Any, str]] = []
+        if self.prednisone.initial_hold_days >= end:
+            problems.append(
+                (
+                    ("prednisone", "initial_hold_days"),
+                    self.prednisone.initial_hold_days,
+                    f"must be < treatment.duration_days ({end})",
+                )
+            )
+        for i, stage in enumerate(self.prednisone.stages):
+            if stage.kind == "hold" and stage.until_day is not None and stage.until_day >= end:
+                problems.append(
+                    (
+                        ("prednisone", "stages", i, "until_day"),
+                        stage.until_day,
+                        f"must be < treatment.duration_days ({end})",
+                    )
+                )
+        for name in self.adverse_events:
+            if name in RESERVED_EVENT_NAMES:
+                problems.append(
+                    (
+                        ("adverse_events", name),
+                        None,
+                        "this name is taken by dropout or the event log; choose another",
+                    )
+                )
+        if self.dropout is not None and self.dropout.death_raised_after is not None:
+            name = self.dropout.death_raised_after.event
+            if name not in self.adverse_events:
+                problems.append(
+                    (
+                        ("dropout", "death_raised_after", "event"),
+                        name,
+                        "must name one of adverse_events: "
+                        + (", ".join(sorted(self.adverse_events)) or "(none defined)"),
+                    )
+                )
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+    # -- derived views ----------------------------------------------------
+    def _repr_html_(self) -> str:
+        from sim.display import scenario_html
+
+        return scenario_html(self)
+
+    @property
+    def source(self) -> str | None:
+        """The file this scenario was loaded from, if any."""
+        return self._source
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved scenario as plain data (what :meth:`to_toml` writes)."""
+        return self.model_dump(mode="python", exclude_none=True)
+
+    def to_toml(self) -> str:
+        """The resolved scenario as TOML: every value explicit, no ``extends``."""
+        return tomli_w.dumps(self.to_dict())
+
+    @property
+    def hash(self) -> str:
+        """sha256 (hex) of the canonical resolved form, ``name``/``description`` excepted.
+
+        Two files that resolve to the same model have the same hash, however
+        they are split across ``extends`` and whatever their key order.
+        """
+        data = self.model_dump(mode="json", exclude_none=True)
+        data.pop("name", None)
+        data.pop("description", None)
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
