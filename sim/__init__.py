@@ -11,8 +11,9 @@ The public API::
 """
 
 from sim.errors import DosesimError, ScenarioError
+from sim.forecast import ForecastResult, forecast
 from sim.model import CohortResult, simulate_cohort
-from sim.recruitment import ForecastResult, TrialResult, forecast, simulate_trial
+from sim.recruitment import TrialResult, simulate_trial
 from sim.runner import RunResult, run
 from sim.scenario import Scenario, load_scenario, scenario_from_dict
 from sim.schedule import (

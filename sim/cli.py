@@ -483,7 +483,7 @@ def _cohort(args: argparse.Namespace) -> int:
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    from sim.recruitment import forecast
+    from sim.forecast import forecast
     from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)

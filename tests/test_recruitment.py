@@ -11,7 +11,7 @@ import pytest
 from sim import load_scenario, simulate_trial
 from sim.cli import main
 from sim.errors import DosesimError
-from sim.recruitment import forecast, read_observed
+from sim.forecast import forecast, read_observed
 from tests.conftest import BASE, SCENARIOS
 
 SCENARIO = load_scenario(BASE)

@@ -32,16 +32,13 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from sim import Scenario, load_scenario
+from sim.forecast import Observed, forecast, read_observed, site_posteriors
 from sim.population import eligibility_probability
 from sim.recruitment import (
     PERSONS_PER_SITE,
-    Observed,
     TrialResult,
     _draw_sites,
-    forecast,
-    read_observed,
     simulate_trial,
-    site_posteriors,
 )
 from sim.scenario import DAYS_PER_MONTH
 from tests.conftest import SCENARIOS
