@@ -487,9 +487,9 @@ def _forecast(args: argparse.Namespace) -> int:
     from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
-    if scenario.recruitment is None:
-        raise DosesimError(f"{args.scenario}: the scenario has no [recruitment] table")
+    scenario.require("recruitment", purpose="a forecast")
     rec = scenario.recruitment
+    assert rec is not None
     if args.observed is not None and args.as_of is None:
         raise DosesimError("--observed needs --as-of (the data cut-off date)")
     as_of = args.as_of or rec.start_date

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from sim.errors import DosesimError
 from sim.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -593,11 +592,8 @@ def scenario_models(
     etas : dict, optional
         Random effects per moiety from :func:`draw_etas`; none gives typical patients.
     """
-    if scenario.exposure is None:
-        raise DosesimError(
-            f"{scenario.source or scenario.name}: the scenario has no [exposure] tables "
-            "([exposure.prednisolone] and [exposure.mpa])"
-        )
+    scenario.require("exposure", purpose="exposure")
+    assert scenario.exposure is not None
     etas = etas or {}
     return {
         "prednisolone": pk_model(

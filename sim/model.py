@@ -252,12 +252,9 @@ class _Cohort:
         self.ae_names = sorted(scenario.adverse_events)
         if not patients:  # recruitment only: nobody is treated
             return
-        if scenario.exposure is None or scenario.dropout is None:
-            missing = "[exposure]" if scenario.exposure is None else "[dropout]"
-            raise DosesimError(
-                f"{scenario.source or scenario.name}: the cohort model needs a {missing} table"
-            )
+        scenario.require("exposure", "dropout", purpose="the cohort model")
         dropout = scenario.dropout
+        assert dropout is not None
         self.hazards = [
             *(Hazard.from_adverse_event(n, scenario.adverse_events[n]) for n in self.ae_names),
             Hazard(WITHDRAWAL, dropout.withdrawal_per_year),

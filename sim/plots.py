@@ -256,8 +256,8 @@ def _kept(result: RunResult, table: str) -> pd.DataFrame:
 
 
 def _recruitment(scenario: Scenario) -> RecruitmentSettings:
-    if scenario.recruitment is None:
-        raise DosesimError(f"{scenario.name}: this figure needs a [recruitment] table")
+    scenario.require("recruitment", purpose="this figure")
+    assert scenario.recruitment is not None
     return scenario.recruitment
 
 

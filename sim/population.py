@@ -147,12 +147,8 @@ def draw_candidate(
 
 def require_population(scenario: Scenario) -> PopulationSettings:
     """The scenario's population, or a clear error naming what is missing."""
-    from sim.errors import DosesimError
-
-    if scenario.population is None:
-        raise DosesimError(
-            f"{scenario.source or scenario.name}: the scenario has no [population] table"
-        )
+    scenario.require("population", purpose="screening")
+    assert scenario.population is not None
     return scenario.population
 
 

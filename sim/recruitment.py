@@ -90,10 +90,8 @@ class TrialResult:
 
 
 def _require(scenario: Scenario) -> RecruitmentSettings:
-    if scenario.recruitment is None:
-        raise DosesimError(
-            f"{scenario.source or scenario.name}: the scenario has no [recruitment] table"
-        )
+    scenario.require("recruitment", purpose="recruitment")
+    assert scenario.recruitment is not None
     return scenario.recruitment
 
 

@@ -262,9 +262,7 @@ def run(
         raise DosesimError(f"replicates must be >= 1, got {replicates}")
     if seed < 0:
         raise DosesimError(f"seed must be >= 0, got {seed}")
-    for table in ("recruitment", "population", "exposure", "dropout"):
-        if getattr(scenario, table) is None:
-            raise DosesimError(f"{scenario.source or scenario.name}: a run needs a [{table}] table")
+    scenario.require("recruitment", "population", "exposure", "dropout", purpose="a run")
     keep = replicates if keep_patients is None else max(0, min(keep_patients, replicates))
     lanes = 1 if scheduler is None and workers <= 1 else max(workers, 2)
     size = chunk_size or int(min(200, max(10, math.ceil(replicates / (8 * lanes)))))

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, Self
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from sim.errors import DosesimError
+
 KeyPath = tuple[str | int, ...]
 
 
@@ -687,6 +689,29 @@ class Scenario(_Model):
         return self
 
     # -- derived views ----------------------------------------------------
+    def require(self, *tables: str, purpose: str) -> None:
+        """Raise a clear error if any of these optional tables is missing.
+
+        Parameters
+        ----------
+        *tables : str
+            Top-level table names, e.g. ``"recruitment"``.
+        purpose : str
+            What needs them, for the message (e.g. ``"a run"``).
+
+        Raises
+        ------
+        DosesimError
+            ``file: a run needs a [dropout] table, which the scenario does not have``.
+        """
+        missing = [t for t in tables if getattr(self, t) is None]
+        if missing:
+            need = " and ".join(f"a [{t}] table" for t in missing)
+            raise DosesimError(
+                f"{self.source or self.name}: {purpose} needs {need}, "
+                "which the scenario does not have"
+            )
+
     def _repr_html_(self) -> str:
         from sim.display import scenario_html
 

@@ -117,7 +117,7 @@ def test_scenario_without_exposure_is_a_clear_error(minimal: dict) -> None:
     from sim import scenario_from_dict
     from sim.errors import DosesimError
 
-    with pytest.raises(DosesimError, match=r"no \[exposure\] tables"):
+    with pytest.raises(DosesimError, match=r"needs a \[exposure\] table"):
         scenario_models(scenario_from_dict(minimal), 60.0)
 
 
