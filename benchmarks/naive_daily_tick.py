@@ -287,8 +287,8 @@ def simulate_naive(scenario: Scenario, n_patients: int, seed: int) -> pd.DataFra
         for completers; ``cumulative_prednisone_mg`` counts the day of exit.
     """
     cohort = _NaiveCohort(scenario, seed)
-    for candidate, (normals, _thresholds) in screen_people(scenario, n_patients, seed)[1]:
-        cohort.enrol(candidate, normals)
+    for block, row in screen_people(scenario, n_patients, seed)[1]:
+        cohort.enrol(block.candidate(row), block.pk_normals[row])
     cohort.env.run()
     columns = ["patient_id", "weight_kg", "status", "exit_day", "cumulative_prednisone_mg"]
     columns += [f"ae_{n}" for n in cohort.ae_names]

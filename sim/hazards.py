@@ -52,9 +52,11 @@ __all__ = [
     "cumulative_hazards",
     "driver_from",
     "next_event_times",
+    "plan_grids",
 ]
 
 DAYS_PER_YEAR = 365.25
+_SHARED_GRIDS_MAX = 20_000
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -366,22 +368,63 @@ class HazardGrid:
     it was, so absolute thresholds on this scale stay valid across changes.
     """
 
+    starts: FloatArray
+    ends: FloatArray
+    rates: FloatArray
+    cum: FloatArray
+
     def __init__(
         self,
         hazards: Sequence[Hazard],
         plan: Plan,
         t1: float,
         shared: dict[tuple[int, int], Any] | None = None,
+        extra: dict[int, Driver] | None = None,
     ) -> None:
-        if shared is None:
-            self.starts, self.ends, self.rates = _grid(hazards, plan, 0.0, t1)
+        """Parameters: the hazards, the plan, the end of follow-up ``t1`` (days), optionally
+        ``shared`` (plan grids shared between patients, see :func:`plan_grids`) and
+        ``extra``: one more driver per hazard index (e.g. a patient's windows of raised
+        risk), whose breakpoints split the shared grid.
+        """
+        own: list[int] = []
+        if shared is None or any(isinstance(d, Windows) for h in hazards for d in h.drivers):
+            starts, ends, rates = _grid(hazards, plan, 0.0, t1)
         else:
-            self.starts, self.ends, self.rates = _shared_grid(hazards, plan, t1, shared)
-        widths = self.ends - self.starts
-        self.cum = np.concatenate(
-            (np.zeros((len(hazards), 1)), np.cumsum(self.rates * widths, axis=1)), axis=1
-        )
-        self.rows = np.arange(len(hazards))
+            starts, ends, rates, own = _template(hazards, plan, t1, shared)
+            if own:
+                rates = rates.copy()
+                iv = Intervals(plan, starts, ends)
+                for i in own:
+                    rates[i] = hazards[i]._rate(iv)
+        if extra:
+            cuts = [d.breakpoints(plan, 0.0, t1) for d in extra.values()]
+            edges = np.unique(np.concatenate([starts, [t1], *cuts]))
+            before = starts
+            starts, ends = edges[:-1], edges[1:]
+            rates = rates[:, np.searchsorted(before, starts, side="right") - 1]
+            iv = Intervals(plan, starts, ends)
+            for i, driver in extra.items():
+                rates[i] = rates[i] * driver._multiplier(iv)
+        if own or extra:
+            _check_rates(rates)
+        cum = np.zeros((len(hazards), starts.size + 1))
+        np.cumsum(rates * (ends - starts), axis=1, out=cum[:, 1:])
+        self._set(starts, ends, rates, cum)
+
+    def _set(
+        self, starts: FloatArray, ends: FloatArray, rates: FloatArray, cum: FloatArray
+    ) -> None:
+        self.starts, self.ends, self.rates, self.cum = starts, ends, rates, cum
+        self.rows = np.arange(rates.shape[0])
+
+    @classmethod
+    def _of(
+        cls, starts: FloatArray, ends: FloatArray, rates: FloatArray, cum: FloatArray
+    ) -> HazardGrid:
+        """A grid from arrays already computed (one patient's slice of :func:`plan_grids`)."""
+        grid = object.__new__(cls)
+        grid._set(starts, ends, rates, cum)
+        return grid
 
     def at(self, t: float) -> FloatArray:
         """Each hazard's cumulative hazard from day 0 to ``t``."""
@@ -394,12 +437,26 @@ class HazardGrid:
         """When each hazard's cumulative hazard reaches its target (``inf`` if never)."""
         n = self.starts.size
         idx = (self.cum[:, 1:] < targets[:, None]).sum(axis=1)
-        hit = idx < n
         j = np.minimum(idx, n - 1)
-        rate = self.rates[self.rows, j]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            times = self.starts[j] + (targets - self.cum[self.rows, j]) / rate
-        return np.where(hit, times, np.inf)
+            times = self.starts[j] + (targets - self.cum[self.rows, j]) / self.rates[self.rows, j]
+        return np.where(idx < n, times, np.inf)
+
+
+def _crossing(
+    starts: FloatArray, rates: FloatArray, cum: FloatArray, targets: FloatArray
+) -> FloatArray:
+    """Crossing times: rates ``(..., H, I)``, cum ``(..., H, I + 1)``, targets ``(..., H)``."""
+    n = starts.size
+    idx = (cum[..., 1:] < targets[..., None]).sum(axis=-1)
+    hit = idx < n
+    j = np.minimum(idx, n - 1)
+    lead = np.indices(j.shape, sparse=True)
+    rate = rates[(*lead, j)]
+    before = cum[(*lead, j)]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        times = starts[j] + (targets - before) / rate
+    return np.where(hit, times, np.inf)
 
 
 def _patient_specific(h: Hazard) -> bool:
@@ -407,35 +464,76 @@ def _patient_specific(h: Hazard) -> bool:
     return any(isinstance(d, MpaAuc | MpaBands | Windows) for d in h.drivers)
 
 
-def _shared_grid(
-    hazards: Sequence[Hazard], plan: Plan, t1: float, shared: dict[tuple[int, int], Any]
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """The grid, reusing the edges and plan-only rates of patients on the same plan.
-
-    Patients on the same schedules (the same start dose, no modification yet) share
-    the breakpoints and every rate that depends only on the plan; only the hazards
-    driven by their own PK or windows are computed for them. Entries hold the
-    schedules themselves, so an identity check guards against reused ids.
-    """
-    if any(isinstance(d, Windows) for h in hazards for d in h.drivers):
-        return _grid(hazards, plan, 0.0, t1)
-    key = (id(plan.prednisone), id(plan.mmf))
-    entry = shared.get(key)
-    if entry is None or entry[0] is not plan.prednisone or entry[1] is not plan.mmf:
-        starts, ends, rates = _grid(hazards, plan, 0.0, t1)
-        own = [i for i, h in enumerate(hazards) if _patient_specific(h)]
-        shared[key] = (plan.prednisone, plan.mmf, starts, ends, rates, own)
-        return starts, ends, rates
-    _, _, starts, ends, rates, own = entry
-    if not own:
-        return starts, ends, rates
-    rates = rates.copy()
-    iv = Intervals(plan, starts, ends)
-    for i in own:
-        rates[i] = hazards[i]._rate(iv)
+def _check_rates(rates: FloatArray) -> None:
     if not np.all(np.isfinite(rates) & (rates >= 0)):
         raise FloatingPointError("a hazard gave a rate that is not finite")
-    return starts, ends, rates
+
+
+def _template(
+    hazards: Sequence[Hazard], plan: Plan, t1: float, shared: dict[tuple[int, int], Any]
+) -> tuple[FloatArray, FloatArray, FloatArray, list[int]]:
+    """A plan's intervals and plan-only rates, computed once and shared by its patients.
+
+    Patients on the same schedules (the same start dose, no modification yet)
+    share the breakpoints and every rate that depends only on the plan; the rows
+    of hazards driven by a patient's own PK (``own``) are left at zero for each
+    patient to fill. Entries hold the schedules themselves, so an identity check
+    guards against reused ids. Hazards with windows (patient-specific
+    breakpoints) are never shared.
+    """
+    key = (id(plan.prednisone), id(plan.mmf))
+    entry = shared.get(key)
+    if entry is not None and entry[0] is plan.prednisone and entry[1] is plan.mmf:
+        return entry[2:]
+    cuts = [np.array([0.0, t1])] + [h.breakpoints(plan, 0.0, t1) for h in hazards]
+    edges = np.unique(np.concatenate(cuts))
+    starts, ends = edges[:-1], edges[1:]
+    own = [i for i, h in enumerate(hazards) if _patient_specific(h)]
+    iv = Intervals(Plan(plan.prednisone, plan.mmf), starts, ends)
+    rates = np.zeros((len(hazards), starts.size))
+    for i, h in enumerate(hazards):
+        if i not in own:
+            rates[i] = h._rate(iv)
+    _check_rates(rates)
+    if len(shared) >= _SHARED_GRIDS_MAX:
+        shared.clear()
+    shared[key] = (plan.prednisone, plan.mmf, starts, ends, rates, own)
+    return starts, ends, rates, own
+
+
+def plan_grids(
+    hazards: Sequence[Hazard],
+    plan: Plan,
+    t1: float,
+    shared: dict[tuple[int, int], Any],
+    targets: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Many patients on one plan at once: their rates, cumulative hazards and crossings.
+
+    ``plan.mpa`` holds the patients' MPA models as arrays of shape ``(P, 1)``
+    (or None when no hazard reads it); ``targets`` is ``(P, hazards)``.
+
+    Returns
+    -------
+    starts, ends : array, shape (intervals,)
+    rates : array, shape (P, hazards, intervals)
+    cum : array, shape (P, hazards, intervals + 1)
+    times : array, shape (P, hazards)
+        When each hazard of each patient reaches its target (``inf`` if never).
+    """
+    if any(isinstance(d, Windows) for h in hazards for d in h.drivers):
+        raise ValueError("plan_grids does not take hazards with windows")
+    starts, ends, template, own = _template(hazards, plan, t1, shared)
+    n_patients = targets.shape[0]
+    rates = np.repeat(template[None, :, :], n_patients, axis=0)
+    if own:
+        iv = Intervals(plan, starts, ends)
+        for i in own:
+            rates[:, i, :] = hazards[i]._rate(iv)
+        _check_rates(rates)
+    cum = np.zeros((n_patients, len(hazards), starts.size + 1))
+    np.cumsum(rates * (ends - starts), axis=2, out=cum[:, :, 1:])
+    return starts, ends, rates, cum, _crossing(starts, rates, cum, targets)
 
 
 def cumulative_hazards(

@@ -30,9 +30,18 @@ import pandas as pd
 import simpy
 
 from sim.errors import DosesimError
-from sim.exposure import etas_from_normals, mpa_auc0_12_at_target, pk_model
-from sim.hazards import Hazard, HazardGrid, Plan, Windows
-from sim.population import Candidate, draw_candidate, require_population, screening_criteria
+from sim.exposure import OralOneCompartment, etas_from_normals, mpa_auc0_12_at_target, pk_model
+from sim.hazards import Driver, Hazard, HazardGrid, Plan, Windows, plan_grids
+from sim.population import (
+    DRAWS_PER_OCCURRENCE,
+    THRESHOLD_SLOTS,
+    Candidate,
+    People,
+    draw_people,
+    event_draws_at,
+    require_population,
+    screening_criteria,
+)
 from sim.scenario import (
     Leave,
     MmfHold,
@@ -56,28 +65,14 @@ __all__ = [
     "WITHDRAWAL",
     "CohortResult",
     "EventRecord",
+    "PeopleSource",
     "apply_dose_action",
-    "person_extras",
     "screen_people",
     "simulate_cohort",
     "taken_actions",
 ]
 
 LANDMARK_WEEKS = (4, 12, 24, 52)
-PK_NORMALS = 4
-"""Standard normal draws per person for PK random effects: (CL, V) of MPA, then prednisolone."""
-THRESHOLD_SLOTS = 16
-"""Exp(1) draws per person for the first threshold of each hazard (in hazard order)."""
-
-
-def person_extras(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The draws every screened person takes after their covariates, eligible or not.
-
-    Always the same count, so each person's block of draws starts at the same place
-    in their site's stream whatever the eligibility rules or outcomes: the PK normals
-    and one Exp(1) slot per hazard.
-    """
-    return rng.standard_normal(PK_NORMALS), rng.standard_exponential(THRESHOLD_SLOTS)
 
 
 WITHDRAWAL, DEATH = "withdrawal", "death"
@@ -119,23 +114,40 @@ class Adjustment:
     reason: str
 
 
-@dataclass
+@dataclass(eq=False)
 class _Patient:
     patient_id: int
-    candidate: Candidate
+    people: People
+    row: int
     enrol_day: float
     prednisone: Schedule
     mmf: Schedule
-    planned_mmf: Schedule
-    mpa: Any
-    prednisolone: Any
+    mpa: OralOneCompartment
+    prednisolone_cl_l_per_h: float
     start_mg: float
     ae_counts: dict[str, int]
-    thresholds: np.ndarray = field(default_factory=lambda: np.empty(0))
+    targets: np.ndarray
+    first_times: np.ndarray
+    first_grid: tuple[np.ndarray, ...]
     death_windows: list[tuple[float, float]] = field(default_factory=list)
     exit_day: float = math.nan
     status: str = ""
     exit_reason: str = ""
+
+    @property
+    def candidate(self) -> Candidate:
+        return self.people.candidate(self.row)
+
+    @property
+    def weight_kg(self) -> float:
+        return float(self.people.weight_kg[self.row])
+
+    def given(self, duration: int) -> tuple[Schedule, Schedule]:
+        """The schedules as given: as planned up to the day of exit (inclusive)."""
+        if self.status in ("", "completed"):
+            return self.prednisone, self.mmf
+        stop = min(math.floor(self.exit_day) + 1, duration)
+        return self.prednisone.truncated(stop), self.mmf.truncated(stop)
 
 
 @dataclass(frozen=True)
@@ -235,26 +247,22 @@ def apply_dose_action(
     return prednisone.splice(day, new_tail), mmf, "prednisone", detail
 
 
-class _Cohort:
-    """The SimPy environment and everything shared by one replicate's patients."""
+class _Context:
+    """What every replicate of one scenario shares: hazards, plans, and their caches.
 
-    def __init__(
-        self, scenario: Scenario, seed: int, replicate: int, patients: bool = True
-    ) -> None:
-        self.scenario = scenario
-        self.seed = seed
-        self.replicate = replicate
-        self.env = simpy.Environment()
-        self.log: list[EventRecord] = []
-        self.adjustments: list[Adjustment] = []
-        self.patients: list[_Patient] = []
-        self.duration = scenario.treatment.duration_days
-        self.ae_names = sorted(scenario.adverse_events)
-        if not patients:  # recruitment only: nobody is treated
-            return
+    Built once per scenario object (scenarios are immutable) and kept, so the
+    schedules of each start dose and their hazard grids are computed once per
+    worker process, not once per replicate. Cached values depend only on the
+    scenario, so results do not depend on what was cached before.
+    """
+
+    def __init__(self, scenario: Scenario) -> None:
         scenario.require("exposure", "dropout", purpose="the cohort model")
         dropout = scenario.dropout
-        assert dropout is not None
+        assert dropout is not None and scenario.exposure is not None
+        self.scenario = scenario
+        self.duration = scenario.treatment.duration_days
+        self.ae_names = sorted(scenario.adverse_events)
         self.hazards = [
             *(Hazard.from_adverse_event(n, scenario.adverse_events[n]) for n in self.ae_names),
             Hazard(WITHDRAWAL, dropout.withdrawal_per_year),
@@ -262,93 +270,253 @@ class _Cohort:
         ]
         # dropout hazards are known by position, never by name
         self.withdrawal_index, self.death_index = len(self.hazards) - 2, len(self.hazards) - 1
-        self._prednisone_cache: dict[float, Schedule] = {}
-        self._shared_grids: dict[tuple[int, int], Any] = {}
+        self.actions = [
+            tuple(scenario.adverse_events[n].actions) if n in scenario.adverse_events else ()
+            for n in (h.name for h in self.hazards)
+        ]
         self.planned_mmf = build_mmf(scenario.mmf, self.duration)
+        self.shared_grids: dict[tuple[int, int], Any] = {}
+        self._prednisone: dict[float, Schedule] = {}
+        self._start_mg: dict[tuple[float, float | None], float] = {}
+        self._week52: dict[int, tuple[Schedule, float]] = {}
+        self._actions: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+
+    def prednisone(self, start_mg: float) -> Schedule:
+        """The planned prednisone schedule of a start dose (one object per dose)."""
+        schedule = self._prednisone.get(start_mg)
+        if schedule is None:
+            schedule = build_prednisone_from_start(
+                self.scenario.prednisone, start_mg, self.duration
+            )
+            self._prednisone[start_mg] = schedule
+        return schedule
+
+    def start_mg(self, weight_kg: float, start_mg_per_kg: float) -> float:
+        """The prednisone start dose (mg/day) of a weight and drawn mg/kg (NaN: the protocol's)."""
+        per_kg = None if math.isnan(start_mg_per_kg) else start_mg_per_kg
+        key = (weight_kg, per_kg)  # never NaN in a key: NaN != NaN
+        mg = self._start_mg.get(key)
+        if mg is None:
+            mg = prednisone_start_mg(self.scenario.prednisone, weight_kg, per_kg)
+            if len(self._start_mg) > 100_000:
+                self._start_mg.clear()
+            self._start_mg[key] = mg
+        return mg
+
+    def dose_action(
+        self, action: Any, weight_kg: float, prednisone: Schedule, mmf: Schedule, day: int
+    ) -> tuple[Schedule, Schedule, str, str] | None:
+        """:func:`apply_dose_action`, remembered: the same change on the same plan gives the
+        same schedule object, so patients on it share its hazard grid."""
+        reescalate = isinstance(action, PrednisoneReescalate)
+        source = prednisone if reescalate else mmf
+        key = (id(action), id(source), day, weight_kg if reescalate else None)
+        entry = self._actions.get(key)
+        if entry is None or entry[0] is not source or entry[1] is not action:
+            change = apply_dose_action(action, self.scenario, weight_kg, prednisone, mmf, day)
+            result = (
+                None if change is None else (change[0] if reescalate else change[1], *change[2:])
+            )
+            if len(self._actions) >= 50_000:
+                self._actions.clear()
+            entry = (source, action, result)
+            self._actions[key] = entry
+        result = entry[2]
+        if result is None:
+            return None
+        changed, drug, detail = result
+        if reescalate:
+            return changed, mmf, drug, detail
+        return prednisone, changed, drug, detail
+
+    def week52_mg(self, schedule: Schedule) -> float:
+        """Cumulative prednisone (mg) over the first 52 weeks of a schedule."""
+        entry = self._week52.get(id(schedule))
+        if entry is None or entry[0] is not schedule:
+            entry = (schedule, float(schedule.cumulative(7 * 52)))
+            if len(self._week52) > 4096:
+                self._week52.clear()
+            self._week52[id(schedule)] = entry
+        return entry[1]
+
+
+_CONTEXTS: dict[int, tuple[Scenario, _Context]] = {}
+
+
+def _context(scenario: Scenario) -> _Context:
+    entry = _CONTEXTS.get(id(scenario))
+    if entry is None or entry[0] is not scenario:
+        if len(_CONTEXTS) >= 8:
+            _CONTEXTS.clear()
+        entry = (scenario, _Context(scenario))
+        _CONTEXTS[id(scenario)] = entry
+    return entry[1]
+
+
+def _rows_of(model: OralOneCompartment, rows: np.ndarray) -> OralOneCompartment:
+    """The PK model of some patients of a vector model, as ``(len(rows), 1)`` arrays."""
+    fields = dict(vars(model))
+    fields["cl_l_per_h"] = np.asarray(model.cl_l_per_h)[rows, None]
+    fields["v_l"] = np.asarray(model.v_l)[rows, None]
+    return OralOneCompartment._unchecked(**fields)
+
+
+def _row_of(model: OralOneCompartment, row: int) -> OralOneCompartment:
+    """One patient's PK model (scalars) from a vector model."""
+    fields = dict(vars(model))
+    fields["cl_l_per_h"] = float(np.asarray(model.cl_l_per_h)[row])
+    fields["v_l"] = float(np.asarray(model.v_l)[row])
+    return OralOneCompartment._unchecked(**fields)
+
+
+@dataclass
+class _Prepared:
+    """A block's eligible people, ready to enrol: start doses, PK, first event times.
+
+    The first crossing of every hazard is computed for all of a block's
+    eligible people on the same plan at once (:func:`sim.hazards.plan_grids`).
+    """
+
+    start_mg: np.ndarray
+    mpa: OralOneCompartment
+    prednisolone_cl: np.ndarray
+    targets: np.ndarray
+    times: np.ndarray
+    grids: dict[int, tuple[np.ndarray, ...]]
+
+
+class _Cohort:
+    """The SimPy environment and everything of one replicate's patients."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        replicate: int,
+        patients: bool = True,
+        log: bool = True,
+    ) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.replicate = replicate
+        self.env = simpy.Environment()
+        self.keep_log = log
+        self.log: list[EventRecord] = []
+        self.adjustments: list[Adjustment] = []
+        self.patients: list[_Patient] = []
+        self.duration = scenario.treatment.duration_days
+        self.ae_names = sorted(scenario.adverse_events)
+        self._prepared: dict[int, tuple[People, _Prepared]] = {}
+        if patients:
+            self.ctx = _context(scenario)
+            self.hazards = self.ctx.hazards
 
     def stream(self, *path: int | str) -> np.random.Generator:
         return stream(self.seed, "replicate", self.replicate, *path)
 
     # -- enrolment --------------------------------------------------------
-    def enrol(
-        self,
-        candidate: Candidate,
-        enrol_day: float,
-        extras: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> None:
-        """Enrol an eligible candidate: their process starts on trial day ``enrol_day``.
-
-        ``extras`` are the person's PK normals and hazard thresholds from
-        :func:`person_extras` (default: drawn from a stream of their own).
-        """
-        s = self.scenario
+    def _prepare(self, people: People) -> _Prepared:
+        entry = self._prepared.get(id(people))
+        if entry is not None and entry[0] is people:
+            return entry[1]
+        s, ctx = self.scenario, self.ctx
         assert s.exposure is not None
-        pid = len(self.patients) + 1
-        start = prednisone_start_mg(s.prednisone, candidate.weight_kg, candidate.start_mg_per_kg)
-        pred = self._prednisone_cache.get(start)
-        if pred is None:
-            pred = build_prednisone_from_start(s.prednisone, start, self.duration)
-            self._prednisone_cache[start] = pred
-        if extras is None:
-            extras = person_extras(self.stream("person", candidate.person))
-        normals, thresholds = extras
-        mpa_eta = etas_from_normals(s.exposure.mpa, normals[:2])
-        pred_eta = etas_from_normals(s.exposure.prednisolone, normals[2:4])
+        n, n_hazards = len(people), len(self.hazards)
+        rows = np.flatnonzero(people.eligible)
+        start = np.full(n, math.nan)
+        for r in rows:
+            start[r] = ctx.start_mg(float(people.weight_kg[r]), float(people.start_mg_per_kg[r]))
+        mpa = pk_model(
+            s.exposure.mpa,
+            people.weight_kg,
+            etas_from_normals(s.exposure.mpa, people.pk_normals[:, :2]),
+        )
+        pred_eta = etas_from_normals(s.exposure.prednisolone, people.pk_normals[:, 2:4])
+        prednisolone = pk_model(s.exposure.prednisolone, people.weight_kg, pred_eta)
+        targets = people.thresholds[:, :n_hazards].copy()
+        if n_hazards > THRESHOLD_SLOTS:  # more hazards than slots: the rest from streams
+            more = np.zeros((n, n_hazards - THRESHOLD_SLOTS))
+            for r in rows:
+                rng = self.stream("hazards", int(people.person[r]))
+                more[r] = rng.standard_exponential(n_hazards - THRESHOLD_SLOTS)
+            targets = np.concatenate((targets, more), axis=1)
+        times = np.full((n, n_hazards), np.inf)
+        grids: dict[int, tuple[np.ndarray, ...]] = {}
+        for mg in np.unique(start[rows]):
+            group = rows[start[rows] == mg]
+            plan = Plan(ctx.prednisone(float(mg)), ctx.planned_mmf, _rows_of(mpa, group))
+            starts, ends, rates, cum, first = plan_grids(
+                self.hazards, plan, float(self.duration), ctx.shared_grids, targets[group]
+            )
+            times[group] = first
+            for j, r in enumerate(group):
+                grids[int(r)] = (starts, ends, rates[j], cum[j])
+        prepared = _Prepared(
+            start, mpa, np.asarray(prednisolone.cl_l_per_h, dtype=float), targets, times, grids
+        )
+        self._prepared[id(people)] = (people, prepared)
+        return prepared
+
+    def enrol(self, people: People, row: int, enrol_day: float) -> None:
+        """Enrol eligible person ``row`` of a block, starting on trial day ``enrol_day``."""
+        prep = self._prepare(people)
+        start = float(prep.start_mg[row])
         patient = _Patient(
-            patient_id=pid,
-            candidate=candidate,
+            patient_id=len(self.patients) + 1,
+            people=people,
+            row=row,
             enrol_day=float(enrol_day),
-            prednisone=pred,
-            mmf=self.planned_mmf,
-            planned_mmf=self.planned_mmf,
-            mpa=pk_model(s.exposure.mpa, candidate.weight_kg, mpa_eta),
-            prednisolone=pk_model(s.exposure.prednisolone, candidate.weight_kg, pred_eta),
+            prednisone=self.ctx.prednisone(start),
+            mmf=self.ctx.planned_mmf,
+            mpa=_row_of(prep.mpa, row),
+            prednisolone_cl_l_per_h=float(prep.prednisolone_cl[row]),
             start_mg=start,
             ae_counts=dict.fromkeys(self.ae_names, 0),
-            thresholds=thresholds,
+            targets=prep.targets[row].copy(),
+            first_times=prep.times[row],
+            first_grid=prep.grids[row],
         )
         self.patients.append(patient)
         self.env.process(self._run(patient))
 
     # -- the patient process ----------------------------------------------
     def _record(self, p: _Patient, day: float, event: str, detail: str = "") -> None:
-        self.log.append(EventRecord(p.enrol_day + day, p.patient_id, day, event, detail))
+        if self.keep_log:
+            self.log.append(EventRecord(p.enrol_day + day, p.patient_id, day, event, detail))
 
-    def _hazards_for(self, p: _Patient) -> list[Hazard]:
+    def _windows(self, p: _Patient) -> dict[int, Driver] | None:
+        """The patient's windows of raised death risk, as a driver of the death hazard."""
         if not p.death_windows:
-            return self.hazards
+            return None
         raise_ = self.scenario.dropout.death_raised_after  # type: ignore[union-attr]
         assert raise_ is not None
-        death = self.hazards[-1].with_driver(Windows(tuple(p.death_windows), raise_.multiplier))
-        return [*self.hazards[:-1], death]
+        return {self.ctx.death_index: Windows(tuple(p.death_windows), raise_.multiplier)}
+
+    def _event_draws(self, p: _Patient, k: int, occurrence: int, count: int) -> np.ndarray | None:
+        """The reserved uniforms of hazard k's occurrence: threshold then actions (or None)."""
+        at = event_draws_at(k, occurrence)
+        if at is None or count > DRAWS_PER_OCCURRENCE:
+            return None
+        return p.people.event_draws[p.row, at : at + count]
 
     def _run(self, p: _Patient) -> Any:
         env = self.env
-        yield env.timeout(max(p.enrol_day - env.now, 0.0))  # enrolment may happen mid-run
-        self._record(
-            p,
-            0.0,
-            "enrolled",
-            f"weight {p.candidate.weight_kg} kg, prednisone {p.start_mg:g} mg/day",
-        )
-        person = p.candidate.person
+        if p.enrol_day > env.now:  # enrolment may happen mid-run
+            yield env.timeout(p.enrol_day - env.now)
+        if self.keep_log:
+            detail = f"weight {p.weight_kg} kg, prednisone {p.start_mg:g} mg/day"
+            self._record(p, 0.0, "enrolled", detail)
+        person = int(p.people.person[p.row])
         # Each hazard fires when its cumulative hazard from day 0 reaches a target: an
-        # Exp(1) draw, then one more Exp(1) each time it fires. First draws come from the
-        # person's block (one slot per hazard, in hazard order); later ones from a stream
-        # per hazard and occurrence.
-        n = len(self.hazards)
-        targets = p.thresholds[:n].copy()
-        if n > targets.size:
-            more = self.stream("hazards", person).standard_exponential(n - targets.size)
-            targets = np.concatenate((targets, more))
+        # Exp(1) draw, then one more Exp(1) each time it fires (from the person's row for
+        # the first occurrences, then from a stream per hazard and occurrence).
+        targets = p.targets
+        times = p.first_times
+        grid: HazardGrid | None = None
         fired = [0] * len(self.hazards)
         t, end = 0.0, float(self.duration)
-        grid = HazardGrid(
-            self._hazards_for(p), Plan(p.prednisone, p.mmf, p.mpa), end, self._shared_grids
-        )
         while True:
-            times = grid.crossing(targets)
-            k = int(np.argmin(times))
+            k = int(times.argmin())
             t_next = float(times[k])
             if not t_next < end:
                 yield env.timeout(end - t)
@@ -356,62 +524,75 @@ class _Cohort:
                 return
             fired[k] += 1
             name = self.hazards[k].name
-            targets[k] += self.stream("hazard", name, person, fired[k]).standard_exponential()
+            draws = self._event_draws(p, k, fired[k], 1)
+            if draws is not None:
+                targets[k] -= math.log1p(-float(draws[0]))
+            else:
+                targets[k] += self.stream("hazard", name, person, fired[k]).standard_exponential()
             yield env.timeout(t_next - t)
             t = t_next
-            if k == self.withdrawal_index:
+            if k == self.ctx.withdrawal_index:
                 self._exit(p, t, "withdrawn", WITHDRAWAL)
                 return
-            if k == self.death_index:
+            if k == self.ctx.death_index:
                 self._exit(p, t, "died", DEATH)
                 return
             p.ae_counts[name] += 1
             self._record(p, t, name)
             before = (p.prednisone, p.mmf, len(p.death_windows))
-            status = self._act(p, name, t)
+            status = self._act(p, k, t)
             if status:
                 self._exit(p, t, status, name)
                 return
             if (p.prednisone, p.mmf, len(p.death_windows)) != before:
                 # the plan changed from the next day on: the cumulative hazard up to
                 # now is unchanged, so the targets stay valid on the new grid
-                grid = HazardGrid(self._hazards_for(p), Plan(p.prednisone, p.mmf, p.mpa), end)
+                plan = Plan(p.prednisone, p.mmf, p.mpa)
+                grid = HazardGrid(
+                    self.hazards, plan, end, self.ctx.shared_grids, extra=self._windows(p)
+                )
+            elif grid is None:
+                grid = HazardGrid._of(*p.first_grid)
+            times = grid.crossing(targets)
 
     def _exit(self, p: _Patient, day: float, status: str, reason: str) -> None:
         p.exit_day, p.status, p.exit_reason = day, status, reason
         self._record(p, day, status, reason)
-        if status != "completed":
-            stop = min(math.floor(day) + 1, self.duration)
-            p.prednisone = p.prednisone.truncated(stop)
-            p.mmf = p.mmf.truncated(stop)
 
     # -- the protocol's reactions -----------------------------------------
-    def _act(self, p: _Patient, name: str, t: float) -> str:
+    def _act(self, p: _Patient, k: int, t: float) -> str:
         """Apply an event's actions in order; returns an exit status, or ''."""
         s = self.scenario
-        ae = s.adverse_events[name]
+        name = self.hazards[k].name
         raise_ = s.dropout.death_raised_after if s.dropout else None
         if raise_ is not None and raise_.event == name:
             p.death_windows.append((t, t + raise_.days))
-        if not ae.actions:
+        actions = self.ctx.actions[k]
+        if not actions:
             return ""
-        draws = self.stream("actions", name, p.candidate.person, p.ae_counts[name]).random(
-            len(ae.actions)
-        )
+        occurrence = p.ae_counts[name]
+        draws = self._event_draws(p, k, occurrence, 1 + len(actions))
+        if draws is not None:
+            draws = draws[1:]
+        else:
+            person = int(p.people.person[p.row])
+            draws = self.stream("actions", name, person, occurrence).random(len(actions))
         day = math.floor(t) + 1  # today's doses were taken
-        status, taken = taken_actions(ae.actions, draws)
+        status, taken = taken_actions(actions, draws)
         if status is not None:
             return status
         for action in taken:
             if day >= self.duration:
                 continue  # no dosing left to change
-            change = apply_dose_action(action, s, p.candidate.weight_kg, p.prednisone, p.mmf, day)
+            change = self.ctx.dose_action(action, p.weight_kg, p.prednisone, p.mmf, day)
             if change is not None:
                 p.prednisone, p.mmf, drug, detail = change
                 self._adjust(p, drug, day, f"{name}: {action.action}", detail, t)
         return ""
 
     def _adjust(self, p: _Patient, drug: str, day: int, reason: str, detail: str, t: float) -> None:
+        if not self.keep_log:
+            return
         self.adjustments.append(Adjustment(p.patient_id, drug, day, reason))
         event = {
             "mmf_reduce": "mmf_reduced",
@@ -435,7 +616,10 @@ class _Cohort:
             "exit_day": np.array([p.exit_day for p in ps], dtype=float),
             "status": [p.status for p in ps],
             "cumulative_prednisone_mg_week52": np.array(
-                [p.prednisone.cumulative(week52) if p.exit_day >= week52 else math.nan for p in ps],
+                [
+                    self.ctx.week52_mg(p.prednisone) if p.exit_day >= week52 else math.nan
+                    for p in ps
+                ],
                 dtype=float,
             ),
         }
@@ -458,16 +642,17 @@ class _Cohort:
     def patient_rows(self) -> list[dict[str, Any]]:
         rows = []
         for p in self.patients:
-            pred, mmf = p.prednisone, p.mmf
+            pred, mmf = p.given(self.duration)
+            c = p.candidate
             daily = pred.daily_doses()
             row: dict[str, Any] = {
                 "patient_id": p.patient_id,
-                "person": p.candidate.person,
+                "person": c.person,
                 "enrol_day": p.enrol_day,
-                "sex": "F" if p.candidate.female else "M",
-                "age_years": p.candidate.age_years,
-                "weight_kg": p.candidate.weight_kg,
-                "fvc_percent": p.candidate.fvc_percent,
+                "sex": "F" if c.female else "M",
+                "age_years": c.age_years,
+                "weight_kg": c.weight_kg,
+                "fvc_percent": c.fvc_percent,
                 "prednisone_start_mg_per_day": p.start_mg,
             }
             for week in LANDMARK_WEEKS:
@@ -479,11 +664,11 @@ class _Cohort:
             row["days_at_or_above_20mg"] = int((daily >= 20).sum())
             low = np.flatnonzero(daily <= 7.5)
             row["first_day_at_or_below_7_5mg"] = int(low[0]) if low.size else math.nan
-            planned = p.planned_mmf.cumulative(mmf.end_day)
+            planned = self.ctx.planned_mmf.cumulative(mmf.end_day)
             row["mmf_dose_intensity"] = mmf.total_mg / planned if planned > 0 else math.nan
             row["mpa_auc0_12_mg_h_per_l"] = float(mpa_auc0_12_at_target(self.scenario, p.mpa))
-            row["mpa_cl_l_per_h"] = float(p.mpa.cl_l_per_h)
-            row["prednisolone_cl_l_per_h"] = float(p.prednisolone.cl_l_per_h)
+            row["mpa_cl_l_per_h"] = float(p.mpa.cl_l_per_h)  # type: ignore[arg-type]
+            row["prednisolone_cl_l_per_h"] = p.prednisolone_cl_l_per_h
             for name in self.ae_names:
                 row[f"ae_{name}"] = p.ae_counts[name]
             row["status"] = p.status
@@ -493,37 +678,77 @@ class _Cohort:
         return rows
 
 
-Extras = tuple[np.ndarray, np.ndarray]
+_FIRST_BLOCK = 64
+"""People drawn per block at first; blocks then double (a size never changes who is drawn)."""
+_MAX_BLOCK = 256
+
+
+class PeopleSource:
+    """A stream's people in turn, drawn in growing blocks: ``next()`` gives (block, row)."""
+
+    def __init__(self, scenario: Scenario, rng: np.random.Generator, first_person: int) -> None:
+        self.population = require_population(scenario)
+        self.eligibility = scenario.eligibility
+        self.rng = rng
+        self.first_person = first_person
+        self.count = 0
+        self.blocks: list[People] = []
+        self._block: People | None = None
+        self._row = 0
+        self._size = _FIRST_BLOCK
+
+    def next(self) -> tuple[People, int]:
+        """The next person: their block and row."""
+        if self._block is None or self._row == len(self._block):
+            persons = np.arange(self._size) + self.first_person + self.count
+            self._block = draw_people(self.population, self.eligibility, self.rng, persons)
+            self.blocks.append(self._block)
+            self._row = 0
+            self._size = min(2 * self._size, _MAX_BLOCK)
+        row = self._row
+        self._row += 1
+        self.count += 1
+        return self._block, row
+
+    def screened(self) -> list[tuple[People, int]]:
+        """Everyone drawn so far, in order."""
+        out = [(b, r) for b in self.blocks[:-1] for r in range(len(b))]
+        if self._block is not None:
+            out += [(self._block, r) for r in range(self._row)]
+        return out
+
+    def failures(self) -> np.ndarray:
+        """How many of those drawn so far fail each screening criterion."""
+        total = np.zeros(len(screening_criteria(self.eligibility)), dtype=np.int64)
+        for b in self.blocks[:-1]:
+            total = total + b.failed.sum(axis=0)
+        if self._block is not None:
+            total = total + self._block.failed[: self._row].sum(axis=0)
+        return total
 
 
 def screen_people(
     scenario: Scenario, n_patients: int, seed: int, replicate: int = 0
-) -> tuple[list[Candidate], list[tuple[Candidate, Extras]]]:
+) -> tuple[PeopleSource, list[tuple[People, int]]]:
     """Screen people in turn until ``n_patients`` are eligible (all at one site).
 
-    Each person takes a fixed block of draws from the site's stream: covariates,
-    then :func:`person_extras`. Returns everyone screened, and the eligible with
-    their extras (PK normals and hazard thresholds) for enrolment.
+    Each person takes a fixed row of draws from the site's stream
+    (:mod:`sim.population`). Returns the source (everyone screened, in order)
+    and the eligible as (block, row) pairs, for enrolment.
     """
-    population = require_population(scenario)
-    screened: list[Candidate] = []
-    enrolled: list[tuple[Candidate, Extras]] = []
+    source = PeopleSource(scenario, stream(seed, "replicate", replicate, "site_population", 0), 0)
+    enrolled: list[tuple[People, int]] = []
     limit = _MAX_SCREENED_PER_ENROLLED * max(n_patients, 1)
-    person = 0
-    site_stream = stream(seed, "replicate", replicate, "site_population", 0)
     while len(enrolled) < n_patients:
-        if person >= limit:
+        if source.count >= limit:
             raise DosesimError(
-                f"{scenario.source or scenario.name}: screened {person} people and found only "
-                f"{len(enrolled)} eligible; check [population.prevalence] and [eligibility]"
+                f"{scenario.source or scenario.name}: screened {source.count} people and found "
+                f"only {len(enrolled)} eligible; check [population.prevalence] and [eligibility]"
             )
-        c = draw_candidate(population, scenario.eligibility, site_stream, person)
-        extras = person_extras(site_stream)
-        screened.append(c)
-        if c.eligible:
-            enrolled.append((c, extras))
-        person += 1
-    return screened, enrolled
+        block, row = source.next()
+        if block.eligible[row]:
+            enrolled.append((block, row))
+    return source, enrolled
 
 
 def simulate_cohort(
@@ -569,11 +794,11 @@ def simulate_cohort(
     if any(not (math.isfinite(d) and d >= 0) for d in days):
         raise DosesimError("enrolment days must be finite and >= 0")
     cohort = _Cohort(scenario, seed, replicate)
-    screened, enrolled = screen_people(scenario, n_patients, seed, replicate)
-    for (candidate, extras), day in zip(enrolled, days, strict=True):
-        cohort.enrol(candidate, day, extras)
+    source, enrolled = screen_people(scenario, n_patients, seed, replicate)
+    for (block, row), day in zip(enrolled, days, strict=True):
+        cohort.enrol(block, row, day)
     cohort.env.run()
-    return _result(cohort, screened)
+    return _result(cohort, [b.candidate(r) for b, r in source.screened()])
 
 
 def _result(cohort: _Cohort, screened: list[Candidate]) -> CohortResult:
@@ -600,5 +825,8 @@ def _result(cohort: _Cohort, screened: list[Candidate]) -> CohortResult:
     adjustments = pd.DataFrame(
         [vars(a) for a in cohort.adjustments], columns=["patient_id", "drug", "day", "reason"]
     )
-    schedules = {p.patient_id: {"prednisone": p.prednisone, "mmf": p.mmf} for p in cohort.patients}
+    schedules = {}
+    for p in cohort.patients:
+        prednisone, mmf = p.given(cohort.duration)
+        schedules[p.patient_id] = {"prednisone": prednisone, "mmf": mmf}
     return CohortResult(patients, events, screened_df, adjustments, schedules)

@@ -1,16 +1,35 @@
 """Virtual patients: covariates drawn from the scenario's population, and eligibility screening.
 
-Each screened candidate ("person") draws from their own stream, always in the
-same order and always every number (the start dose too, even when the protocol
-fixes it), so a change to one part of a scenario leaves every other draw as it
-was (common random numbers).
+Every screened person ("person") takes one fixed-length row of uniform draws,
+``DRAWS_PER_PERSON`` of them, always all of them and always in the same order
+(the start dose too, even when the protocol fixes it; their PK and event draws
+too, even when screened out). A change to one part of a scenario therefore
+leaves every other draw as it was (common random numbers), and a site's people
+can be drawn one at a time or in blocks of any size with the same result:
+person ``k`` of a site always has row ``k`` of the site's stream.
+
+A row holds, in order:
+
+* ``COVARIATE_DRAWS``: sex, age, weight, FVC, one per exclusion condition
+  (``EXCLUSION_CONDITIONS`` order), start dose;
+* ``PK_NORMALS``: standard normals (by the inverse CDF) for the random effects
+  on (CL, V) of MPA, then of prednisolone;
+* ``THRESHOLD_SLOTS``: Exp(1) draws (by the inverse CDF), the first threshold
+  of each hazard in hazard order;
+* ``EVENT_DRAWS``: for each hazard slot and each of its first
+  ``EVENT_OCCURRENCES`` occurrences, ``DRAWS_PER_OCCURRENCE`` uniforms: the
+  next threshold, then one per action of the event (later occurrences and
+  events with more actions draw from streams of their own, see
+  :mod:`sim.model`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import ndtr, ndtri
 
 from sim.scenario import (
@@ -20,7 +39,39 @@ from sim.scenario import (
     Scenario,
 )
 
-__all__ = ["Candidate", "draw_candidate", "eligibility_probability", "screening_criteria"]
+__all__ = [
+    "COVARIATE_DRAWS",
+    "DRAWS_PER_OCCURRENCE",
+    "DRAWS_PER_PERSON",
+    "EVENT_OCCURRENCES",
+    "PK_NORMALS",
+    "THRESHOLD_SLOTS",
+    "Candidate",
+    "People",
+    "draw_candidate",
+    "draw_people",
+    "eligibility_probability",
+    "event_draws_at",
+    "screening_criteria",
+]
+
+COVARIATE_DRAWS = 5 + len(EXCLUSION_CONDITIONS)
+"""Uniforms per person for covariates: sex, age, weight, FVC, each exclusion condition, start."""
+PK_NORMALS = 4
+"""Standard normals per person for PK random effects: (CL, V) of MPA, then prednisolone."""
+THRESHOLD_SLOTS = 16
+"""Exp(1) draws per person: the first threshold of each hazard (in hazard order)."""
+EVENT_OCCURRENCES = 2
+"""Occurrences of each hazard whose draws are in the person's row."""
+DRAWS_PER_OCCURRENCE = 4
+"""Uniforms per reserved occurrence: the next threshold, then up to three actions."""
+_PK_AT = COVARIATE_DRAWS
+_THRESHOLDS_AT = _PK_AT + PK_NORMALS
+EVENTS_AT = _THRESHOLDS_AT + THRESHOLD_SLOTS
+"""Where a row's reserved event draws start."""
+DRAWS_PER_PERSON = EVENTS_AT + THRESHOLD_SLOTS * EVENT_OCCURRENCES * DRAWS_PER_OCCURRENCE
+"""The length of each person's row of uniforms."""
+_SMALLEST_U = 2.0**-53  # keeps the inverse normal CDF finite for a draw of exactly 0
 
 
 @dataclass(frozen=True)
@@ -60,12 +111,14 @@ class Candidate:
         return not self.failed
 
 
-def _truncated_normal(u: float, mean: float, sd: float, low: float, high: float) -> float:
-    """Inverse-CDF draw from Normal(mean, sd) truncated to [low, high], from a uniform ``u``."""
+def _truncated_normal(
+    u: npt.NDArray[np.float64], mean: float, sd: float, low: float, high: float
+) -> npt.NDArray[np.float64]:
+    """Inverse-CDF draws from Normal(mean, sd) truncated to [low, high], from uniforms ``u``."""
     if sd == 0:
-        return float(np.clip(mean, low, high))
+        return np.full(u.shape, float(np.clip(mean, low, high)))
     a, b = ndtr((low - mean) / sd), ndtr((high - mean) / sd)
-    return float(np.clip(mean + sd * ndtri(a + u * (b - a)), low, high))
+    return np.asarray(np.clip(mean + sd * ndtri(a + u * (b - a)), low, high), dtype=np.float64)
 
 
 def screening_criteria(eligibility: EligibilitySettings | None) -> tuple[str, ...]:
@@ -75,16 +128,85 @@ def screening_criteria(eligibility: EligibilitySettings | None) -> tuple[str, ..
     return ("age_out_of_range", "fvc_below_minimum", *eligibility.exclude)
 
 
-def draw_candidate(
+@dataclass(frozen=True, eq=False)
+class People:
+    """A block of screened people: one entry per person in each array.
+
+    Attributes
+    ----------
+    person : array of int
+        Each person's index (their address among a site's people).
+    female : array of bool
+    age_years, weight_kg, fvc_percent : array of float
+        Covariates (years, kg, % predicted FVC).
+    conditions : array of bool, shape (n, len(EXCLUSION_CONDITIONS))
+        Which exclusion conditions each person has.
+    start_mg_per_kg : array of float
+        The drawn prednisone start dose; NaN means the protocol's.
+    criteria : tuple of str
+        The screening criteria (:func:`screening_criteria`).
+    failed : array of bool, shape (n, len(criteria))
+        Which criteria each person fails.
+    eligible : array of bool
+    pk_normals : array, shape (n, PK_NORMALS)
+    thresholds : array, shape (n, THRESHOLD_SLOTS)
+        Exp(1) first thresholds of the hazards, in hazard order.
+    event_draws : array, shape (n, THRESHOLD_SLOTS * EVENT_OCCURRENCES * DRAWS_PER_OCCURRENCE)
+        Reserved uniforms for the first occurrences of each hazard (see :func:`event_draws_at`).
+    """
+
+    person: npt.NDArray[np.int64]
+    female: npt.NDArray[np.bool_]
+    age_years: npt.NDArray[np.float64]
+    weight_kg: npt.NDArray[np.float64]
+    fvc_percent: npt.NDArray[np.float64]
+    conditions: npt.NDArray[np.bool_]
+    start_mg_per_kg: npt.NDArray[np.float64]
+    criteria: tuple[str, ...]
+    failed: npt.NDArray[np.bool_]
+    eligible: npt.NDArray[np.bool_]
+    pk_normals: npt.NDArray[np.float64]
+    thresholds: npt.NDArray[np.float64]
+    event_draws: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.person.size)
+
+    def candidate(self, i: int) -> Candidate:
+        """Person ``i`` of the block as a :class:`Candidate`."""
+        start = float(self.start_mg_per_kg[i])
+        return Candidate(
+            person=int(self.person[i]),
+            female=bool(self.female[i]),
+            age_years=float(self.age_years[i]),
+            weight_kg=float(self.weight_kg[i]),
+            fvc_percent=float(self.fvc_percent[i]),
+            conditions=frozenset(
+                c for c, has in zip(EXCLUSION_CONDITIONS, self.conditions[i], strict=True) if has
+            ),
+            start_mg_per_kg=None if np.isnan(start) else start,
+            failed=tuple(c for c, f in zip(self.criteria, self.failed[i], strict=True) if f),
+        )
+
+
+def event_draws_at(hazard: int, occurrence: int) -> int | None:
+    """Offset in ``People.event_draws`` of a hazard's k-th occurrence (1-based), or None."""
+    if hazard >= THRESHOLD_SLOTS or not 1 <= occurrence <= EVENT_OCCURRENCES:
+        return None
+    return (hazard * EVENT_OCCURRENCES + occurrence - 1) * DRAWS_PER_OCCURRENCE
+
+
+def draw_people(
     population: PopulationSettings,
     eligibility: EligibilitySettings | None,
     rng: np.random.Generator,
-    person: int,
-) -> Candidate:
-    """Draw one person's covariates from their stream and screen them.
+    persons: Sequence[int] | npt.NDArray[np.int64],
+) -> People:
+    """Draw the next ``len(persons)`` people's rows from a stream, and screen them.
 
-    Draw order (fixed): sex, age, weight, FVC, one uniform per exclusion
-    condition (in ``EXCLUSION_CONDITIONS`` order), start dose.
+    Each person takes ``DRAWS_PER_PERSON`` uniforms (module docstring for the
+    layout), so drawing a block of n people gives the same people as n
+    single draws.
 
     Parameters
     ----------
@@ -93,56 +215,82 @@ def draw_candidate(
     eligibility : EligibilitySettings or None
         The protocol's criteria; None screens nobody out.
     rng : numpy.random.Generator
-        This person's own stream.
-    person : int
-        The person's index.
+        The stream the people come from (a site's people, in turn).
+    persons : sequence of int
+        The people's indices.
     """
-    u = rng.random(5 + len(EXCLUSION_CONDITIONS))
-    female = bool(u[0] < population.female_fraction)
+    ids = np.asarray(persons, dtype=np.int64).reshape(-1)
+    u = rng.random((ids.size, DRAWS_PER_PERSON))
+    female = u[:, 0] < population.female_fraction
     age = _truncated_normal(
-        u[1],
+        u[:, 1],
         population.age_mean_years,
         population.age_sd_years,
         population.age_min_years,
         population.age_max_years,
     )
-    median = population.weight_median_female_kg if female else population.weight_median_male_kg
+    median = np.where(female, population.weight_median_female_kg, population.weight_median_male_kg)
     omega = float(np.sqrt(np.log1p(population.weight_cv**2)))
-    weight = round(float(median * np.exp(omega * ndtri(u[2]))), 1)
+    weight = np.round(median * np.exp(omega * ndtri(np.maximum(u[:, 2], _SMALLEST_U))), 1)
     fvc = _truncated_normal(
-        u[3],
+        u[:, 3],
         population.fvc_mean_percent,
         population.fvc_sd_percent,
         population.fvc_min_percent,
         population.fvc_max_percent,
     )
-    prevalence = population.prevalence
-    conditions = frozenset(
-        name
-        for name, ui in zip(EXCLUSION_CONDITIONS, u[4:-1], strict=True)
-        if ui < getattr(prevalence, name)
-    )
-    start = None
+    prevalence = np.array([getattr(population.prevalence, c) for c in EXCLUSION_CONDITIONS])
+    conditions = u[:, 4 : COVARIATE_DRAWS - 1] < prevalence
     lo, hi = population.start_mg_per_kg_low, population.start_mg_per_kg_high
     if lo is not None and hi is not None:
-        start = round(lo + float(u[-1]) * (hi - lo), 4)
-    failed: list[str] = []
+        start = np.round(lo + u[:, COVARIATE_DRAWS - 1] * (hi - lo), 4)
+    else:
+        start = np.full(ids.size, np.nan)
+    age, fvc = np.round(age, 2), np.round(fvc, 2)
+    criteria = screening_criteria(eligibility)
+    failed = np.zeros((ids.size, len(criteria)), dtype=bool)
     if eligibility is not None:
-        if not eligibility.age_min_years <= age <= eligibility.age_max_years:
-            failed.append("age_out_of_range")
-        if fvc < eligibility.fvc_min_percent:
-            failed.append("fvc_below_minimum")
-        failed.extend(c for c in eligibility.exclude if c in conditions)
-    return Candidate(
-        person=person,
+        failed[:, 0] = (age < eligibility.age_min_years) | (age > eligibility.age_max_years)
+        failed[:, 1] = fvc < eligibility.fvc_min_percent
+        for j, c in enumerate(eligibility.exclude):
+            failed[:, 2 + j] = conditions[:, EXCLUSION_CONDITIONS.index(c)]
+    return People(
+        person=ids,
         female=female,
-        age_years=round(age, 2),
+        age_years=age,
         weight_kg=weight,
-        fvc_percent=round(fvc, 2),
+        fvc_percent=fvc,
         conditions=conditions,
         start_mg_per_kg=start,
-        failed=tuple(failed),
+        criteria=criteria,
+        failed=failed,
+        eligible=np.asarray(~failed.any(axis=1)),
+        pk_normals=ndtri(np.maximum(u[:, _PK_AT:_THRESHOLDS_AT], _SMALLEST_U)),
+        thresholds=-np.log1p(-u[:, _THRESHOLDS_AT:EVENTS_AT]),
+        event_draws=u[:, EVENTS_AT:],
     )
+
+
+def draw_candidate(
+    population: PopulationSettings,
+    eligibility: EligibilitySettings | None,
+    rng: np.random.Generator,
+    person: int,
+) -> Candidate:
+    """Draw one person's row from a stream and screen them (:func:`draw_people` for one).
+
+    Parameters
+    ----------
+    population : PopulationSettings
+        The scenario's ``[population]`` table.
+    eligibility : EligibilitySettings or None
+        The protocol's criteria; None screens nobody out.
+    rng : numpy.random.Generator
+        The stream the person comes from.
+    person : int
+        The person's index.
+    """
+    return draw_people(population, eligibility, rng, [person]).candidate(0)
 
 
 def require_population(scenario: Scenario) -> PopulationSettings:

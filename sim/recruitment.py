@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import DosesimError
-from sim.model import CohortResult, _Cohort, _result, person_extras
-from sim.population import Candidate, draw_candidate
+from sim.model import CohortResult, PeopleSource, _Cohort, _result
+from sim.population import People, draw_people, screening_criteria
 from sim.scenario import DAYS_PER_MONTH, RecruitmentSettings, Scenario, Site
 from sim.streams import stream
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["PERSONS_PER_SITE", "SiteDraw", "TrialResult", "simulate_trial", "trial_date"]
 
 PERSONS_PER_SITE = 1_000_000
+_ARRIVALS_BLOCK = 32
 _OBSERVED_PERSON = 999_000_000
 
 
@@ -61,17 +62,29 @@ class TrialResult:
         screened, enrolled, per-site enrolment and opening day, screen failures by criterion,
         ``target_reached`` and ``completed_by_deadline``.
     enrolment : pandas.DataFrame
-        ``patient_id, site, trial_day`` for each enrolled patient.
+        ``patient_id, site, trial_day, person`` for each enrolled patient (built on use).
     cohort : CohortResult or None
         The cohort model's tables (``patients``, ``events``, ``screened``, ...);
         None when simulated with ``tables=False``.
     """
 
     milestones: dict[str, Any]
-    enrolment: pd.DataFrame
+    enrolment_rows: list[tuple[str, float, int]]
+    """``(site, trial_day, person)`` of each enrolled patient, in enrolment order."""
     cohort: CohortResult | None
     outcomes: dict[str, Any]
     """Per-patient outcome arrays (see ``_Cohort.outcomes``), always present."""
+
+    @property
+    def enrolment(self) -> pd.DataFrame:
+        """``patient_id, site, trial_day, person`` of each enrolled patient."""
+        return pd.DataFrame(
+            [
+                {"patient_id": i + 1, "site": site, "trial_day": day, "person": person}
+                for i, (site, day, person) in enumerate(self.enrolment_rows)
+            ],
+            columns=["patient_id", "site", "trial_day", "person"],
+        )
 
     @property
     def patients(self) -> pd.DataFrame:
@@ -151,9 +164,10 @@ class _Recruitment:
     start_day: float = 0.0
     enrolled_before: list[int] = field(default_factory=list)
     simulate_patients: bool = True
-    screened: list[tuple[int, float, Candidate]] = field(default_factory=list)
+    screened: list[tuple[int, float, People, int]] = field(default_factory=list)
     enrolled: list[tuple[int, float, int]] = field(default_factory=list)
     stopped: bool = False
+    sources: list[PeopleSource] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         rec = _require(self.cohort.scenario)
@@ -169,14 +183,24 @@ class _Recruitment:
     def _site(self, i: int) -> Any:
         env = self.cohort.env
         draw, spec = self.sites[i], self.site_specs[i]
-        population = self.cohort.scenario.population
-        assert population is not None
         opens = max(draw.activation_day, self.start_day)
         arrivals = self.cohort.stream("arrivals", i)
-        people = self.cohort.stream("site_population", i)  # this site's people, in turn
-        t, k = opens, 0
+        # this site's people, in turn (drawn in blocks; person k is row k of the stream)
+        people = PeopleSource(
+            self.cohort.scenario, self.cohort.stream("site_population", i), PERSONS_PER_SITE * i
+        )
+        self.sources.append(people)
+        gaps, g = arrivals.standard_exponential(_ARRIVALS_BLOCK), 0
+        t, rate = opens, draw.rate_per_day
         while True:
-            t = _next_arrival(t, float(arrivals.standard_exponential()), draw.rate_per_day, spec)
+            if g == gaps.size:  # the same numbers as one draw at a time
+                gaps, g = arrivals.standard_exponential(_ARRIVALS_BLOCK), 0
+            e = float(gaps[g])
+            g += 1
+            if spec.rate_changes:
+                t = _next_arrival(t, e, rate, spec)
+            else:
+                t = t + e / rate if rate > 0 else math.inf
             if t > self.last_day:
                 return
             yield env.timeout(t - env.now)
@@ -184,18 +208,15 @@ class _Recruitment:
                 return
             if spec.cap is not None and self.site_enrolled[i] >= spec.cap:
                 return
-            person = PERSONS_PER_SITE * i + k
-            k += 1
-            c = draw_candidate(population, self.cohort.scenario.eligibility, people, person)
-            extras = person_extras(people)  # always drawn: keeps each person's block aligned
-            self.screened.append((i, t, c))
-            if not c.eligible:
+            block, row = people.next()
+            self.screened.append((i, t, block, row))
+            if not block.eligible[row]:
                 continue
             self.site_enrolled[i] += 1
             self.total += 1
-            self.enrolled.append((i, t, person))
+            self.enrolled.append((i, t, int(block.person[row])))
             if self.simulate_patients:
-                self.cohort.enrol(c, t, extras)
+                self.cohort.enrol(block, row, t)
             if self.total >= self.target:
                 self.stopped = True
 
@@ -245,11 +266,11 @@ def _milestones(
         out[f"{key}_day"] = day
         out[f"{key}_date"] = trial_date(start, day)
     out["completed_by_deadline"] = bool(out["target_reached"] and n and lplv <= rec.deadline_day)
-    failures: dict[str, int] = {}
-    for _, _, c in recruitment.screened:
-        for reason in c.failed:
-            failures[reason] = failures.get(reason, 0) + 1
-    out["screen_failures"] = failures
+    counts = np.zeros(len(screening_criteria(scenario.eligibility)), dtype=np.int64)
+    for source in recruitment.sources:
+        counts = counts + source.failures()
+    criteria = screening_criteria(scenario.eligibility)
+    out["screen_failures"] = {c: int(n) for c, n in zip(criteria, counts, strict=True) if n}
     out["enrolled_per_site"] = {
         site.name: recruitment.site_enrolled[i] for i, site in enumerate(rec.sites)
     }
@@ -308,7 +329,7 @@ def _simulate(
     tables: bool = True,
 ) -> TrialResult:
     rec = _require(scenario)
-    cohort = _Cohort(scenario, seed, replicate, patients=simulate_patients)
+    cohort = _Cohort(scenario, seed, replicate, patients=simulate_patients, log=tables)
     sites = _draw_sites(scenario, seed, replicate, posteriors)
     specs = list(rec.sites)
     for j in range(extra_sites):
@@ -323,29 +344,26 @@ def _simulate(
         for j, (site_index, day) in enumerate(observed.enrolments):
             rng = stream(seed, "replicate", replicate, "observed", j)
             while True:  # someone who was enrolled: an eligible draw from the population
-                c = draw_candidate(population, scenario.eligibility, rng, _OBSERVED_PERSON + j)
-                if c.eligible:
+                person = draw_people(population, scenario.eligibility, rng, [_OBSERVED_PERSON + j])
+                if person.eligible[0]:
                     break
             before[site_index] += 1
-            enrolment.append((site_index, day, c.person))
+            enrolment.append((site_index, day, _OBSERVED_PERSON + j))
             if simulate_patients:
-                cohort.enrol(c, day, person_extras(rng))
+                cohort.enrol(person, 0, day)
     recruitment = _Recruitment(
         cohort, sites, specs, start_day, before, simulate_patients=simulate_patients
     )
     cohort.env.run()
     enrolment += recruitment.enrolled
-    screened = [c for _, _, c in recruitment.screened]
-    result = _result(cohort, screened) if tables else None
+    if tables:
+        screened = [block.candidate(row) for _, _, block, row in recruitment.screened]
+        result: CohortResult | None = _result(cohort, screened)
+    else:
+        result = None
     outcomes = cohort.outcomes()
     names = [s.name for s in specs]
-    table = pd.DataFrame(
-        [
-            {"patient_id": i + 1, "site": names[s], "trial_day": d, "person": person}
-            for i, (s, d, person) in enumerate(sorted(enrolment, key=lambda x: x[1]))
-        ],
-        columns=["patient_id", "site", "trial_day", "person"],
-    )
+    rows = [(names[s], d, person) for s, d, person in sorted(enrolment, key=lambda x: x[1])]
     days = [d for _, d, _ in enrolment]
     milestones = _milestones(scenario, recruitment, outcomes, days, simulate_patients)
     milestones["enrolled_per_site"] = {
@@ -354,7 +372,7 @@ def _simulate(
     milestones["site_opened_day"] = {
         name: max(sites[i].activation_day, start_day) for i, name in enumerate(names)
     }
-    return TrialResult(milestones, table, result, outcomes)
+    return TrialResult(milestones, rows, result, outcomes)
 
 
 def _extra_site(

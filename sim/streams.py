@@ -5,12 +5,14 @@ stream addressed by a path of keys under one integer seed. The cohort model uses
 in replicate r:
 
 * ``("replicate", r, "site_population", i)``: site i's people in turn, each
-  taking a fixed block (covariates, PK normals, one Exp(1) per hazard);
+  taking a fixed row of uniforms (covariates, PK normals, one Exp(1) per hazard,
+  and draws reserved for the first two occurrences of each hazard; see
+  :mod:`sim.population`);
 * ``("replicate", r, "arrivals", i)`` and ``("replicate", r, "site", i)``:
   site i's screening times, activation and rate;
 * ``("replicate", r, "hazard", name, person, k)`` and
   ``("replicate", r, "actions", name, person, k)``: the k-th occurrence of an
-  event for a person, and its actions.
+  event for a person, and its actions, once the reserved draws are used up.
 
 A stream depends only on its address, so results do not depend on the order in
 which patients are processed or on how many workers there are, and two scenarios
