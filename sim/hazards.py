@@ -395,7 +395,7 @@ class HazardGrid:
                 rates = rates.copy()
                 iv = Intervals(plan, starts, ends)
                 for i in own:
-                    rates[i] = hazards[i]._rate(iv)
+                    rates[i] = rates[i] * _pk_multiplier(hazards[i], iv)
         if extra:
             cuts = [d.breakpoints(plan, 0.0, t1) for d in extra.values()]
             edges = np.unique(np.concatenate([starts, [t1], *cuts]))
@@ -447,21 +447,35 @@ def _crossing(
     starts: FloatArray, rates: FloatArray, cum: FloatArray, targets: FloatArray
 ) -> FloatArray:
     """Crossing times: rates ``(..., H, I)``, cum ``(..., H, I + 1)``, targets ``(..., H)``."""
-    n = starts.size
+    n = starts.shape[-1]
     idx = (cum[..., 1:] < targets[..., None]).sum(axis=-1)
     hit = idx < n
     j = np.minimum(idx, n - 1)
     lead = np.indices(j.shape, sparse=True)
     rate = rates[(*lead, j)]
     before = cum[(*lead, j)]
+    at = starts[j] if starts.ndim == 1 else np.take_along_axis(starts, j, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        times = starts[j] + (targets - before) / rate
+        times = at + (targets - before) / rate
     return np.where(hit, times, np.inf)
 
 
 def _patient_specific(h: Hazard) -> bool:
     """Whether a hazard depends on more than the plan (the patient's PK, their windows)."""
     return any(isinstance(d, MpaAuc | MpaBands | Windows) for d in h.drivers)
+
+
+def _reads_pk(d: Driver) -> bool:
+    return isinstance(d, MpaAuc | MpaBands)
+
+
+def _pk_multiplier(h: Hazard, iv: Intervals) -> FloatArray:
+    """The product of a hazard's multipliers that read the patient's PK."""
+    m: Any = 1.0
+    for d in h.drivers:
+        if _reads_pk(d):
+            m = m * d._multiplier(iv)
+    return np.asarray(m, dtype=np.float64)
 
 
 def _check_rates(rates: FloatArray) -> None:
@@ -476,10 +490,11 @@ def _template(
 
     Patients on the same schedules (the same start dose, no modification yet)
     share the breakpoints and every rate that depends only on the plan; the rows
-    of hazards driven by a patient's own PK (``own``) are left at zero for each
-    patient to fill. Entries hold the schedules themselves, so an identity check
-    guards against reused ids. Hazards with windows (patient-specific
-    breakpoints) are never shared.
+    of hazards driven by a patient's own PK (``own``) hold the part of the rate
+    that depends on the plan, for each patient to multiply by their own part.
+    Entries hold the schedules themselves, so an identity check guards against
+    reused ids. Hazards with windows (patient-specific breakpoints) are never
+    shared.
     """
     key = (id(plan.prednisone), id(plan.mmf))
     entry = shared.get(key)
@@ -492,8 +507,9 @@ def _template(
     iv = Intervals(Plan(plan.prednisone, plan.mmf), starts, ends)
     rates = np.zeros((len(hazards), starts.size))
     for i, h in enumerate(hazards):
-        if i not in own:
-            rates[i] = h._rate(iv)
+        # rows of hazards read by a patient's PK hold the plan's part of the rate
+        drivers = tuple(d for d in h.drivers if not _reads_pk(d))
+        rates[i] = Hazard(h.name, h.baseline_per_year, drivers)._rate(iv)
     _check_rates(rates)
     if len(shared) >= _SHARED_GRIDS_MAX:
         shared.clear()
@@ -503,19 +519,40 @@ def _template(
 
 def plan_grids(
     hazards: Sequence[Hazard],
-    plan: Plan,
+    plans: Sequence[Plan],
+    group: npt.NDArray[np.int64],
+    mpa: OralOneCompartment | None,
     t1: float,
     shared: dict[tuple[int, int], Any],
     targets: FloatArray,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Many patients on one plan at once: their rates, cumulative hazards and crossings.
+    """Many patients at once, each on one of a few plans: rates, cumulative hazards, crossings.
 
-    ``plan.mpa`` holds the patients' MPA models as arrays of shape ``(P, 1)``
-    (or None when no hazard reads it); ``targets`` is ``(P, hazards)``.
+    Patient ``p`` follows ``plans[group[p]]``; the plans share one MMF schedule
+    (they differ in prednisone, e.g. by start dose). Each plan's intervals come
+    from its shared template, padded to a common width with empty intervals at
+    ``t1`` (zero width, zero rate), so every patient is computed in the same
+    numpy operations.
+
+    Parameters
+    ----------
+    hazards : sequence of Hazard
+        Without windows (those are patient-specific breakpoints).
+    plans : sequence of Plan
+    group : array of int, shape (P,)
+    mpa : OralOneCompartment or None
+        The patients' MPA models as arrays of shape ``(P, 1)``; None when no
+        hazard reads it.
+    t1 : float
+        End of follow-up, days.
+    shared : dict
+        The templates' cache (:class:`HazardGrid`).
+    targets : array, shape (P, hazards)
+        Each hazard's threshold on the cumulative hazard from day 0.
 
     Returns
     -------
-    starts, ends : array, shape (intervals,)
+    starts, ends : array, shape (P, intervals)
     rates : array, shape (P, hazards, intervals)
     cum : array, shape (P, hazards, intervals + 1)
     times : array, shape (P, hazards)
@@ -523,16 +560,24 @@ def plan_grids(
     """
     if any(isinstance(d, Windows) for h in hazards for d in h.drivers):
         raise ValueError("plan_grids does not take hazards with windows")
-    starts, ends, template, own = _template(hazards, plan, t1, shared)
-    n_patients = targets.shape[0]
-    rates = np.repeat(template[None, :, :], n_patients, axis=0)
+    if any(plan.mmf is not plans[0].mmf for plan in plans):
+        raise ValueError("plan_grids takes plans with one MMF schedule")
+    templates = [_template(hazards, plan, t1, shared) for plan in plans]
+    width = max(t[0].size for t in templates)
+    starts_g = np.full((len(plans), width), float(t1))
+    ends_g = starts_g.copy()
+    rates_g = np.zeros((len(plans), len(hazards), width))
+    for g, (st, en, rt, _) in enumerate(templates):
+        starts_g[g, : st.size], ends_g[g, : st.size], rates_g[g, :, : st.size] = st, en, rt
+    starts, ends, rates = starts_g[group], ends_g[group], rates_g[group]
+    own = templates[0][3]
     if own:
-        iv = Intervals(plan, starts, ends)
+        iv = Intervals(Plan(plans[0].prednisone, plans[0].mmf, mpa), starts, ends)
         for i in own:
-            rates[:, i, :] = hazards[i]._rate(iv)
+            rates[:, i, :] *= _pk_multiplier(hazards[i], iv)
         _check_rates(rates)
-    cum = np.zeros((n_patients, len(hazards), starts.size + 1))
-    np.cumsum(rates * (ends - starts), axis=2, out=cum[:, :, 1:])
+    cum = np.zeros((group.size, len(hazards), width + 1))
+    np.cumsum(rates * (ends - starts)[:, None, :], axis=2, out=cum[:, :, 1:])
     return starts, ends, rates, cum, _crossing(starts, rates, cum, targets)
 
 

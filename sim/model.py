@@ -442,15 +442,21 @@ class _Cohort:
             targets = np.concatenate((targets, more), axis=1)
         times = np.full((n, n_hazards), np.inf)
         grids: dict[int, tuple[np.ndarray, ...]] = {}
-        for mg in np.unique(start[rows]):
-            group = rows[start[rows] == mg]
-            plan = Plan(ctx.prednisone(float(mg)), ctx.planned_mmf, _rows_of(mpa, group))
+        if rows.size:
+            doses, group = np.unique(start[rows], return_inverse=True)
+            plans = [Plan(ctx.prednisone(float(mg)), ctx.planned_mmf) for mg in doses]
             starts, ends, rates, cum, first = plan_grids(
-                self.hazards, plan, float(self.duration), ctx.shared_grids, targets[group]
+                self.hazards,
+                plans,
+                group,
+                _rows_of(mpa, rows),
+                float(self.duration),
+                ctx.shared_grids,
+                targets[rows],
             )
-            times[group] = first
-            for j, r in enumerate(group):
-                grids[int(r)] = (starts, ends, rates[j], cum[j])
+            times[rows] = first
+            for j, r in enumerate(rows):
+                grids[int(r)] = (starts[j], ends[j], rates[j], cum[j])
         prepared = _Prepared(
             start, mpa, np.asarray(prednisolone.cl_l_per_h, dtype=float), targets, times, grids
         )
@@ -517,7 +523,7 @@ class _Cohort:
         t, end = 0.0, float(self.duration)
         while True:
             k = int(times.argmin())
-            t_next = float(times[k])
+            t_next = max(float(times[k]), t)  # a rounding hair below now is now
             if not t_next < end:
                 yield env.timeout(end - t)
                 self._exit(p, end, "completed", "")

@@ -1,0 +1,148 @@
+"""The batched and shared hazard grids against a grid built from scratch for one patient.
+
+The cohort model computes the first event times of many patients on a few plans
+at once (``plan_grids``), reuses each plan's plan-only rates across patients,
+and splits a shared grid at a patient's windows of raised death risk. Each of
+these must give what the plain one-patient grid (``_grid``: every hazard's rate
+on the union of every breakpoint) gives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim import load_scenario
+from sim.exposure import etas_from_normals, pk_model
+from sim.hazards import (
+    CurrentDose,
+    Hazard,
+    HazardGrid,
+    MpaAuc,
+    MpaBands,
+    Plan,
+    TimeBands,
+    Windows,
+    _grid,
+    plan_grids,
+)
+from sim.model import _context, _row_of, _rows_of
+from sim.population import DRAWS_PER_PERSON, draw_people
+from tests.conftest import BASE
+
+END = 364.0
+
+
+def _scenario_parts():  # type: ignore[no-untyped-def]
+    scenario = load_scenario(BASE)
+    ctx = _context(scenario)
+    # one more hazard mixing a plan driver and PK drivers, to check the split of
+    # a rate into the plan's part (shared) and the patient's part
+    mixed = Hazard(
+        "mixed",
+        0.3,
+        (
+            CurrentDose(1.5, cap=4.0),
+            MpaAuc(0.03, 40.0, cap=3.0),
+            TimeBands((100.0,), (1.0, 0.5)),
+            MpaBands((35.0,), (1.5, 1.0)),
+        ),
+    )
+    return scenario, ctx, [*ctx.hazards, mixed]
+
+
+def _fresh(hazards: list[Hazard], plan: Plan) -> HazardGrid:
+    starts, ends, rates = _grid(hazards, plan, 0.0, END)
+    cum = np.concatenate((np.zeros((len(hazards), 1)), np.cumsum(rates * (ends - starts), 1)), 1)
+    return HazardGrid._of(starts, ends, rates, cum)
+
+
+def _models(scenario, n: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    weights = rng.uniform(40, 90, n)
+    etas = etas_from_normals(scenario.exposure.mpa, rng.standard_normal((n, 2)))
+    return pk_model(scenario.exposure.mpa, weights, etas)
+
+
+def test_plan_grids_equal_one_patient_grids() -> None:
+    scenario, ctx, hazards = _scenario_parts()
+    rng = np.random.default_rng(5)
+    n = 40
+    mpa = _models(scenario, n, rng)
+    doses = [40.0, 45.0, 55.0, 60.0]
+    plans = [Plan(ctx.prednisone(mg), ctx.planned_mmf) for mg in doses]
+    group = rng.integers(0, len(doses), n)
+    targets = rng.standard_exponential((n, len(hazards))) * rng.choice([0.01, 0.1, 1.0], n)[:, None]
+    shared: dict = {}
+    starts, ends, rates, cum, times = plan_grids(
+        hazards, plans, group, _rows_of(mpa, np.arange(n)), END, shared, targets
+    )
+    for p in range(n):
+        plan = Plan(plans[group[p]].prednisone, ctx.planned_mmf, _row_of(mpa, p))
+        fresh = _fresh(hazards, plan)
+        np.testing.assert_allclose(times[p], fresh.crossing(targets[p]), rtol=1e-12, atol=1e-9)
+        mine = HazardGrid._of(starts[p], ends[p], rates[p], cum[p])
+        for t in (0.0, 13.5, 14.0, 27.9, 100.0, 250.25, END):
+            np.testing.assert_allclose(mine.at(t), fresh.at(t), rtol=1e-12, atol=1e-15)
+        # the shared one-patient path agrees too
+        shared_grid = HazardGrid(hazards, plan, END, shared)
+        np.testing.assert_allclose(
+            shared_grid.crossing(targets[p]), fresh.crossing(targets[p]), rtol=1e-12, atol=1e-9
+        )
+    assert np.isfinite(times).any() and np.isinf(times).any()  # both cases exercised
+
+
+def test_windows_split_the_shared_grid_as_a_fresh_grid_would() -> None:
+    scenario, ctx, hazards = _scenario_parts()
+    rng = np.random.default_rng(8)
+    mpa = _models(scenario, 1, rng)
+    plan = Plan(ctx.prednisone(55.0), ctx.planned_mmf, _row_of(mpa, 0))
+    windows = Windows(((30.5, 90.5), (200.25, 260.25)), 5.0)
+    death = len(hazards) - 2  # any row works; death in the model
+    with_windows = [*hazards]
+    with_windows[death] = hazards[death].with_driver(windows)
+    fresh = _fresh(with_windows, plan)
+    split = HazardGrid(hazards, plan, END, {}, extra={death: windows})
+    for t in np.linspace(0, END, 97):
+        np.testing.assert_allclose(split.at(t), fresh.at(t), rtol=1e-12, atol=1e-15)
+    targets = rng.standard_exponential(len(hazards)) * 0.05
+    np.testing.assert_allclose(split.crossing(targets), fresh.crossing(targets), rtol=1e-12)
+
+
+def test_plan_grids_refuse_windows_and_mixed_mmf_plans() -> None:
+    _, ctx, hazards = _scenario_parts()
+    plan = Plan(ctx.prednisone(60.0), ctx.planned_mmf)
+    windowed = [hazards[0].with_driver(Windows(((1.0, 2.0),), 2.0))]
+    with pytest.raises(ValueError, match="windows"):
+        plan_grids(windowed, [plan], np.zeros(1, int), None, END, {}, np.ones((1, 1)))
+    other = Plan(ctx.prednisone(60.0), ctx.planned_mmf.capped_at(1000.0))
+    with pytest.raises(ValueError, match="one MMF"):
+        plan_grids(hazards[:1], [plan, other], np.zeros(1, int), None, END, {}, np.ones((1, 1)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=6),
+)
+def test_people_do_not_depend_on_the_block_size(seed: int, sizes: list[int]) -> None:
+    """Person k is row k of the stream however the people are drawn in blocks."""
+    scenario = load_scenario(BASE)
+    pop, elig = scenario.population, scenario.eligibility
+    assert pop is not None
+    total = sum(sizes)
+    whole = draw_people(pop, elig, np.random.default_rng(seed), np.arange(total))
+    rng = np.random.default_rng(seed)
+    first = 0
+    for size in sizes:
+        block = draw_people(pop, elig, rng, np.arange(first, first + size))
+        for name in ("weight_kg", "age_years", "eligible", "pk_normals", "thresholds"):
+            np.testing.assert_array_equal(
+                getattr(block, name), getattr(whole, name)[first : first + size]
+            )
+        first += size
+    # and each row used exactly DRAWS_PER_PERSON uniforms
+    after = np.random.default_rng(seed)
+    after.random(total * DRAWS_PER_PERSON)
+    assert after.random() == rng.random()
