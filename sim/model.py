@@ -716,20 +716,25 @@ class PeopleSource:
         self.count += 1
         return self._block, row
 
-    def screened(self) -> list[tuple[People, int]]:
-        """Everyone drawn so far, in order."""
-        out = [(b, r) for b in self.blocks[:-1] for r in range(len(b))]
-        if self._block is not None:
-            out += [(self._block, r) for r in range(self._row)]
+    def screened(self, n: int | None = None) -> list[tuple[People, int]]:
+        """The first ``n`` people drawn (default: all), in order, as (block, row)."""
+        n = self.count if n is None else n
+        out: list[tuple[People, int]] = []
+        for b in self.blocks:
+            if len(out) >= n:
+                break
+            out += [(b, r) for r in range(min(len(b), n - len(out)))]
         return out
 
-    def failures(self) -> np.ndarray:
-        """How many of those drawn so far fail each screening criterion."""
+    def failures(self, n: int | None = None) -> np.ndarray:
+        """How many of the first ``n`` people drawn (default: all) fail each criterion."""
+        n = self.count if n is None else n
         total = np.zeros(len(screening_criteria(self.eligibility)), dtype=np.int64)
-        for b in self.blocks[:-1]:
-            total = total + b.failed.sum(axis=0)
-        if self._block is not None:
-            total = total + self._block.failed[: self._row].sum(axis=0)
+        for b in self.blocks:
+            if n <= 0:
+                break
+            total = total + b.failed[:n].sum(axis=0)
+            n -= len(b)
         return total
 
 

@@ -19,6 +19,7 @@ Re-forecasting from observed enrolment is in :mod:`sim.forecast`.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -164,9 +165,11 @@ class _Recruitment:
     start_day: float = 0.0
     enrolled_before: list[int] = field(default_factory=list)
     simulate_patients: bool = True
-    screened: list[tuple[int, float, People, int]] = field(default_factory=list)
+    arrival_days: list[list[float]] = field(default_factory=list)
+    """Per site, the day of each arrival whose person was drawn, in order."""
     enrolled: list[tuple[int, float, int]] = field(default_factory=list)
     stopped: bool = False
+    stopped_day: float = math.inf
     sources: list[PeopleSource] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -176,11 +179,18 @@ class _Recruitment:
         self.site_enrolled = list(self.enrolled_before) or [0] * len(self.sites)
         self.total = sum(self.site_enrolled)
         if self.total >= self.target:
-            self.stopped = True
+            self.stopped, self.stopped_day = True, -math.inf
         for i in range(len(self.sites)):
             self.cohort.env.process(self._site(i))
 
     def _site(self, i: int) -> Any:
+        """Site i's process: it wakes for each eligible person, not for screen failures.
+
+        A screen failure changes nothing but the counts, so the site draws arrivals
+        and people ahead up to the next eligible person and sleeps until then. Who
+        was screened is settled at the end: every arrival up to the deadline and up
+        to the moment the target was reached (:meth:`screened_counts`).
+        """
         env = self.cohort.env
         draw, spec = self.sites[i], self.site_specs[i]
         opens = max(draw.activation_day, self.start_day)
@@ -190,35 +200,53 @@ class _Recruitment:
             self.cohort.scenario, self.cohort.stream("site_population", i), PERSONS_PER_SITE * i
         )
         self.sources.append(people)
+        days: list[float] = []
+        self.arrival_days.append(days)
         gaps, g = arrivals.standard_exponential(_ARRIVALS_BLOCK), 0
         t, rate = opens, draw.rate_per_day
         while True:
-            if g == gaps.size:  # the same numbers as one draw at a time
-                gaps, g = arrivals.standard_exponential(_ARRIVALS_BLOCK), 0
-            e = float(gaps[g])
-            g += 1
-            if spec.rate_changes:
-                t = _next_arrival(t, e, rate, spec)
-            else:
-                t = t + e / rate if rate > 0 else math.inf
-            if t > self.last_day:
-                return
+            while True:  # arrivals up to the next eligible person
+                if g == gaps.size:  # the same numbers as one draw at a time
+                    gaps, g = arrivals.standard_exponential(_ARRIVALS_BLOCK), 0
+                e = float(gaps[g])
+                g += 1
+                if spec.rate_changes:
+                    t = _next_arrival(t, e, rate, spec)
+                else:
+                    t = t + e / rate if rate > 0 else math.inf
+                if t > self.last_day:
+                    return
+                block, row = people.next()
+                days.append(t)
+                if block.eligible[row]:
+                    break
             yield env.timeout(t - env.now)
             if self.stopped:
                 return
-            if spec.cap is not None and self.site_enrolled[i] >= spec.cap:
-                return
-            block, row = people.next()
-            self.screened.append((i, t, block, row))
-            if not block.eligible[row]:
-                continue
             self.site_enrolled[i] += 1
             self.total += 1
             self.enrolled.append((i, t, int(block.person[row])))
             if self.simulate_patients:
                 self.cohort.enrol(block, row, t)
             if self.total >= self.target:
-                self.stopped = True
+                self.stopped, self.stopped_day = True, t
+            if spec.cap is not None and self.site_enrolled[i] >= spec.cap:
+                return
+
+    def screened_counts(self) -> list[int]:
+        """How many people each site screened: its arrivals until the target was reached."""
+        return [bisect_right(days, self.stopped_day) for days in self.arrival_days]
+
+    def screened_people(self) -> list[tuple[People, int]]:
+        """Everyone screened, as (block, row), in the order of their arrival."""
+        everyone = []
+        for days, source, n in zip(
+            self.arrival_days, self.sources, self.screened_counts(), strict=True
+        ):
+            pairs = zip(days[:n], source.screened(n), strict=True)
+            everyone += [(day, block, row) for day, (block, row) in pairs]
+        everyone.sort(key=lambda x: x[0])
+        return [(block, row) for _, block, row in everyone]
 
 
 def _draw_sites(
@@ -248,7 +276,7 @@ def _milestones(
     n = len(enrolment_days)
     duration = scenario.treatment.duration_days
     out: dict[str, Any] = {
-        "screened": len(recruitment.screened),
+        "screened": sum(recruitment.screened_counts()),
         "enrolled": n,
         "target_reached": n >= rec.target_enrolled,
     }
@@ -267,8 +295,8 @@ def _milestones(
         out[f"{key}_date"] = trial_date(start, day)
     out["completed_by_deadline"] = bool(out["target_reached"] and n and lplv <= rec.deadline_day)
     counts = np.zeros(len(screening_criteria(scenario.eligibility)), dtype=np.int64)
-    for source in recruitment.sources:
-        counts = counts + source.failures()
+    for source, n in zip(recruitment.sources, recruitment.screened_counts(), strict=True):
+        counts = counts + source.failures(n)
     criteria = screening_criteria(scenario.eligibility)
     out["screen_failures"] = {c: int(n) for c, n in zip(criteria, counts, strict=True) if n}
     out["enrolled_per_site"] = {
@@ -357,7 +385,7 @@ def _simulate(
     cohort.env.run()
     enrolment += recruitment.enrolled
     if tables:
-        screened = [block.candidate(row) for _, _, block, row in recruitment.screened]
+        screened = [block.candidate(row) for block, row in recruitment.screened_people()]
         result: CohortResult | None = _result(cohort, screened)
     else:
         result = None
