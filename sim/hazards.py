@@ -378,7 +378,7 @@ class HazardGrid:
         hazards: Sequence[Hazard],
         plan: Plan,
         t1: float,
-        shared: dict[tuple[int, int], Any] | None = None,
+        shared: dict[tuple[Any, ...], Any] | None = None,
         extra: dict[int, Driver] | None = None,
     ) -> None:
         """Parameters: the hazards, the plan, the end of follow-up ``t1`` (days), optionally
@@ -466,6 +466,7 @@ def _patient_specific(h: Hazard) -> bool:
 
 
 def _reads_pk(d: Driver) -> bool:
+    """Whether a driver reads the patient's PK; these are also the only ones reading MMF."""
     return isinstance(d, MpaAuc | MpaBands)
 
 
@@ -484,7 +485,7 @@ def _check_rates(rates: FloatArray) -> None:
 
 
 def _template(
-    hazards: Sequence[Hazard], plan: Plan, t1: float, shared: dict[tuple[int, int], Any]
+    hazards: Sequence[Hazard], plan: Plan, t1: float, shared: dict[tuple[Any, ...], Any]
 ) -> tuple[FloatArray, FloatArray, FloatArray, list[int]]:
     """A plan's intervals and plan-only rates, computed once and shared by its patients.
 
@@ -492,6 +493,9 @@ def _template(
     share the breakpoints and every rate that depends only on the plan; the rows
     of hazards driven by a patient's own PK (``own``) hold the part of the rate
     that depends on the plan, for each patient to multiply by their own part.
+    Only the PK drivers read the MMF plan, so the plan's part of every rate
+    depends on prednisone alone: it is computed once per prednisone schedule and
+    split at the MMF plan's breakpoints (a dose change of MMF costs no new rates).
     Entries hold the schedules themselves, so an identity check guards against
     reused ids. Hazards with windows (patient-specific breakpoints) are never
     shared.
@@ -500,20 +504,39 @@ def _template(
     entry = shared.get(key)
     if entry is not None and entry[0] is plan.prednisone and entry[1] is plan.mmf:
         return entry[2:]
-    cuts = [np.array([0.0, t1])] + [h.breakpoints(plan, 0.0, t1) for h in hazards]
-    edges = np.unique(np.concatenate(cuts))
-    starts, ends = edges[:-1], edges[1:]
-    own = [i for i, h in enumerate(hazards) if _patient_specific(h)]
-    iv = Intervals(Plan(plan.prednisone, plan.mmf), starts, ends)
-    rates = np.zeros((len(hazards), starts.size))
-    for i, h in enumerate(hazards):
-        # rows of hazards read by a patient's PK hold the plan's part of the rate
-        drivers = tuple(d for d in h.drivers if not _reads_pk(d))
-        rates[i] = Hazard(h.name, h.baseline_per_year, drivers)._rate(iv)
-    _check_rates(rates)
+    starts, _, rates, own = _prednisone_template(hazards, plan, t1, shared)
+    cuts = [d.breakpoints(plan, 0.0, t1) for h in hazards for d in h.drivers if _reads_pk(d)]
+    edges = np.unique(np.concatenate([starts, [t1], *cuts]))
+    split = edges[:-1]
+    rates = rates[:, np.searchsorted(starts, split, side="right") - 1]
     if len(shared) >= _SHARED_GRIDS_MAX:
         shared.clear()
-    shared[key] = (plan.prednisone, plan.mmf, starts, ends, rates, own)
+    shared[key] = (plan.prednisone, plan.mmf, split, edges[1:], rates, own)
+    return split, edges[1:], rates, own
+
+
+def _prednisone_template(
+    hazards: Sequence[Hazard], plan: Plan, t1: float, shared: dict[tuple[Any, ...], Any]
+) -> tuple[FloatArray, FloatArray, FloatArray, list[int]]:
+    """The plan's part of every rate, on the breakpoints of every driver but the PK ones."""
+    key = ("prednisone", id(plan.prednisone))
+    entry = shared.get(key)
+    if entry is not None and entry[0] is plan.prednisone:
+        return entry[1:]
+    plan_parts = [
+        Hazard(h.name, h.baseline_per_year, tuple(d for d in h.drivers if not _reads_pk(d)))
+        for h in hazards
+    ]
+    cuts = [np.array([0.0, t1])] + [h.breakpoints(plan, 0.0, t1) for h in plan_parts]
+    edges = np.unique(np.concatenate(cuts))
+    starts, ends = edges[:-1], edges[1:]
+    iv = Intervals(Plan(plan.prednisone, plan.mmf), starts, ends)
+    rates = np.vstack([h._rate(iv) for h in plan_parts])
+    _check_rates(rates)
+    own = [i for i, h in enumerate(hazards) if _patient_specific(h)]
+    if len(shared) >= _SHARED_GRIDS_MAX:
+        shared.clear()
+    shared[key] = (plan.prednisone, starts, ends, rates, own)
     return starts, ends, rates, own
 
 
@@ -523,7 +546,7 @@ def plan_grids(
     group: npt.NDArray[np.int64],
     mpa: OralOneCompartment | None,
     t1: float,
-    shared: dict[tuple[int, int], Any],
+    shared: dict[tuple[Any, ...], Any],
     targets: FloatArray,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     """Many patients at once, each on one of a few plans: rates, cumulative hazards, crossings.

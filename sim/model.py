@@ -275,7 +275,7 @@ class _Context:
             for n in (h.name for h in self.hazards)
         ]
         self.planned_mmf = build_mmf(scenario.mmf, self.duration)
-        self.shared_grids: dict[tuple[int, int], Any] = {}
+        self.shared_grids: dict[tuple[Any, ...], Any] = {}
         self._prednisone: dict[float, Schedule] = {}
         self._start_mg: dict[tuple[float, float | None], float] = {}
         self._week52: dict[int, tuple[Schedule, float]] = {}
