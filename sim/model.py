@@ -122,7 +122,8 @@ class _Patient:
     enrol_day: float
     prednisone: Schedule
     mmf: Schedule
-    mpa: OralOneCompartment
+    block_mpa: OralOneCompartment
+    """The MPA models of the patient's block (arrays): theirs is row ``row``."""
     prednisolone_cl_l_per_h: float
     start_mg: float
     ae_counts: dict[str, int]
@@ -133,6 +134,14 @@ class _Patient:
     exit_day: float = math.nan
     status: str = ""
     exit_reason: str = ""
+    _mpa: OralOneCompartment | None = None
+
+    @property
+    def mpa(self) -> OralOneCompartment:
+        """The patient's MPA model (built on first use: most patients never need it alone)."""
+        if self._mpa is None:
+            self._mpa = _row_of(self.block_mpa, self.row)
+        return self._mpa
 
     @property
     def candidate(self) -> Candidate:
@@ -474,7 +483,7 @@ class _Cohort:
             enrol_day=float(enrol_day),
             prednisone=self.ctx.prednisone(start),
             mmf=self.ctx.planned_mmf,
-            mpa=_row_of(prep.mpa, row),
+            block_mpa=prep.mpa,
             prednisolone_cl_l_per_h=float(prep.prednisolone_cl[row]),
             start_mg=start,
             ae_counts=dict.fromkeys(self.ae_names, 0),
@@ -702,6 +711,18 @@ class PeopleSource:
         self._block: People | None = None
         self._row = 0
         self._size = _FIRST_BLOCK
+
+    def next_block(self) -> People:
+        """The next block of people, whole."""
+        if self._block is not None and self._row < len(self._block):
+            raise RuntimeError("the current block is not used up")
+        persons = np.arange(self._size) + self.first_person + self.count
+        self._block = draw_people(self.population, self.eligibility, self.rng, persons)
+        self.blocks.append(self._block)
+        self._row = len(self._block)
+        self.count += len(self._block)
+        self._size = min(2 * self._size, _MAX_BLOCK)
+        return self._block
 
     def next(self) -> tuple[People, int]:
         """The next person: their block and row."""

@@ -19,7 +19,6 @@ Re-forecasting from observed enrolment is in :mod:`sim.forecast`.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["PERSONS_PER_SITE", "SiteDraw", "TrialResult", "simulate_trial", "trial_date"]
 
 PERSONS_PER_SITE = 1_000_000
-_ARRIVALS_BLOCK = 32
 _OBSERVED_PERSON = 999_000_000
 
 
@@ -165,7 +163,7 @@ class _Recruitment:
     start_day: float = 0.0
     enrolled_before: list[int] = field(default_factory=list)
     simulate_patients: bool = True
-    arrival_days: list[list[float]] = field(default_factory=list)
+    arrival_days: list[list[np.ndarray]] = field(default_factory=list)
     """Per site, the day of each arrival whose person was drawn, in order."""
     enrolled: list[tuple[int, float, int]] = field(default_factory=list)
     stopped: bool = False
@@ -193,49 +191,47 @@ class _Recruitment:
         """
         env = self.cohort.env
         draw, spec = self.sites[i], self.site_specs[i]
-        opens = max(draw.activation_day, self.start_day)
         arrivals = self.cohort.stream("arrivals", i)
         # this site's people, in turn (drawn in blocks; person k is row k of the stream)
         people = PeopleSource(
             self.cohort.scenario, self.cohort.stream("site_population", i), PERSONS_PER_SITE * i
         )
         self.sources.append(people)
-        days: list[float] = []
+        days: list[np.ndarray] = []  # arrival days of the people drawn, a block at a time
         self.arrival_days.append(days)
-        gaps, g = arrivals.standard_exponential(_ARRIVALS_BLOCK), 0
-        t, rate = opens, draw.rate_per_day
+        t, rate = max(draw.activation_day, self.start_day), draw.rate_per_day
         while True:
-            while True:  # arrivals up to the next eligible person
-                if g == gaps.size:  # the same numbers as one draw at a time
-                    gaps, g = arrivals.standard_exponential(_ARRIVALS_BLOCK), 0
-                e = float(gaps[g])
-                g += 1
-                if spec.rate_changes:
-                    t = _next_arrival(t, e, rate, spec)
-                else:
-                    t = t + e / rate if rate > 0 else math.inf
-                if t > self.last_day:
+            block = people.next_block()
+            times = _arrival_times(t, arrivals.standard_exponential(len(block)), rate, spec)
+            n = int(np.searchsorted(times, self.last_day, side="right"))  # up to the deadline
+            days.append(times[:n])
+            for row in np.flatnonzero(block.eligible[:n]):
+                day = float(times[row])
+                yield env.timeout(day - env.now)
+                if self.stopped:
                     return
-                block, row = people.next()
-                days.append(t)
-                if block.eligible[row]:
-                    break
-            yield env.timeout(t - env.now)
-            if self.stopped:
+                self.site_enrolled[i] += 1
+                self.total += 1
+                self.enrolled.append((i, day, int(block.person[row])))
+                if self.simulate_patients:
+                    self.cohort.enrol(block, int(row), day)
+                if self.total >= self.target:
+                    self.stopped, self.stopped_day = True, day
+                if spec.cap is not None and self.site_enrolled[i] >= spec.cap:
+                    days[-1] = times[: row + 1]  # nobody after the one who filled the cap
+                    return
+            if n < len(block):
                 return
-            self.site_enrolled[i] += 1
-            self.total += 1
-            self.enrolled.append((i, t, int(block.person[row])))
-            if self.simulate_patients:
-                self.cohort.enrol(block, row, t)
-            if self.total >= self.target:
-                self.stopped, self.stopped_day = True, t
-            if spec.cap is not None and self.site_enrolled[i] >= spec.cap:
-                return
+            t = float(times[-1])
 
     def screened_counts(self) -> list[int]:
         """How many people each site screened: its arrivals until the target was reached."""
-        return [bisect_right(days, self.stopped_day) for days in self.arrival_days]
+        return [
+            int(np.searchsorted(np.concatenate(days), self.stopped_day, side="right"))
+            if days
+            else 0
+            for days in self.arrival_days
+        ]
 
     def screened_people(self) -> list[tuple[People, int]]:
         """Everyone screened, as (block, row), in the order of their arrival."""
@@ -243,10 +239,24 @@ class _Recruitment:
         for days, source, n in zip(
             self.arrival_days, self.sources, self.screened_counts(), strict=True
         ):
-            pairs = zip(days[:n], source.screened(n), strict=True)
+            flat = np.concatenate(days)[:n] if days else np.empty(0)
+            pairs = zip(flat.tolist(), source.screened(n), strict=True)
             everyone += [(day, block, row) for day, (block, row) in pairs]
         everyone.sort(key=lambda x: x[0])
         return [(block, row) for _, block, row in everyone]
+
+
+def _arrival_times(t: float, gaps: np.ndarray, rate: float, site: Site) -> np.ndarray:
+    """The next arrivals after ``t`` from their Exp(1) increments of cumulative intensity."""
+    if site.rate_changes:
+        out = np.empty(gaps.size)
+        for k, e in enumerate(gaps.tolist()):
+            t = out[k] = _next_arrival(t, e, rate, site)
+        return out
+    if rate <= 0:
+        return np.full(gaps.size, math.inf)
+    # one addition at a time, as a loop would: cumsum adds in order
+    return np.cumsum(np.concatenate(([t], gaps / rate)))[1:]
 
 
 def _draw_sites(
