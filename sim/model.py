@@ -129,7 +129,7 @@ class _Patient:
     ae_counts: dict[str, int]
     targets: np.ndarray
     first_times: np.ndarray
-    first_grid: tuple[np.ndarray, ...]
+    first_grid: tuple[tuple[np.ndarray, ...], int]
     death_windows: list[tuple[float, float]] = field(default_factory=list)
     exit_day: float = math.nan
     status: str = ""
@@ -391,7 +391,10 @@ class _Prepared:
     prednisolone_cl: np.ndarray
     targets: np.ndarray
     times: np.ndarray
-    grids: dict[int, tuple[np.ndarray, ...]]
+    batch: tuple[np.ndarray, ...]
+    """The eligible people's grids from :func:`sim.hazards.plan_grids`: starts, ends, rates, cum."""
+    index: np.ndarray
+    """Each person's index into ``batch`` (-1 for the ineligible)."""
 
 
 class _Cohort:
@@ -450,7 +453,8 @@ class _Cohort:
                 more[r] = rng.standard_exponential(n_hazards - THRESHOLD_SLOTS)
             targets = np.concatenate((targets, more), axis=1)
         times = np.full((n, n_hazards), np.inf)
-        grids: dict[int, tuple[np.ndarray, ...]] = {}
+        batch: tuple[np.ndarray, ...] = ()
+        index = np.full(n, -1)
         if rows.size:
             doses, group = np.unique(start[rows], return_inverse=True)
             plans = [Plan(ctx.prednisone(float(mg)), ctx.planned_mmf) for mg in doses]
@@ -464,10 +468,15 @@ class _Cohort:
                 targets[rows],
             )
             times[rows] = first
-            for j, r in enumerate(rows):
-                grids[int(r)] = (starts[j], ends[j], rates[j], cum[j])
+            batch, index[rows] = (starts, ends, rates, cum), np.arange(rows.size)
         prepared = _Prepared(
-            start, mpa, np.asarray(prednisolone.cl_l_per_h, dtype=float), targets, times, grids
+            start,
+            mpa,
+            np.asarray(prednisolone.cl_l_per_h, dtype=float),
+            targets,
+            times,
+            batch,
+            index,
         )
         self._prepared[id(people)] = (people, prepared)
         return prepared
@@ -489,7 +498,7 @@ class _Cohort:
             ae_counts=dict.fromkeys(self.ae_names, 0),
             targets=prep.targets[row].copy(),
             first_times=prep.times[row],
-            first_grid=prep.grids[row],
+            first_grid=(prep.batch, int(prep.index[row])),
         )
         self.patients.append(patient)
         self.env.process(self._run(patient))
@@ -567,7 +576,8 @@ class _Cohort:
                     self.hazards, plan, end, self.ctx.shared_grids, extra=self._windows(p)
                 )
             elif grid is None:
-                grid = HazardGrid._of(*p.first_grid)
+                batch, j = p.first_grid
+                grid = HazardGrid._of(*(a[j] for a in batch))
             times = grid.crossing(targets)
 
     def _exit(self, p: _Patient, day: float, status: str, reason: str) -> None:

@@ -166,7 +166,7 @@ class Schedule:
             out = np.zeros_like(t)
         else:
             idx = np.searchsorted(self._days, t, side="right") - 1
-            out = np.where((t >= 0) & (t < self.end_day), self._doses[np.clip(idx, 0, None)], 0.0)
+            out = np.where((t >= 0) & (t < self.end_day), self._doses[np.maximum(idx, 0)], 0.0)
         return float(out) if out.ndim == 0 else out
 
     @overload
@@ -186,11 +186,11 @@ class Schedule:
         day : float or array_like
             Days from the first dose; clipped to ``[0, end_day]``.
         """
-        t = np.clip(np.asarray(day, dtype=np.float64), 0.0, float(self.end_day))
+        t = np.minimum(np.maximum(np.asarray(day, dtype=np.float64), 0.0), float(self.end_day))
         if self.end_day == 0:
             out = np.zeros_like(t)
         else:
-            idx = np.clip(np.searchsorted(self._days, t, side="right") - 1, 0, None)
+            idx = np.maximum(np.searchsorted(self._days, t, side="right") - 1, 0)
             out = self._cum_at_change[idx] + self._doses[idx] * (t - self._days[idx])
         return float(out) if out.ndim == 0 else out
 
