@@ -2,10 +2,12 @@
 
 Measures, for the base scenario (one site, 20 patients per trial):
 
-1. patient-years simulated per CPU-second by ``sim.run`` in this process;
+1. patient-years simulated per CPU-second by ``sim.run`` in this process (1,000
+   replicates from a cold start, the size of ``make run``);
 2. SimPy events processed per simulated patient-year;
 3. the speed ratio to the naive daily-tick SimPy model of the same protocol
-   (``benchmarks/naive_daily_tick.py``), CPU time per patient-year;
+   (``benchmarks/naive_daily_tick.py``), CPU time per patient-year, both models
+   on the same patients with the same output, each after a warm-up run;
 4. the wall-time speedup of ``--workers 2`` over ``--workers 1``;
 5. peak memory (max RSS of a fresh process) of a run of 1,000 and of 20,000 replicates.
 
@@ -22,8 +24,8 @@ import tempfile
 import time
 
 from benchmarks._common import BASE, REPO, count_simpy_steps, machine
-from benchmarks.naive_daily_tick import simulate_naive
-from sim import load_scenario, simulate_cohort
+from benchmarks.naive_daily_tick import speed_ratio
+from sim import load_scenario
 from sim.runner import run
 
 _MEMORY_CHILD = """
@@ -39,7 +41,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=300)
+    parser.add_argument("--replicates", type=int, default=1000)
     parser.add_argument("--naive-patients", type=int, default=2000)
     parser.add_argument("--speedup-replicates", type=int, default=600)
     parser.add_argument("--memory", default="1000,20000", help="replicate counts for memory")
@@ -66,20 +68,15 @@ def main() -> None:
         "(site processes and screening included)"
     )
 
-    # 3. naive daily-tick model, same protocol, same number of patients
-    n = args.naive_patients
-    cpu0 = time.process_time()
-    naive = simulate_naive(scenario, n, seed=7)
-    naive_cpu = time.process_time() - cpu0
-    cpu0 = time.process_time()
-    event = simulate_cohort(scenario, n, seed=7).patients
-    event_cpu = time.process_time() - cpu0
-    naive_py = float(naive["exit_day"].sum()) / 365.25
-    event_py = float(event["exit_day"].sum()) / 365.25
-    ratio = (naive_cpu / naive_py) / (event_cpu / event_py)
+    # 3. naive daily-tick model, same protocol, same patients, same output, both warmed up
+    naive, event = speed_ratio(scenario, args.naive_patients, seed=7)
+    ratio = (naive.cpu_s / naive.patient_years) / (event.cpu_s / event.patient_years)
     print(
-        f"naive daily-tick model, {n} patients: {naive_py / naive_cpu:,.0f} patient-years per "
-        f"CPU-second; event-driven {event_py / event_cpu:,.0f}; speed ratio {ratio:.1f}"
+        f"naive daily-tick model, {args.naive_patients} patients: "
+        f"{naive.patient_years / naive.cpu_s:,.0f} patient-years per CPU-second "
+        f"({naive.steps / naive.patient_years:.0f} SimPy events per patient-year); "
+        f"event-driven {event.patient_years / event.cpu_s:,.0f} "
+        f"({event.steps / event.patient_years:.1f}); speed ratio {ratio:.1f}"
     )
 
     # 4. speedup with two workers (wall time)

@@ -21,6 +21,7 @@ measures that error against a fine grid.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -432,6 +433,15 @@ class HazardGrid:
             max(int(np.searchsorted(self.starts, t, side="right")) - 1, 0), self.starts.size - 1
         )
         return self.cum[:, j] + self.rates[:, j] * max(t - self.starts[j], 0.0)
+
+    def crossing_one(self, k: int, target: float) -> float:
+        """:meth:`crossing` for hazard ``k`` alone (the same arithmetic)."""
+        cum = self.cum[k]
+        n = self.starts.size
+        idx = int(np.searchsorted(cum[1:], target, side="left"))  # cum[1:] never decreases
+        if idx >= n:
+            return math.inf
+        return float(self.starts[idx] + (target - cum[idx]) / self.rates[k, idx])
 
     def crossing(self, targets: FloatArray) -> FloatArray:
         """When each hazard's cumulative hazard reaches its target (``inf`` if never)."""

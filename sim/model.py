@@ -151,6 +151,12 @@ class _Patient:
     def weight_kg(self) -> float:
         return float(self.people.weight_kg[self.row])
 
+    def prednisone_given_mg(self, duration: int) -> float:
+        """Total prednisone taken on study (mg): up to the day of exit, inclusive."""
+        if self.status in ("", "completed"):
+            return self.prednisone.total_mg
+        return float(self.prednisone.cumulative(min(math.floor(self.exit_day) + 1, duration)))
+
     def given(self, duration: int) -> tuple[Schedule, Schedule]:
         """The schedules as given: as planned up to the day of exit (inclusive)."""
         if self.status in ("", "completed"):
@@ -575,10 +581,13 @@ class _Cohort:
                 grid = HazardGrid(
                     self.hazards, plan, end, self.ctx.shared_grids, extra=self._windows(p)
                 )
-            elif grid is None:
-                batch, j = p.first_grid
-                grid = HazardGrid._of(*(a[j] for a in batch))
-            times = grid.crossing(targets)
+                times = grid.crossing(targets)
+            else:  # same grid, same targets but one: only that hazard's time moves
+                if grid is None:
+                    batch, j = p.first_grid
+                    grid = HazardGrid._of(*(a[j] for a in batch))
+                    times = times.copy()
+                times[k] = grid.crossing_one(k, float(targets[k]))
 
     def _exit(self, p: _Patient, day: float, status: str, reason: str) -> None:
         p.exit_day, p.status, p.exit_reason = day, status, reason
