@@ -111,14 +111,76 @@ class Candidate:
         return not self.failed
 
 
-def _truncated_normal(
-    u: npt.NDArray[np.float64], mean: float, sd: float, low: float, high: float
-) -> npt.NDArray[np.float64]:
-    """Inverse-CDF draws from Normal(mean, sd) truncated to [low, high], from uniforms ``u``."""
-    if sd == 0:
-        return np.full(u.shape, float(np.clip(mean, low, high)))
-    a, b = ndtr((low - mean) / sd), ndtr((high - mean) / sd)
-    return np.asarray(np.clip(mean + sd * ndtri(a + u * (b - a)), low, high), dtype=np.float64)
+@dataclass(frozen=True)
+class _TruncatedNormal:
+    """Normal(mean, sd) truncated to [low, high], drawn by the inverse CDF."""
+
+    mean: float
+    sd: float
+    low: float
+    high: float
+    cdf_low: float
+    cdf_high: float
+
+    @classmethod
+    def of(cls, mean: float, sd: float, low: float, high: float) -> _TruncatedNormal:
+        if sd == 0:
+            return cls(mean, sd, low, high, 0.0, 1.0)
+        return cls(
+            mean, sd, low, high, float(ndtr((low - mean) / sd)), float(ndtr((high - mean) / sd))
+        )
+
+    def draw(self, u: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Draws from uniforms ``u``."""
+        if self.sd == 0:
+            return np.full(u.shape, min(max(self.mean, self.low), self.high))
+        x = self.mean + self.sd * ndtri(self.cdf_low + u * (self.cdf_high - self.cdf_low))
+        return np.asarray(np.minimum(np.maximum(x, self.low), self.high), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _Screening:
+    """What drawing people needs from a population and criteria, computed once."""
+
+    population: PopulationSettings
+    eligibility: EligibilitySettings | None
+    age: _TruncatedNormal
+    fvc: _TruncatedNormal
+    weight_omega: float
+    prevalence: npt.NDArray[np.float64]
+    criteria: tuple[str, ...]
+    excluded_columns: list[int]
+
+
+_SCREENINGS: dict[tuple[int, int], _Screening] = {}
+
+
+def _screening(
+    population: PopulationSettings, eligibility: EligibilitySettings | None
+) -> _Screening:
+    key = (id(population), id(eligibility))
+    found = _SCREENINGS.get(key)
+    if found is not None and found.population is population and found.eligibility is eligibility:
+        return found
+    if len(_SCREENINGS) >= 64:
+        _SCREENINGS.clear()
+    p = population
+    found = _Screening(
+        population,
+        eligibility,
+        age=_TruncatedNormal.of(p.age_mean_years, p.age_sd_years, p.age_min_years, p.age_max_years),
+        fvc=_TruncatedNormal.of(
+            p.fvc_mean_percent, p.fvc_sd_percent, p.fvc_min_percent, p.fvc_max_percent
+        ),
+        weight_omega=float(np.sqrt(np.log1p(p.weight_cv**2))),
+        prevalence=np.array([getattr(p.prevalence, c) for c in EXCLUSION_CONDITIONS]),
+        criteria=screening_criteria(eligibility),
+        excluded_columns=[]
+        if eligibility is None
+        else [EXCLUSION_CONDITIONS.index(c) for c in eligibility.exclude],
+    )
+    _SCREENINGS[key] = found
+    return found
 
 
 def screening_criteria(eligibility: EligibilitySettings | None) -> tuple[str, ...]:
@@ -220,40 +282,26 @@ def draw_people(
         The people's indices.
     """
     ids = np.asarray(persons, dtype=np.int64).reshape(-1)
+    how = _screening(population, eligibility)
     u = rng.random((ids.size, DRAWS_PER_PERSON))
     female = u[:, 0] < population.female_fraction
-    age = _truncated_normal(
-        u[:, 1],
-        population.age_mean_years,
-        population.age_sd_years,
-        population.age_min_years,
-        population.age_max_years,
-    )
+    age = np.round(how.age.draw(u[:, 1]), 2)
     median = np.where(female, population.weight_median_female_kg, population.weight_median_male_kg)
-    omega = float(np.sqrt(np.log1p(population.weight_cv**2)))
-    weight = np.round(median * np.exp(omega * ndtri(np.maximum(u[:, 2], _SMALLEST_U))), 1)
-    fvc = _truncated_normal(
-        u[:, 3],
-        population.fvc_mean_percent,
-        population.fvc_sd_percent,
-        population.fvc_min_percent,
-        population.fvc_max_percent,
-    )
-    prevalence = np.array([getattr(population.prevalence, c) for c in EXCLUSION_CONDITIONS])
-    conditions = u[:, 4 : COVARIATE_DRAWS - 1] < prevalence
+    z = ndtri(np.maximum(u[:, 2], _SMALLEST_U))
+    weight = np.round(median * np.exp(how.weight_omega * z), 1)
+    fvc = np.round(how.fvc.draw(u[:, 3]), 2)
+    conditions = u[:, 4 : COVARIATE_DRAWS - 1] < how.prevalence
     lo, hi = population.start_mg_per_kg_low, population.start_mg_per_kg_high
     if lo is not None and hi is not None:
         start = np.round(lo + u[:, COVARIATE_DRAWS - 1] * (hi - lo), 4)
     else:
         start = np.full(ids.size, np.nan)
-    age, fvc = np.round(age, 2), np.round(fvc, 2)
-    criteria = screening_criteria(eligibility)
+    criteria = how.criteria
     failed = np.zeros((ids.size, len(criteria)), dtype=bool)
     if eligibility is not None:
         failed[:, 0] = (age < eligibility.age_min_years) | (age > eligibility.age_max_years)
         failed[:, 1] = fvc < eligibility.fvc_min_percent
-        for j, c in enumerate(eligibility.exclude):
-            failed[:, 2 + j] = conditions[:, EXCLUSION_CONDITIONS.index(c)]
+        failed[:, 2:] = conditions[:, how.excluded_columns]
     return People(
         person=ids,
         female=female,
