@@ -117,10 +117,26 @@ class Schedule:
             raise ValueError(f"doses must be finite and >= 0, got {bad[0]}")
         if self.doses_per_day < 1:
             raise ValueError(f"doses_per_day {self.doses_per_day} must be >= 1")
+        self._finish(days, doses, end)
+
+    @classmethod
+    def _derived(
+        cls, days: tuple[int, ...], doses: tuple[float, ...], end: int, doses_per_day: int
+    ) -> Schedule:
+        """A schedule made from valid ones (a tail, a splice, a cap): no checks again."""
+        schedule = object.__new__(cls)
+        object.__setattr__(schedule, "doses_per_day", doses_per_day)
+        schedule._finish(days, doses, end)
+        return schedule
+
+    def _finish(self, days: tuple[int, ...], doses: tuple[float, ...], end: int) -> None:
+        if end == 0:
+            days, doses = (), ()
         # Merge runs of equal doses so that equal plans compare equal.
         keep = [i for i in range(len(days)) if i == 0 or doses[i] != doses[i - 1]]
-        days = tuple(days[i] for i in keep)
-        doses = tuple(doses[i] for i in keep)
+        if len(keep) < len(days):
+            days = tuple(days[i] for i in keep)
+            doses = tuple(doses[i] for i in keep)
         object.__setattr__(self, "change_days", days)
         object.__setattr__(self, "doses_mg_per_day", doses)
         object.__setattr__(self, "end_day", end)
@@ -221,9 +237,12 @@ class Schedule:
     # -- modifications ----------------------------------------------------
     def capped_at(self, max_mg_per_day: float) -> Schedule:
         """The same schedule with every dose above ``max_mg_per_day`` lowered to it."""
-        return Schedule(
+        cap = float(max_mg_per_day)
+        if not (math.isfinite(cap) and cap >= 0):
+            raise ValueError(f"max_mg_per_day must be finite and >= 0, got {max_mg_per_day}")
+        return Schedule._derived(
             self.change_days,
-            tuple(min(d, max_mg_per_day) for d in self.doses_mg_per_day),
+            tuple(min(d, cap) for d in self.doses_mg_per_day),
             self.end_day,
             self.doses_per_day,
         )
@@ -233,26 +252,20 @@ class Schedule:
         end = min(int(end_day), self.end_day)
         if end < 0:
             raise ValueError(f"end_day {end_day} must be >= 0")
-        keep = [i for i, d in enumerate(self.change_days) if d < end]
-        return Schedule(
-            tuple(self.change_days[i] for i in keep),
-            tuple(self.doses_mg_per_day[i] for i in keep),
-            end,
-            self.doses_per_day,
+        n = sum(1 for d in self.change_days if d < end)  # change days increase
+        return Schedule._derived(
+            self.change_days[:n], self.doses_mg_per_day[:n], end, self.doses_per_day
         )
 
     def tail(self, day: int) -> Schedule:
         """The part of the schedule from ``day`` on, re-based so that ``day`` becomes 0."""
         day = _whole_day(day, self.end_day)
         if day == self.end_day:
-            return Schedule((), (), 0, self.doses_per_day)
+            return Schedule._derived((), (), 0, self.doses_per_day)
         first = int(np.searchsorted(self._days, day, side="right")) - 1
         days = (0,) + tuple(d - day for d in self.change_days[first + 1 :])
-        return Schedule(
-            days,
-            self.doses_mg_per_day[first:],
-            self.end_day - day,
-            self.doses_per_day,
+        return Schedule._derived(
+            days, self.doses_mg_per_day[first:], self.end_day - day, self.doses_per_day
         )
 
     def splice(self, day: int, new_tail: Schedule) -> Schedule:
@@ -270,10 +283,12 @@ class Schedule:
             The doses from ``day`` on; its ``doses_per_day`` is kept.
         """
         day = _whole_day(day, self.end_day)
+        if not isinstance(new_tail, Schedule):
+            raise TypeError(f"new_tail must be a Schedule, got {type(new_tail).__name__}")
         head = self.truncated(day)
         days = head.change_days + tuple(d + day for d in new_tail.change_days)
         doses = head.doses_mg_per_day + new_tail.doses_mg_per_day
-        return Schedule(days, doses, day + new_tail.end_day, new_tail.doses_per_day)
+        return Schedule._derived(days, doses, day + new_tail.end_day, new_tail.doses_per_day)
 
 
 def _whole_day(day: int, end_day: int) -> int:

@@ -410,3 +410,35 @@ def test_schedule_splice_tail_roundtrip(pieces: list[tuple[int, int]], data: st.
     assert s.splice(cut, s.tail(cut)) == s
     assert s.cumulative(cut) + s.tail(cut).total_mg == pytest.approx(s.total_mg)
     assert (np.diff(s.cumulative(np.arange(s.end_day + 1))) >= 0).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 50), st.integers(0, 100)), min_size=1, max_size=8),
+    st.data(),
+)
+def test_schedules_made_from_schedules_pass_every_check(
+    pieces: list[tuple[int, int]], data: st.DataObject
+) -> None:
+    """Tails, splices, truncations and caps skip the checks: each must pass them anyway."""
+    days, doses, day = [], [], 0
+    for length, dose in pieces:
+        days.append(day)
+        doses.append(dose * 2.5)
+        day += length
+    s = Schedule(tuple(days), tuple(doses), day, 2)
+    cut = data.draw(st.integers(0, s.end_day))
+    cap = data.draw(st.floats(0, 300, allow_nan=False))
+    for made in (
+        s.tail(cut),
+        s.truncated(cut),
+        s.capped_at(cap),
+        s.splice(cut, s.capped_at(cap).tail(cut)),
+        s.splice(cut, Schedule.constant(0.0, 7, 2)),
+    ):
+        checked = Schedule(made.change_days, made.doses_mg_per_day, made.end_day, 2)
+        assert made == checked
+        np.testing.assert_array_equal(
+            made.cumulative(np.arange(made.end_day + 1)),
+            checked.cumulative(np.arange(made.end_day + 1)),
+        )
