@@ -99,10 +99,21 @@ class Intervals:
         return self._cache["pred"]
 
     @property
+    def mmf_mg_per_day(self) -> FloatArray:
+        """Current MMF dose on each interval, mg/day."""
+        if "mmf" not in self._cache:
+            self._cache["mmf"] = self.plan.mmf.dose_at(self.starts)
+        return self._cache["mmf"]
+
+    @property
     def mpa_auc0_12(self) -> FloatArray:
         """Steady-state MPA AUC0-12 at the current MMF dose on each interval, mg*h/L."""
         if "auc" not in self._cache:
-            self._cache["auc"] = _mpa_auc(self.plan, self.starts)
+            if self.plan.mpa is None:
+                raise ValueError("a hazard driven by MPA AUC needs the patient's MPA model")
+            self._cache["auc"] = steady_state_window_auc(
+                self.plan.mpa, self.mmf_mg_per_day, self.plan.mmf.doses_per_day, 12.0
+            )
         return self._cache["auc"]
 
 
@@ -212,13 +223,6 @@ class WeightedDose(Driver):
         mids = (np.floor(iv.starts / g) + 0.5) * g
         m = np.exp(self.beta_per_mg_day * self.wcd(iv.plan.prednisone, mids))
         return np.minimum(m, self.cap) if self.cap is not None else m
-
-
-def _mpa_auc(plan: Plan, starts: FloatArray) -> FloatArray:
-    if plan.mpa is None:
-        raise ValueError("a hazard driven by MPA AUC needs the patient's MPA model")
-    dose = plan.mmf.dose_at(starts)
-    return steady_state_window_auc(plan.mpa, dose, plan.mmf.doses_per_day, 12.0)
 
 
 @dataclass(frozen=True)
@@ -391,10 +395,11 @@ class HazardGrid:
         if shared is None or any(isinstance(d, Windows) for h in hazards for d in h.drivers):
             starts, ends, rates = _grid(hazards, plan, 0.0, t1)
         else:
-            starts, ends, rates, own = _template(hazards, plan, t1, shared)
+            starts, ends, rates, own, mmf = _template(hazards, plan, t1, shared)
             if own:
                 rates = rates.copy()
                 iv = Intervals(plan, starts, ends)
+                iv._cache["mmf"] = mmf
                 for i in own:
                     rates[i] = rates[i] * _pk_multiplier(hazards[i], iv)
         if extra:
@@ -496,8 +501,8 @@ def _check_rates(rates: FloatArray) -> None:
 
 def _template(
     hazards: Sequence[Hazard], plan: Plan, t1: float, shared: dict[tuple[Any, ...], Any]
-) -> tuple[FloatArray, FloatArray, FloatArray, list[int]]:
-    """A plan's intervals and plan-only rates, computed once and shared by its patients.
+) -> tuple[FloatArray, FloatArray, FloatArray, list[int], FloatArray]:
+    """A plan's intervals, plan-only rates and MMF doses, computed once and shared.
 
     Patients on the same schedules (the same start dose, no modification yet)
     share the breakpoints and every rate that depends only on the plan; the rows
@@ -521,8 +526,9 @@ def _template(
     rates = rates[:, np.searchsorted(starts, split, side="right") - 1]
     if len(shared) >= _SHARED_GRIDS_MAX:
         shared.clear()
-    shared[key] = (plan.prednisone, plan.mmf, split, edges[1:], rates, own)
-    return split, edges[1:], rates, own
+    entry = (plan.prednisone, plan.mmf, split, edges[1:], rates, own, plan.mmf.dose_at(split))
+    shared[key] = entry
+    return entry[2:]
 
 
 def _prednisone_template(
@@ -600,12 +606,15 @@ def plan_grids(
     starts_g = np.full((len(plans), width), float(t1))
     ends_g = starts_g.copy()
     rates_g = np.zeros((len(plans), len(hazards), width))
-    for g, (st, en, rt, _) in enumerate(templates):
+    mmf_g = np.zeros((len(plans), width))  # no dose on the padding (at t1)
+    for g, (st, en, rt, _, mmf) in enumerate(templates):
         starts_g[g, : st.size], ends_g[g, : st.size], rates_g[g, :, : st.size] = st, en, rt
+        mmf_g[g, : st.size] = mmf
     starts, ends, rates = starts_g[group], ends_g[group], rates_g[group]
     own = templates[0][3]
     if own:
         iv = Intervals(Plan(plans[0].prednisone, plans[0].mmf, mpa), starts, ends)
+        iv._cache["mmf"] = mmf_g[group]
         for i in own:
             rates[:, i, :] *= _pk_multiplier(hazards[i], iv)
         _check_rates(rates)
