@@ -124,7 +124,7 @@ class _Patient:
     mmf: Schedule
     block_mpa: OralOneCompartment
     """The MPA models of the patient's block (arrays): theirs is row ``row``."""
-    prednisolone_cl_l_per_h: float
+    prepared: _Prepared
     start_mg: float
     ae_counts: dict[str, int]
     targets: np.ndarray
@@ -394,7 +394,7 @@ class _Prepared:
 
     start_mg: np.ndarray
     mpa: OralOneCompartment
-    prednisolone_cl: np.ndarray
+    prednisolone_cl: np.ndarray | None
     targets: np.ndarray
     times: np.ndarray
     batch: tuple[np.ndarray, ...]
@@ -441,16 +441,15 @@ class _Cohort:
         assert s.exposure is not None
         n, n_hazards = len(people), len(self.hazards)
         rows = np.flatnonzero(people.eligible)
+        weights, per_kg = people.weight_kg.tolist(), people.start_mg_per_kg.tolist()
+        start_of = {r: ctx.start_mg(weights[r], per_kg[r]) for r in rows.tolist()}
         start = np.full(n, math.nan)
-        for r in rows:
-            start[r] = ctx.start_mg(float(people.weight_kg[r]), float(people.start_mg_per_kg[r]))
+        start[rows] = list(start_of.values())
         mpa = pk_model(
             s.exposure.mpa,
             people.weight_kg,
             etas_from_normals(s.exposure.mpa, people.pk_normals[:, :2]),
         )
-        pred_eta = etas_from_normals(s.exposure.prednisolone, people.pk_normals[:, 2:4])
-        prednisolone = pk_model(s.exposure.prednisolone, people.weight_kg, pred_eta)
         targets = people.thresholds[:, :n_hazards].copy()
         if n_hazards > THRESHOLD_SLOTS:  # more hazards than slots: the rest from streams
             more = np.zeros((n, n_hazards - THRESHOLD_SLOTS))
@@ -462,8 +461,10 @@ class _Cohort:
         batch: tuple[np.ndarray, ...] = ()
         index = np.full(n, -1)
         if rows.size:
-            doses, group = np.unique(start[rows], return_inverse=True)
-            plans = [Plan(ctx.prednisone(float(mg)), ctx.planned_mmf) for mg in doses]
+            doses = sorted(set(start_of.values()))
+            at = {mg: g for g, mg in enumerate(doses)}
+            group = np.array([at[mg] for mg in start_of.values()])
+            plans = [Plan(ctx.prednisone(mg), ctx.planned_mmf) for mg in doses]
             starts, ends, rates, cum, first = plan_grids(
                 self.hazards,
                 plans,
@@ -478,7 +479,7 @@ class _Cohort:
         prepared = _Prepared(
             start,
             mpa,
-            np.asarray(prednisolone.cl_l_per_h, dtype=float),
+            None,
             targets,
             times,
             batch,
@@ -486,6 +487,16 @@ class _Cohort:
         )
         self._prepared[id(people)] = (people, prepared)
         return prepared
+
+    def _prednisolone_cl(self, p: _Patient) -> np.ndarray:
+        """Prednisolone CL (L/h) of the patient's block: only the tables report it."""
+        prep = p.prepared
+        if prep.prednisolone_cl is None:
+            params = self.scenario.exposure.prednisolone  # type: ignore[union-attr]
+            eta = etas_from_normals(params, p.people.pk_normals[:, 2:4])
+            model = pk_model(params, p.people.weight_kg, eta)
+            prep.prednisolone_cl = np.asarray(model.cl_l_per_h, dtype=float)
+        return prep.prednisolone_cl
 
     def enrol(self, people: People, row: int, enrol_day: float) -> None:
         """Enrol eligible person ``row`` of a block, starting on trial day ``enrol_day``."""
@@ -499,7 +510,7 @@ class _Cohort:
             prednisone=self.ctx.prednisone(start),
             mmf=self.ctx.planned_mmf,
             block_mpa=prep.mpa,
-            prednisolone_cl_l_per_h=float(prep.prednisolone_cl[row]),
+            prepared=prep,
             start_mg=start,
             ae_counts=dict.fromkeys(self.ae_names, 0),
             targets=prep.targets[row].copy(),
@@ -702,7 +713,7 @@ class _Cohort:
             row["mmf_dose_intensity"] = mmf.total_mg / planned if planned > 0 else math.nan
             row["mpa_auc0_12_mg_h_per_l"] = float(mpa_auc0_12_at_target(self.scenario, p.mpa))
             row["mpa_cl_l_per_h"] = float(p.mpa.cl_l_per_h)  # type: ignore[arg-type]
-            row["prednisolone_cl_l_per_h"] = p.prednisolone_cl_l_per_h
+            row["prednisolone_cl_l_per_h"] = float(self._prednisolone_cl(p)[p.row])
             for name in self.ae_names:
                 row[f"ae_{name}"] = p.ae_counts[name]
             row["status"] = p.status
