@@ -325,7 +325,9 @@ class _Context:
         same schedule object, so patients on it share its hazard grid."""
         reescalate = isinstance(action, PrednisoneReescalate)
         source = prednisone if reescalate else mmf
-        key = (id(action), id(source), day, weight_kg if reescalate else None)
+        # a re-escalation depends on the weight only through its (rounded) start dose
+        restart = self.start_mg(weight_kg, action.start_mg_per_kg) if reescalate else None
+        key = (id(action), id(source), day, restart)
         entry = self._actions.get(key)
         if entry is None or entry[0] is not source or entry[1] is not action:
             change = apply_dose_action(action, self.scenario, weight_kg, prednisone, mmf, day)
