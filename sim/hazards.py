@@ -365,6 +365,20 @@ def _grid(
     return starts, ends, rates
 
 
+_NO_WINDOWS: dict[int, tuple[Sequence[Hazard], bool]] = {}
+
+
+def _has_windows(hazards: Sequence[Hazard]) -> bool:
+    """Whether any hazard has windows (patient-specific breakpoints); remembered per list."""
+    entry = _NO_WINDOWS.get(id(hazards))
+    if entry is None or entry[0] is not hazards:
+        if len(_NO_WINDOWS) >= 64:
+            _NO_WINDOWS.clear()
+        entry = (hazards, any(isinstance(d, Windows) for h in hazards for d in h.drivers))
+        _NO_WINDOWS[id(hazards)] = entry
+    return entry[1]
+
+
 class HazardGrid:
     """Every hazard of a patient over a whole plan: piecewise-constant rates, cumulative hazard.
 
@@ -392,7 +406,7 @@ class HazardGrid:
         risk), whose breakpoints split the shared grid.
         """
         own: list[int] = []
-        if shared is None or any(isinstance(d, Windows) for h in hazards for d in h.drivers):
+        if shared is None or _has_windows(hazards):
             starts, ends, rates = _grid(hazards, plan, 0.0, t1)
         else:
             starts, ends, rates, own, mmf = _template(hazards, plan, t1, shared)
@@ -463,18 +477,21 @@ class HazardGrid:
 def _crossing(
     starts: FloatArray, rates: FloatArray, cum: FloatArray, targets: FloatArray
 ) -> FloatArray:
-    """Crossing times: rates ``(..., H, I)``, cum ``(..., H, I + 1)``, targets ``(..., H)``."""
+    """Crossing times: rates ``(P, H, I)``, cum ``(P, H, I + 1)``, targets ``(P, H)``;
+    starts ``(I,)`` or ``(P, I)``."""
     n = starts.shape[-1]
     idx = (cum[..., 1:] < targets[..., None]).sum(axis=-1)
-    hit = idx < n
-    j = np.minimum(idx, n - 1)
-    lead = np.indices(j.shape, sparse=True)
-    rate = rates[(*lead, j)]
-    before = cum[(*lead, j)]
-    at = starts[j] if starts.ndim == 1 else np.take_along_axis(starts, j, axis=-1)
+    j = np.minimum(idx, n - 1).ravel()
+    cells = np.arange(j.size)
+    rate = rates.reshape(-1, n)[cells, j]
+    before = cum.reshape(-1, n + 1)[cells, j]
+    if starts.ndim == 1:
+        at = starts[j]
+    else:  # one row of starts per patient, shared by their hazards
+        at = starts[cells // targets.shape[-1], j]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        times = at + (targets - before) / rate
-    return np.where(hit, times, np.inf)
+        times = at + (targets.ravel() - before) / rate
+    return np.where(idx < n, times.reshape(idx.shape), np.inf)
 
 
 def _patient_specific(h: Hazard) -> bool:
@@ -604,7 +621,7 @@ def plan_grids(
     times : array, shape (P, hazards)
         When each hazard of each patient reaches its target (``inf`` if never).
     """
-    if any(isinstance(d, Windows) for h in hazards for d in h.drivers):
+    if _has_windows(hazards):
         raise ValueError("plan_grids does not take hazards with windows")
     if any(plan.mmf is not plans[0].mmf for plan in plans):
         raise ValueError("plan_grids takes plans with one MMF schedule")
