@@ -563,17 +563,24 @@ def _prednisone_template(
     entry = shared.get(key)
     if entry is not None and entry[0] is plan.prednisone:
         return entry[1:]
-    plan_parts = [
-        Hazard(h.name, h.baseline_per_year, tuple(d for d in h.drivers if not _reads_pk(d)))
-        for h in hazards
-    ]
-    cuts = [np.array([0.0, t1])] + [h.breakpoints(plan, 0.0, t1) for h in plan_parts]
-    edges = np.unique(np.concatenate(cuts))
+    parts = shared.get(("plan parts", id(hazards)))
+    if parts is None or parts[0] is not hazards:
+        plan_parts = [
+            Hazard(h.name, h.baseline_per_year, tuple(d for d in h.drivers if not _reads_pk(d)))
+            for h in hazards
+        ]
+        own = [i for i, h in enumerate(hazards) if _patient_specific(h)]
+        parts = (hazards, plan_parts, own)
+        shared[("plan parts", id(hazards))] = parts
+    _, plan_parts, own = parts
+    cuts = {0.0, t1}
+    for h in plan_parts:
+        cuts.update(h.breakpoints(plan, 0.0, t1).tolist())
+    edges = np.array(sorted(cuts))
     starts, ends = edges[:-1], edges[1:]
     iv = Intervals(Plan(plan.prednisone, plan.mmf), starts, ends)
     rates = np.vstack([h._rate(iv) for h in plan_parts])
     _check_rates(rates)
-    own = [i for i, h in enumerate(hazards) if _patient_specific(h)]
     if len(shared) >= _SHARED_GRIDS_MAX:
         shared.clear()
     shared[key] = (plan.prednisone, starts, ends, rates, own)
