@@ -2,8 +2,9 @@
 
 Measures, for the base scenario (one site, 20 patients per trial):
 
-1. patient-years simulated per CPU-second by ``sim.run`` in this process (1,000
-   replicates from a cold start, the size of ``make run``);
+1. patient-years simulated per CPU-second by ``sim.run`` in one process, for runs
+   of 1,000 (the size of ``make run``) and 5,000 replicates, each from a cold
+   start (a fresh process: the per-scenario caches fill during the run);
 2. SimPy events processed per simulated patient-year;
 3. the speed ratio to the naive daily-tick SimPy model of the same protocol
    (``benchmarks/naive_daily_tick.py``), CPU time per patient-year, both models
@@ -28,6 +29,17 @@ from benchmarks.naive_daily_tick import speed_ratio
 from sim import load_scenario
 from sim.runner import run
 
+_THROUGHPUT_CHILD = """
+import sys, time
+from sim import load_scenario
+from sim.runner import run
+scenario = load_scenario(sys.argv[2])
+cpu0 = time.process_time()
+result = run(scenario, int(sys.argv[1]), seed=1, keep_patients=0)
+cpu = time.process_time() - cpu0
+print(float(result.replicates["patient_years"].sum()), cpu)
+"""
+
 _MEMORY_CHILD = """
 import resource, sys, tempfile
 from sim import load_scenario
@@ -41,28 +53,38 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=1000)
+    parser.add_argument("--replicates", default="1000,5000", help="replicate counts for throughput")
     parser.add_argument("--naive-patients", type=int, default=2000)
-    parser.add_argument("--speedup-replicates", type=int, default=600)
+    parser.add_argument("--speedup-replicates", type=int, default=4000)
     parser.add_argument("--memory", default="1000,20000", help="replicate counts for memory")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = parser.parse_args()
     if args.quick:
-        args.replicates, args.naive_patients, args.speedup_replicates = 40, 200, 60
+        args.replicates, args.naive_patients, args.speedup_replicates = "40", 200, 60
         args.memory = "50,200"
     scenario = load_scenario(BASE)
     print(f"machine: {machine()}")
 
-    # 1-2. throughput and events per patient-year, in process
+    # 1. throughput: each size in a fresh process, so every run starts with cold caches
+    for count in (int(x) for x in args.replicates.split(",")):
+        out = subprocess.run(
+            [sys.executable, "-c", _THROUGHPUT_CHILD, str(count), str(BASE)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
+        patient_years, cpu = (float(x) for x in out.stdout.split())
+        print(
+            f"run, {count:,} replicates in one process (from a cold start): "
+            f"{patient_years:,.0f} patient-years, {cpu:.2f} CPU s -> "
+            f"{patient_years / cpu:,.0f} patient-years per CPU-second"
+        )
+
+    # 2. events per patient-year
     with count_simpy_steps() as counter:
-        cpu0 = time.process_time()
-        result = run(scenario, args.replicates, seed=1, keep_patients=0)
-        cpu = time.process_time() - cpu0
+        result = run(scenario, 300, seed=1, keep_patients=0)
     patient_years = float(result.replicates["patient_years"].sum())
-    print(
-        f"run, {args.replicates} replicates in process: {patient_years:,.0f} patient-years, "
-        f"{cpu:.2f} CPU s -> {patient_years / cpu:,.0f} patient-years per CPU-second"
-    )
     print(
         f"SimPy events: {counter[0]:,} = {counter[0] / patient_years:.2f} per patient-year "
         "(site processes and screening included)"
