@@ -21,6 +21,7 @@ the same set of adverse events.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -358,14 +359,27 @@ class _Context:
 
 
 _CONTEXTS: dict[int, tuple[Scenario, _Context]] = {}
+_CONTEXTS_BY_CONTENT: dict[bytes, _Context] = {}
 
 
 def _context(scenario: Scenario) -> _Context:
+    """The scenario's context: by object, else by content.
+
+    A worker process receives a new copy of the scenario with every task (it is
+    pickled), so contexts are also found by the pickled content: the caches fill
+    once per worker, not once per task.
+    """
     entry = _CONTEXTS.get(id(scenario))
     if entry is None or entry[0] is not scenario:
-        if len(_CONTEXTS) >= 8:
+        content = pickle.dumps(scenario)
+        ctx = _CONTEXTS_BY_CONTENT.get(content)
+        if ctx is None:
+            if len(_CONTEXTS_BY_CONTENT) >= 8:
+                _CONTEXTS_BY_CONTENT.clear()
+            ctx = _CONTEXTS_BY_CONTENT[content] = _Context(scenario)
+        if len(_CONTEXTS) >= 64:
             _CONTEXTS.clear()
-        entry = (scenario, _Context(scenario))
+        entry = (scenario, ctx)
         _CONTEXTS[id(scenario)] = entry
     return entry[1]
 
