@@ -13,9 +13,10 @@ Time is in days. Day ``d`` is the whole day ``[d, d + 1)``; a dose given on day
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, NamedTuple, overload
 
@@ -92,9 +93,6 @@ class Schedule:
     doses_mg_per_day: tuple[float, ...]
     end_day: int
     doses_per_day: int = 1
-    _days: npt.NDArray[np.int64] = field(init=False, repr=False, compare=False)
-    _doses: FloatArray = field(init=False, repr=False, compare=False)
-    _cum_at_change: FloatArray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         days = tuple(int(d) for d in self.change_days)
@@ -140,17 +138,27 @@ class Schedule:
         object.__setattr__(self, "change_days", days)
         object.__setattr__(self, "doses_mg_per_day", doses)
         object.__setattr__(self, "end_day", end)
-        day_arr = np.array(days, dtype=np.int64)
-        dose_arr = np.array(doses, dtype=np.float64)
-        # the total before each change day, and at the end: the same additions, in the
-        # same order, as a cumulative sum (a few segments: Python beats numpy's overhead)
-        lengths = [b - a for a, b in itertools.pairwise((*days, end))]
-        cum = np.array(
+
+    # The arrays behind the lookups, built on first use: most schedules made along
+    # the way (a tail, a splice's parts) are never looked up.
+    @functools.cached_property
+    def _days(self) -> npt.NDArray[np.int64]:
+        return np.array(self.change_days, dtype=np.int64)
+
+    @functools.cached_property
+    def _doses(self) -> FloatArray:
+        return np.array(self.doses_mg_per_day, dtype=np.float64)
+
+    @functools.cached_property
+    def _cum_at_change(self) -> FloatArray:
+        """The total before each change day, and at the end."""
+        # the same additions, in the same order, as a cumulative sum (a few segments:
+        # Python beats numpy's overhead)
+        lengths = [b - a for a, b in itertools.pairwise((*self.change_days, self.end_day))]
+        doses = self.doses_mg_per_day
+        return np.array(
             [0.0, *itertools.accumulate(x * n for x, n in zip(doses, lengths, strict=True))]
         )
-        object.__setattr__(self, "_days", day_arr)
-        object.__setattr__(self, "_doses", dose_arr)
-        object.__setattr__(self, "_cum_at_change", cum)
 
     def _repr_html_(self) -> str:
         from sim.display import schedule_html
