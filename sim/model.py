@@ -639,7 +639,7 @@ class _Cohort:
             person = int(p.people.person[p.row])
             draws = self.stream("actions", name, person, occurrence).random(len(actions))
         day = math.floor(t) + 1  # today's doses were taken
-        status, taken = taken_actions(actions, draws)
+        status, taken = taken_actions(actions, draws.tolist())  # floats, not numpy scalars
         if status is not None:
             return status
         for action in taken:
