@@ -684,8 +684,9 @@ class _Cohort:
                 dtype=float,
             ),
         }
-        for name in self.ae_names:
-            out[f"ae_{name}"] = np.array([p.ae_counts[name] for p in ps], dtype=int)
+        counts = np.array([list(p.ae_counts.values()) for p in ps], dtype=int)
+        for j, name in enumerate(self.ae_names):  # ae_counts keep ae_names' order
+            out[f"ae_{name}"] = counts[:, j] if ps else np.zeros(0, dtype=int)
         return out
 
     def patient_columns(self) -> list[str]:

@@ -285,8 +285,9 @@ def _milestones(
     start = rec.start_date
     n = len(enrolment_days)
     duration = scenario.treatment.duration_days
+    screened = recruitment.screened_counts()
     out: dict[str, Any] = {
-        "screened": sum(recruitment.screened_counts()),
+        "screened": sum(screened),
         "enrolled": n,
         "target_reached": n >= rec.target_enrolled,
     }
@@ -304,10 +305,10 @@ def _milestones(
         out[f"{key}_day"] = day
         out[f"{key}_date"] = trial_date(start, day)
     out["completed_by_deadline"] = bool(out["target_reached"] and n and lplv <= rec.deadline_day)
-    counts = np.zeros(len(screening_criteria(scenario.eligibility)), dtype=np.int64)
-    for source, n in zip(recruitment.sources, recruitment.screened_counts(), strict=True):
-        counts = counts + source.failures(n)
     criteria = screening_criteria(scenario.eligibility)
+    counts = np.zeros(len(criteria), dtype=np.int64)
+    for source, n in zip(recruitment.sources, screened, strict=True):
+        counts = counts + source.failures(n)
     out["screen_failures"] = {c: int(n) for c, n in zip(criteria, counts, strict=True) if n}
     out["enrolled_per_site"] = {
         site.name: recruitment.site_enrolled[i] for i, site in enumerate(rec.sites)
