@@ -38,9 +38,8 @@ from sim.population import (
     THRESHOLD_SLOTS,
     Candidate,
     People,
-    draw_people,
+    PeopleSource,
     event_draws_at,
-    require_population,
     screening_criteria,
 )
 from sim.scenario import (
@@ -66,7 +65,6 @@ __all__ = [
     "WITHDRAWAL",
     "CohortResult",
     "EventRecord",
-    "PeopleSource",
     "apply_dose_action",
     "screen_people",
     "simulate_cohort",
@@ -738,72 +736,6 @@ class _Cohort:
             row["exit_reason"] = p.exit_reason
             rows.append(row)
         return rows
-
-
-_FIRST_BLOCK = 64
-"""People drawn per block at first; blocks then double (a size never changes who is drawn)."""
-_MAX_BLOCK = 256
-
-
-class PeopleSource:
-    """A stream's people in turn, drawn in growing blocks: ``next()`` gives (block, row)."""
-
-    def __init__(self, scenario: Scenario, rng: np.random.Generator, first_person: int) -> None:
-        self.population = require_population(scenario)
-        self.eligibility = scenario.eligibility
-        self.rng = rng
-        self.first_person = first_person
-        self.count = 0
-        self.blocks: list[People] = []
-        self._block: People | None = None
-        self._row = 0
-        self._size = _FIRST_BLOCK
-
-    def next_block(self) -> People:
-        """The next block of people, whole."""
-        if self._block is not None and self._row < len(self._block):
-            raise RuntimeError("the current block is not used up")
-        persons = np.arange(self._size) + self.first_person + self.count
-        self._block = draw_people(self.population, self.eligibility, self.rng, persons)
-        self.blocks.append(self._block)
-        self._row = len(self._block)
-        self.count += len(self._block)
-        self._size = min(2 * self._size, _MAX_BLOCK)
-        return self._block
-
-    def next(self) -> tuple[People, int]:
-        """The next person: their block and row."""
-        if self._block is None or self._row == len(self._block):
-            persons = np.arange(self._size) + self.first_person + self.count
-            self._block = draw_people(self.population, self.eligibility, self.rng, persons)
-            self.blocks.append(self._block)
-            self._row = 0
-            self._size = min(2 * self._size, _MAX_BLOCK)
-        row = self._row
-        self._row += 1
-        self.count += 1
-        return self._block, row
-
-    def screened(self, n: int | None = None) -> list[tuple[People, int]]:
-        """The first ``n`` people drawn (default: all), in order, as (block, row)."""
-        n = self.count if n is None else n
-        out: list[tuple[People, int]] = []
-        for b in self.blocks:
-            if len(out) >= n:
-                break
-            out += [(b, r) for r in range(min(len(b), n - len(out)))]
-        return out
-
-    def failures(self, n: int | None = None) -> np.ndarray:
-        """How many of the first ``n`` people drawn (default: all) fail each criterion."""
-        n = self.count if n is None else n
-        total = np.zeros(len(screening_criteria(self.eligibility)), dtype=np.int64)
-        for b in self.blocks:
-            if n <= 0:
-                break
-            total = total + b.failed[:n].sum(axis=0)
-            n -= len(b)
-        return total
 
 
 def screen_people(

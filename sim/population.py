@@ -48,6 +48,7 @@ __all__ = [
     "THRESHOLD_SLOTS",
     "Candidate",
     "People",
+    "PeopleSource",
     "draw_candidate",
     "draw_people",
     "eligibility_probability",
@@ -339,6 +340,85 @@ def draw_candidate(
         The person's index.
     """
     return draw_people(population, eligibility, rng, [person]).candidate(0)
+
+
+_FIRST_BLOCK = 64
+"""People drawn per block at first; blocks then double (a size never changes who is drawn)."""
+_MAX_BLOCK = 256
+
+
+class PeopleSource:
+    """A site's people in turn, drawn from its stream in growing blocks.
+
+    Person ``k`` is row ``k`` of the stream (:func:`draw_people`), whatever the
+    block sizes, so drawing ahead changes nobody's draws.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Needs ``[population]``; ``[eligibility]`` screens.
+    rng : numpy.random.Generator
+        The site's people stream.
+    first_person : int
+        The index of the site's first person (``PERSONS_PER_SITE x site``).
+    """
+
+    def __init__(self, scenario: Scenario, rng: np.random.Generator, first_person: int) -> None:
+        self.population = require_population(scenario)
+        self.eligibility = scenario.eligibility
+        self.rng = rng
+        self.first_person = first_person
+        self.count = 0
+        self.blocks: list[People] = []
+        self._block: People | None = None
+        self._row = 0
+        self._size = _FIRST_BLOCK
+
+    def next_block(self) -> People:
+        """The next block of people, whole."""
+        if self._block is not None and self._row < len(self._block):
+            raise RuntimeError("the current block is not used up")
+        persons = np.arange(self._size) + self.first_person + self.count
+        self._block = draw_people(self.population, self.eligibility, self.rng, persons)
+        self.blocks.append(self._block)
+        self._row = len(self._block)
+        self.count += len(self._block)
+        self._size = min(2 * self._size, _MAX_BLOCK)
+        return self._block
+
+    def next(self) -> tuple[People, int]:
+        """The next person: their block and row."""
+        if self._block is None or self._row == len(self._block):
+            persons = np.arange(self._size) + self.first_person + self.count
+            self._block = draw_people(self.population, self.eligibility, self.rng, persons)
+            self.blocks.append(self._block)
+            self._row = 0
+            self._size = min(2 * self._size, _MAX_BLOCK)
+        row = self._row
+        self._row += 1
+        self.count += 1
+        return self._block, row
+
+    def screened(self, n: int | None = None) -> list[tuple[People, int]]:
+        """The first ``n`` people drawn (default: all), in order, as (block, row)."""
+        n = self.count if n is None else n
+        out: list[tuple[People, int]] = []
+        for b in self.blocks:
+            if len(out) >= n:
+                break
+            out += [(b, r) for r in range(min(len(b), n - len(out)))]
+        return out
+
+    def failures(self, n: int | None = None) -> np.ndarray:
+        """How many of the first ``n`` people drawn (default: all) fail each criterion."""
+        n = self.count if n is None else n
+        total = np.zeros(len(screening_criteria(self.eligibility)), dtype=np.int64)
+        for b in self.blocks:
+            if n <= 0:
+                break
+            total = total + b.failed[:n].sum(axis=0)
+            n -= len(b)
+        return total
 
 
 def require_population(scenario: Scenario) -> PopulationSettings:

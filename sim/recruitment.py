@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import DosesimError
-from sim.model import CohortResult, PeopleSource, _Cohort, _result
-from sim.population import People, draw_people, screening_criteria
+from sim.model import CohortResult, _Cohort, _result
+from sim.population import People, PeopleSource, draw_people, screening_criteria
 from sim.scenario import DAYS_PER_MONTH, RecruitmentSettings, Scenario, Site
 from sim.streams import stream
 
