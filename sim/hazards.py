@@ -535,6 +535,8 @@ def _template(
     reused ids. Hazards with windows (patient-specific breakpoints) are never
     shared.
     """
+    if shared.setdefault(("hazards",), hazards) is not hazards:
+        raise ValueError("a cache of plan templates serves one list of hazards")
     key = (id(plan.prednisone), id(plan.mmf))
     entry = shared.get(key)
     if entry is not None and entry[0] is plan.prednisone and entry[1] is plan.mmf:
@@ -550,6 +552,7 @@ def _template(
     rates = rates[:, np.searchsorted(starts, split, side="right") - 1]
     if len(shared) >= _SHARED_GRIDS_MAX:
         shared.clear()
+        shared[("hazards",)] = hazards
     entry = (plan.prednisone, plan.mmf, split, edges[1:], rates, own, plan.mmf.dose_at(split))
     shared[key] = entry
     return entry[2:]
@@ -583,6 +586,7 @@ def _prednisone_template(
     _check_rates(rates)
     if len(shared) >= _SHARED_GRIDS_MAX:
         shared.clear()
+        shared[("hazards",)] = hazards
     shared[key] = (plan.prednisone, starts, ends, rates, own)
     return starts, ends, rates, own
 

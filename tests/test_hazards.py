@@ -146,3 +146,13 @@ def test_people_do_not_depend_on_the_block_size(seed: int, sizes: list[int]) -> 
     after = np.random.default_rng(seed)
     after.random(total * DRAWS_PER_PERSON)
     assert after.random() == rng.random()
+
+
+def test_a_template_cache_serves_one_list_of_hazards() -> None:
+    scenario, ctx, hazards = _scenario_parts()
+    mpa = _row_of(_models(scenario, 1, np.random.default_rng(3)), 0)
+    plan = Plan(ctx.prednisone(60.0), ctx.planned_mmf, mpa)
+    shared: dict = {}
+    HazardGrid(hazards[:3], plan, END, shared)
+    with pytest.raises(ValueError, match="one list of hazards"):
+        HazardGrid(hazards, plan, END, shared)
