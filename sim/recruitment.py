@@ -191,7 +191,6 @@ class _Recruitment:
         """
         env = self.cohort.env
         draw, spec = self.sites[i], self.site_specs[i]
-        arrivals = self.cohort.stream("arrivals", i)
         # this site's people, in turn (drawn in blocks; person k is row k of the stream)
         people = PeopleSource(
             self.cohort.scenario, self.cohort.stream("site_population", i), PERSONS_PER_SITE * i
@@ -199,6 +198,9 @@ class _Recruitment:
         self.sources.append(people)
         days: list[np.ndarray] = []  # arrival days of the people drawn, a block at a time
         self.arrival_days.append(days)
+        if spec.cap is not None and self.site_enrolled[i] >= spec.cap:
+            return  # full before it starts (enrolments observed before a re-forecast)
+        arrivals = self.cohort.stream("arrivals", i)
         t, rate = max(draw.activation_day, self.start_day), draw.rate_per_day
         while True:
             block = people.next_block()
