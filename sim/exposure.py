@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -356,19 +356,20 @@ def steady_state_window_auc(
     if not window_h >= 0:
         raise ValueError(f"window_h must be >= 0, got {window_h}")
     daily = np.asarray(dose_mg_per_day, dtype=np.float64)
-    if isinstance(doses_per_day, int | float):
-        tau_h = HOURS_PER_DAY / doses_per_day
-        whole_h = math.floor(window_h / tau_h)
-        if window_h - whole_h * tau_h == 0:  # whole dosing intervals: the same sums, fewer calls
-            auc = model.absorbed_mg(daily / doses_per_day) / np.asarray(model.cl_l_per_h)
-            return np.asarray(whole_h * auc, dtype=np.float64)
-    per_day = np.asarray(doses_per_day, dtype=np.float64)
-    tau = HOURS_PER_DAY / per_day
-    per_admin = daily / per_day
-    whole = np.floor(window_h / tau)
+    per_day: Any
+    if isinstance(doses_per_day, int | float):  # plain numbers: the same sums, fewer calls
+        per_day = doses_per_day
+        tau: Any = HOURS_PER_DAY / per_day
+        whole: Any = math.floor(window_h / tau)
+    else:
+        per_day = np.asarray(doses_per_day, dtype=np.float64)
+        tau = HOURS_PER_DAY / per_day
+        whole = np.floor(window_h / tau)
     rest = window_h - whole * tau
+    partial = bool(rest) if isinstance(rest, float) else bool(np.any(rest))
+    per_admin = daily / per_day
     auc_tau = model.absorbed_mg(per_admin) / np.asarray(model.cl_l_per_h)
-    if not np.any(rest):  # whole dosing intervals: AUC_tau each, no profile needed
+    if not partial:  # whole dosing intervals: AUC_tau each, no profile needed
         return np.asarray(whole * auc_tau, dtype=np.float64)
     k, ka = model._rates()
     coef = model.absorbed_mg(per_admin) * ka / (np.asarray(model.v_l) * (ka - k))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,9 +87,17 @@ class Intervals:
     same intervals, so they are computed on first use and kept.
     """
 
-    def __init__(self, plan: Plan, starts: FloatArray, ends: FloatArray) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        starts: FloatArray,
+        ends: FloatArray,
+        mmf_mg_per_day: FloatArray | None = None,
+    ) -> None:
         self.plan, self.starts, self.ends = plan, starts, ends
         self._cache: dict[str, FloatArray] = {}
+        if mmf_mg_per_day is not None:  # already known (a plan template keeps it)
+            self._cache["mmf"] = mmf_mg_per_day
 
     @property
     def prednisone_mg_per_day(self) -> FloatArray:
@@ -412,15 +420,12 @@ class HazardGrid:
             starts, ends, rates, own, mmf = _template(hazards, plan, t1, shared)
             if own:
                 rates = rates.copy()
-                iv = Intervals(plan, starts, ends)
-                iv._cache["mmf"] = mmf
+                iv = Intervals(plan, starts, ends, mmf)
                 for i in own:
                     rates[i] = rates[i] * _pk_multiplier(hazards[i], iv)
         if extra:
-            cuts = {*starts.tolist(), t1}
-            for d in extra.values():
-                cuts.update(d.breakpoints(plan, 0.0, t1).tolist())
-            edges = np.array(sorted(cuts))
+            cuts = (d.breakpoints(plan, 0.0, t1) for d in extra.values())
+            edges = _sorted_edges((*starts.tolist(), t1), *cuts)
             before = starts
             starts, ends = edges[:-1], edges[1:]
             rates = rates[:, np.searchsorted(before, starts, side="right") - 1]
@@ -437,7 +442,6 @@ class HazardGrid:
         self, starts: FloatArray, ends: FloatArray, rates: FloatArray, cum: FloatArray
     ) -> None:
         self.starts, self.ends, self.rates, self.cum = starts, ends, rates, cum
-        self.rows = np.arange(rates.shape[0])
 
     @classmethod
     def _of(
@@ -466,19 +470,14 @@ class HazardGrid:
 
     def crossing(self, targets: FloatArray) -> FloatArray:
         """When each hazard's cumulative hazard reaches its target (``inf`` if never)."""
-        n = self.starts.size
-        idx = (self.cum[:, 1:] < targets[:, None]).sum(axis=1)
-        j = np.minimum(idx, n - 1)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            times = self.starts[j] + (targets - self.cum[self.rows, j]) / self.rates[self.rows, j]
-        return np.where(idx < n, times, np.inf)
+        return _crossing(self.starts, self.rates, self.cum, targets)
 
 
 def _crossing(
     starts: FloatArray, rates: FloatArray, cum: FloatArray, targets: FloatArray
 ) -> FloatArray:
-    """Crossing times: rates ``(P, H, I)``, cum ``(P, H, I + 1)``, targets ``(P, H)``;
-    starts ``(I,)`` or ``(P, I)``."""
+    """Crossing times: rates ``([P,] H, I)``, cum ``([P,] H, I + 1)``, targets ``([P,] H)``;
+    starts ``(I,)``, or ``(P, I)`` for patients on grids of their own."""
     n = starts.shape[-1]
     idx = (cum[..., 1:] < targets[..., None]).sum(axis=-1)
     j = np.minimum(idx, n - 1).ravel()
@@ -513,6 +512,14 @@ def _pk_multiplier(h: Hazard, iv: Intervals) -> FloatArray:
     return np.asarray(m, dtype=np.float64)
 
 
+def _sorted_edges(points: Iterable[float], *more: FloatArray) -> FloatArray:
+    """The distinct points, sorted (a set and a sort beat np.unique on a few dozen)."""
+    cuts = set(points)
+    for a in more:
+        cuts.update(a.tolist())
+    return np.array(sorted(cuts))
+
+
 def _check_rates(rates: FloatArray) -> None:
     # the sum is finite only if every rate is (NaN and infinity both spread)
     if not (rates.min() >= 0 and math.isfinite(rates.sum())):
@@ -542,12 +549,8 @@ def _template(
     if entry is not None and entry[0] is plan.prednisone and entry[1] is plan.mmf:
         return entry[2:]
     starts, _, rates, own = _prednisone_template(hazards, plan, t1, shared)
-    cuts = {*starts.tolist(), t1}  # a set and a sort beat np.unique on a few dozen edges
-    for h in hazards:
-        for d in h.drivers:
-            if _reads_pk(d):
-                cuts.update(d.breakpoints(plan, 0.0, t1).tolist())
-    edges = np.array(sorted(cuts))
+    cuts = (d.breakpoints(plan, 0.0, t1) for h in hazards for d in h.drivers if _reads_pk(d))
+    edges = _sorted_edges((*starts.tolist(), t1), *cuts)
     split = edges[:-1]
     rates = rates[:, np.searchsorted(starts, split, side="right") - 1]
     if len(shared) >= _SHARED_GRIDS_MAX:
@@ -576,10 +579,7 @@ def _prednisone_template(
         parts = (hazards, plan_parts, own)
         shared[("plan parts", id(hazards))] = parts
     _, plan_parts, own = parts
-    cuts = {0.0, t1}
-    for h in plan_parts:
-        cuts.update(h.breakpoints(plan, 0.0, t1).tolist())
-    edges = np.array(sorted(cuts))
+    edges = _sorted_edges((0.0, t1), *(h.breakpoints(plan, 0.0, t1) for h in plan_parts))
     starts, ends = edges[:-1], edges[1:]
     iv = Intervals(Plan(plan.prednisone, plan.mmf), starts, ends)
     rates = np.vstack([h._rate(iv) for h in plan_parts])
@@ -648,8 +648,7 @@ def plan_grids(
     starts, ends, rates = starts_g[group], ends_g[group], rates_g[group]
     own = templates[0][3]
     if own:
-        iv = Intervals(Plan(plans[0].prednisone, plans[0].mmf, mpa), starts, ends)
-        iv._cache["mmf"] = mmf_g[group]
+        iv = Intervals(Plan(plans[0].prednisone, plans[0].mmf, mpa), starts, ends, mmf_g[group])
         for i in own:
             rates[:, i, :] *= _pk_multiplier(hazards[i], iv)
         _check_rates(rates)

@@ -150,17 +150,24 @@ class _Patient:
     def weight_kg(self) -> float:
         return float(self.people.weight_kg[self.row])
 
+    def _stop_day(self, duration: int) -> int | None:
+        """The first day without dosing for a patient who left early; None otherwise."""
+        if self.status in ("", "completed"):
+            return None
+        return min(math.floor(self.exit_day) + 1, duration)
+
     def prednisone_given_mg(self, duration: int) -> float:
         """Total prednisone taken on study (mg): up to the day of exit, inclusive."""
-        if self.status in ("", "completed"):
+        stop = self._stop_day(duration)
+        if stop is None:
             return self.prednisone.total_mg
-        return float(self.prednisone.cumulative(min(math.floor(self.exit_day) + 1, duration)))
+        return float(self.prednisone.cumulative(stop))
 
     def given(self, duration: int) -> tuple[Schedule, Schedule]:
         """The schedules as given: as planned up to the day of exit (inclusive)."""
-        if self.status in ("", "completed"):
+        stop = self._stop_day(duration)
+        if stop is None:
             return self.prednisone, self.mmf
-        stop = min(math.floor(self.exit_day) + 1, duration)
         return self.prednisone.truncated(stop), self.mmf.truncated(stop)
 
 

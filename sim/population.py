@@ -374,26 +374,29 @@ class PeopleSource:
         self._row = 0
         self._size = _FIRST_BLOCK
 
+    def _new_block(self) -> People:
+        """Draw the next block (the current one is used up: ``count`` rows so far)."""
+        persons = np.arange(self._size) + self.first_person + self.count
+        self._block = draw_people(self.population, self.eligibility, self.rng, persons)
+        self.blocks.append(self._block)
+        self._row = 0
+        self._size = min(2 * self._size, _MAX_BLOCK)
+        return self._block
+
     def next_block(self) -> People:
         """The next block of people, whole."""
         if self._block is not None and self._row < len(self._block):
             raise RuntimeError("the current block is not used up")
-        persons = np.arange(self._size) + self.first_person + self.count
-        self._block = draw_people(self.population, self.eligibility, self.rng, persons)
-        self.blocks.append(self._block)
-        self._row = len(self._block)
-        self.count += len(self._block)
-        self._size = min(2 * self._size, _MAX_BLOCK)
-        return self._block
+        block = self._new_block()
+        self._row = len(block)
+        self.count += len(block)
+        return block
 
     def next(self) -> tuple[People, int]:
         """The next person: their block and row."""
         if self._block is None or self._row == len(self._block):
-            persons = np.arange(self._size) + self.first_person + self.count
-            self._block = draw_people(self.population, self.eligibility, self.rng, persons)
-            self.blocks.append(self._block)
-            self._row = 0
-            self._size = min(2 * self._size, _MAX_BLOCK)
+            self._new_block()
+        assert self._block is not None
         row = self._row
         self._row += 1
         self.count += 1
