@@ -21,11 +21,13 @@ measures that error against a fine grid.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -152,9 +154,24 @@ def _inside(points: npt.ArrayLike, t0: float, t1: float) -> FloatArray:
     return p[(p > t0) & (p < t1)]
 
 
-def _band_values(values: FloatArray, edges: Sequence[float], mults: Sequence[float]) -> FloatArray:
+def _band_values(values: FloatArray, edges: FloatArray, mults: FloatArray) -> FloatArray:
     # a value equal to an edge falls in the band below it
-    return np.asarray(mults, dtype=np.float64)[np.searchsorted(edges, values, side="left")]
+    return mults[edges.searchsorted(values, side="left")]
+
+
+class _Bands:
+    """``edges`` and ``multipliers`` as arrays, made once (drivers are immutable)."""
+
+    edges: tuple[float, ...]
+    multipliers: tuple[float, ...]
+
+    @functools.cached_property
+    def _edges(self) -> FloatArray:
+        return np.array(self.edges, dtype=np.float64)
+
+    @functools.cached_property
+    def _mults(self) -> FloatArray:
+        return np.array(self.multipliers, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -173,7 +190,7 @@ class CurrentDose(Driver):
 
 
 @dataclass(frozen=True)
-class CurrentDoseBands(Driver):
+class CurrentDoseBands(_Bands, Driver):
     """A multiplier per band of the current prednisone dose (mg/day)."""
 
     edges: tuple[float, ...]
@@ -183,7 +200,7 @@ class CurrentDoseBands(Driver):
         return _inside(plan.prednisone.change_days, t0, t1)
 
     def _multiplier(self, iv: Intervals) -> FloatArray:
-        return _band_values(iv.prednisone_mg_per_day, self.edges, self.multipliers)
+        return _band_values(iv.prednisone_mg_per_day, self._edges, self._mults)
 
 
 @dataclass(frozen=True)
@@ -251,7 +268,7 @@ class MpaAuc(Driver):
 
 
 @dataclass(frozen=True)
-class MpaBands(Driver):
+class MpaBands(_Bands, Driver):
     """A multiplier per band of MPA AUC0-12 (mg*h/L) at the current MMF dose."""
 
     edges: tuple[float, ...]
@@ -261,11 +278,11 @@ class MpaBands(Driver):
         return _inside(plan.mmf.change_days, t0, t1)
 
     def _multiplier(self, iv: Intervals) -> FloatArray:
-        return _band_values(iv.mpa_auc0_12, self.edges, self.multipliers)
+        return _band_values(iv.mpa_auc0_12, self._edges, self._mults)
 
 
 @dataclass(frozen=True)
-class TimeBands(Driver):
+class TimeBands(_Bands, Driver):
     """A multiplier per band of time on study (days from the first dose)."""
 
     edges: tuple[float, ...]
@@ -276,8 +293,7 @@ class TimeBands(Driver):
 
     def _multiplier(self, iv: Intervals) -> FloatArray:
         # an interval starting on an edge belongs to the band above it
-        idx = np.searchsorted(self.edges, iv.starts, side="right")
-        return np.asarray(self.multipliers, dtype=np.float64)[idx]
+        return self._mults[self._edges.searchsorted(iv.starts, side="right")]
 
 
 @dataclass(frozen=True)
@@ -416,26 +432,29 @@ class HazardGrid:
         own: list[int] = []
         if shared is None or _has_windows(hazards):
             starts, ends, rates = _grid(hazards, plan, 0.0, t1)
+            widths = ends - starts
         else:
-            starts, ends, rates, own, mmf = _template(hazards, plan, t1, shared)
+            tpl = _template(hazards, plan, t1, shared)
+            starts, ends, widths, rates, own = tpl.starts, tpl.ends, tpl.widths, tpl.rates, tpl.own
             if own:
-                rates = rates.copy()
-                iv = Intervals(plan, starts, ends, mmf)
+                rates = rates.copy()  # the template's rows are shared: never written
+                iv = Intervals(plan, starts, ends, tpl.mmf_mg_per_day)
                 for i in own:
-                    rates[i] = rates[i] * _pk_multiplier(hazards[i], iv)
+                    rates[i] *= _pk_multiplier(hazards[i], iv)
         if extra:
             cuts = (d.breakpoints(plan, 0.0, t1) for d in extra.values())
             edges = _sorted_edges((*starts.tolist(), t1), *cuts)
             before = starts
             starts, ends = edges[:-1], edges[1:]
-            rates = rates[:, np.searchsorted(before, starts, side="right") - 1]
+            widths = ends - starts
+            rates = rates[:, before.searchsorted(starts, side="right") - 1]
             iv = Intervals(plan, starts, ends)
             for i, driver in extra.items():
-                rates[i] = rates[i] * driver._multiplier(iv)
+                rates[i] *= driver._multiplier(iv)
         if own or extra:
             _check_rates(rates)
         cum = np.zeros((len(hazards), starts.size + 1))
-        np.cumsum(rates * (ends - starts), axis=1, out=cum[:, 1:])
+        np.add.accumulate(rates * widths, 1, out=cum[:, 1:])  # what np.cumsum does
         self._set(starts, ends, rates, cum)
 
     def _set(
@@ -454,23 +473,33 @@ class HazardGrid:
 
     def at(self, t: float) -> FloatArray:
         """Each hazard's cumulative hazard from day 0 to ``t``."""
-        j = min(
-            max(int(np.searchsorted(self.starts, t, side="right")) - 1, 0), self.starts.size - 1
-        )
+        j = min(max(int(self.starts.searchsorted(t, side="right")) - 1, 0), self.starts.size - 1)
         return self.cum[:, j] + self.rates[:, j] * max(t - self.starts[j], 0.0)
 
     def crossing_one(self, k: int, target: float) -> float:
         """:meth:`crossing` for hazard ``k`` alone (the same arithmetic)."""
         cum = self.cum[k]
-        n = self.starts.size
-        idx = int(np.searchsorted(cum[1:], target, side="left"))  # cum[1:] never decreases
-        if idx >= n:
+        idx = int(cum[1:].searchsorted(target, side="left"))  # cum[1:] never decreases
+        if idx >= self.starts.size:
             return math.inf
-        return float(self.starts[idx] + (target - cum[idx]) / self.rates[k, idx])
+        return self.starts.item(idx) + (target - cum.item(idx)) / self.rates.item(k, idx)
 
     def crossing(self, targets: FloatArray) -> FloatArray:
         """When each hazard's cumulative hazard reaches its target (``inf`` if never)."""
-        return _crossing(self.starts, self.rates, self.cum, targets)
+        starts, rates, cum = self.starts, self.rates, self.cum
+        n = starts.size
+        # how many intervals end below each target: the crossing is in the next one
+        idx = np.add.reduce(cum[:, 1:] < targets[:, None], 1).tolist()
+        times = []
+        for h, i in enumerate(idx):  # a few hazards: plain floats beat numpy's overhead
+            if i >= n:
+                times.append(math.inf)
+                continue
+            rate = rates.item(h, i)
+            if not rate > 0:  # only for a target of 0 on a zero rate: numpy's 0/0
+                return _crossing(starts, rates, cum, targets)
+            times.append(starts.item(i) + (targets.item(h) - cum.item(h, i)) / rate)
+        return np.array(times)
 
 
 def _crossing(
@@ -499,17 +528,21 @@ def _patient_specific(h: Hazard) -> bool:
 
 
 def _reads_pk(d: Driver) -> bool:
-    """Whether a driver reads the patient's PK; these are also the only ones reading MMF."""
+    """Whether a driver reads the patient's PK; these are also the only ones reading MMF.
+
+    Their multipliers change only where the MMF dose changes (:func:`_template`
+    relies on this).
+    """
     return isinstance(d, MpaAuc | MpaBands)
 
 
 def _pk_multiplier(h: Hazard, iv: Intervals) -> FloatArray:
     """The product of a hazard's multipliers that read the patient's PK."""
-    m: Any = 1.0
+    m: Any = None
     for d in h.drivers:
         if _reads_pk(d):
-            m = m * d._multiplier(iv)
-    return np.asarray(m, dtype=np.float64)
+            m = d._multiplier(iv) if m is None else m * d._multiplier(iv)
+    return np.asarray(1.0 if m is None else m, dtype=np.float64)
 
 
 def _sorted_edges(points: Iterable[float], *more: FloatArray) -> FloatArray:
@@ -526,49 +559,83 @@ def _check_rates(rates: FloatArray) -> None:
         raise FloatingPointError("a hazard gave a rate that is not finite")
 
 
+class _Template(NamedTuple):
+    """A plan's intervals and the plan's part of every rate, shared by the patients on it."""
+
+    starts: FloatArray
+    ends: FloatArray
+    widths: FloatArray
+    """``ends - starts``, days."""
+    rates: FloatArray
+    """The plan's part of each hazard's rate on each interval, per day (hazards x intervals)."""
+    own: list[int]
+    """The hazards (rows) that a patient's own PK multiplies."""
+    mmf_mg_per_day: FloatArray
+    """The MMF dose on each interval."""
+
+
+class _PrednisoneTemplate(NamedTuple):
+    starts: list[float]
+    ends: FloatArray
+    rates: FloatArray
+    own: list[int]
+    reads_pk: bool
+
+
 def _template(
     hazards: Sequence[Hazard], plan: Plan, t1: float, shared: dict[tuple[Any, ...], Any]
-) -> tuple[FloatArray, FloatArray, FloatArray, list[int], FloatArray]:
+) -> _Template:
     """A plan's intervals, plan-only rates and MMF doses, computed once and shared.
 
     Patients on the same schedules (the same start dose, no modification yet)
     share the breakpoints and every rate that depends only on the plan; the rows
     of hazards driven by a patient's own PK (``own``) hold the part of the rate
     that depends on the plan, for each patient to multiply by their own part.
-    Only the PK drivers read the MMF plan, so the plan's part of every rate
-    depends on prednisone alone: it is computed once per prednisone schedule and
-    split at the MMF plan's breakpoints (a dose change of MMF costs no new rates).
-    Entries hold the schedules themselves, so an identity check guards against
-    reused ids. Hazards with windows (patient-specific breakpoints) are never
-    shared.
+    Only the PK drivers read the MMF plan, and they change only where the MMF
+    dose does, so the plan's part of every rate depends on prednisone alone: it
+    is computed once per prednisone schedule and split at the MMF plan's change
+    days (a dose change of MMF costs no new rates). Entries hold the schedules
+    themselves, so an identity check guards against reused ids. Hazards with
+    windows (patient-specific breakpoints) are never shared.
     """
     if shared.setdefault(("hazards",), hazards) is not hazards:
         raise ValueError("a cache of plan templates serves one list of hazards")
     key = (id(plan.prednisone), id(plan.mmf))
     entry = shared.get(key)
     if entry is not None and entry[0] is plan.prednisone and entry[1] is plan.mmf:
-        return entry[2:]
-    starts, _, rates, own = _prednisone_template(hazards, plan, t1, shared)
-    cuts = (d.breakpoints(plan, 0.0, t1) for h in hazards for d in h.drivers if _reads_pk(d))
-    edges = _sorted_edges((*starts.tolist(), t1), *cuts)
-    split = edges[:-1]
-    rates = rates[:, np.searchsorted(starts, split, side="right") - 1]
+        return entry[2]
+    pred = _prednisone_template(hazards, plan, t1, shared)
+    mmf = plan.mmf
+    # a few dozen points: sorted lists and bisect beat numpy's per-call overhead
+    split = pred.starts
+    if pred.reads_pk:
+        cuts = {float(d) for d in mmf.change_days if 0 < d < t1}.difference(split)
+        if cuts:
+            split = sorted(cuts.union(split))
+    if split is pred.starts:
+        rates = pred.rates
+    else:
+        rates = pred.rates[:, [bisect.bisect_right(pred.starts, x) - 1 for x in split]]
+    days, doses, end = mmf.change_days, mmf.doses_mg_per_day, mmf.end_day
+    mmf_mg = [doses[bisect.bisect_right(days, x) - 1] if 0 <= x < end else 0.0 for x in split]
+    starts = np.array(split)
+    ends = np.array([*split[1:], t1])
+    tpl = _Template(starts, ends, ends - starts, rates, pred.own, np.array(mmf_mg, dtype=float))
     if len(shared) >= _SHARED_GRIDS_MAX:
         shared.clear()
         shared[("hazards",)] = hazards
-    entry = (plan.prednisone, plan.mmf, split, edges[1:], rates, own, plan.mmf.dose_at(split))
-    shared[key] = entry
-    return entry[2:]
+    shared[key] = (plan.prednisone, plan.mmf, tpl)
+    return tpl
 
 
 def _prednisone_template(
     hazards: Sequence[Hazard], plan: Plan, t1: float, shared: dict[tuple[Any, ...], Any]
-) -> tuple[FloatArray, FloatArray, FloatArray, list[int]]:
+) -> _PrednisoneTemplate:
     """The plan's part of every rate, on the breakpoints of every driver but the PK ones."""
     key = ("prednisone", id(plan.prednisone))
     entry = shared.get(key)
     if entry is not None and entry[0] is plan.prednisone:
-        return entry[1:]
+        return entry[1]
     parts = shared.get(("plan parts", id(hazards)))
     if parts is None or parts[0] is not hazards:
         plan_parts = [
@@ -576,9 +643,10 @@ def _prednisone_template(
             for h in hazards
         ]
         own = [i for i, h in enumerate(hazards) if _patient_specific(h)]
-        parts = (hazards, plan_parts, own)
+        reads_pk = any(_reads_pk(d) for h in hazards for d in h.drivers)
+        parts = (hazards, plan_parts, own, reads_pk)
         shared[("plan parts", id(hazards))] = parts
-    _, plan_parts, own = parts
+    _, plan_parts, own, reads_pk = parts
     edges = _sorted_edges((0.0, t1), *(h.breakpoints(plan, 0.0, t1) for h in plan_parts))
     starts, ends = edges[:-1], edges[1:]
     iv = Intervals(Plan(plan.prednisone, plan.mmf), starts, ends)
@@ -587,8 +655,9 @@ def _prednisone_template(
     if len(shared) >= _SHARED_GRIDS_MAX:
         shared.clear()
         shared[("hazards",)] = hazards
-    shared[key] = (plan.prednisone, starts, ends, rates, own)
-    return starts, ends, rates, own
+    pred = _PrednisoneTemplate(starts.tolist(), ends, rates, own, reads_pk)
+    shared[key] = (plan.prednisone, pred)
+    return pred
 
 
 def plan_grids(
@@ -637,16 +706,17 @@ def plan_grids(
     if any(plan.mmf is not plans[0].mmf for plan in plans):
         raise ValueError("plan_grids takes plans with one MMF schedule")
     templates = [_template(hazards, plan, t1, shared) for plan in plans]
-    width = max(t[0].size for t in templates)
+    width = max(t.starts.size for t in templates)
     starts_g = np.full((len(plans), width), float(t1))
     ends_g = starts_g.copy()
     rates_g = np.zeros((len(plans), len(hazards), width))
     mmf_g = np.zeros((len(plans), width))  # no dose on the padding (at t1)
-    for g, (st, en, rt, _, mmf) in enumerate(templates):
-        starts_g[g, : st.size], ends_g[g, : st.size], rates_g[g, :, : st.size] = st, en, rt
-        mmf_g[g, : st.size] = mmf
+    for g, tpl in enumerate(templates):
+        size = tpl.starts.size
+        starts_g[g, :size], ends_g[g, :size], rates_g[g, :, :size] = tpl.starts, tpl.ends, tpl.rates
+        mmf_g[g, :size] = tpl.mmf_mg_per_day
     starts, ends, rates = starts_g[group], ends_g[group], rates_g[group]
-    own = templates[0][3]
+    own = templates[0].own
     if own:
         iv = Intervals(Plan(plans[0].prednisone, plans[0].mmf, mpa), starts, ends, mmf_g[group])
         for i in own:

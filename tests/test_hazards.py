@@ -25,6 +25,7 @@ from sim.hazards import (
     Plan,
     TimeBands,
     Windows,
+    _crossing,
     _grid,
     plan_grids,
 )
@@ -156,3 +157,35 @@ def test_a_template_cache_serves_one_list_of_hazards() -> None:
     HazardGrid(hazards[:3], plan, END, shared)
     with pytest.raises(ValueError, match="one list of hazards"):
         HazardGrid(hazards, plan, END, shared)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_hazards=st.integers(1, 8),
+    n_intervals=st.integers(1, 30),
+    zero_rates=st.booleans(),
+)
+def test_one_grid_crossings_equal_the_batched_routine(
+    seed: int, n_hazards: int, n_intervals: int, zero_rates: bool
+) -> None:
+    """A grid's crossings (plain floats) are exactly those of the numpy routine."""
+    rng = np.random.default_rng(seed)
+    edges = np.unique(np.round(rng.uniform(0, END, n_intervals + 1), 1))
+    if edges.size < 2:
+        edges = np.array([0.0, END])
+    starts, ends = edges[:-1], edges[1:]
+    rates = rng.exponential(0.01, (n_hazards, starts.size))
+    if zero_rates:
+        rates[rng.random(rates.shape) < 0.5] = 0.0
+    cum = np.zeros((n_hazards, starts.size + 1))
+    np.cumsum(rates * (ends - starts), axis=1, out=cum[:, 1:])
+    # targets inside, beyond the end, and exactly on a cumulative value
+    targets = rng.exponential(1.0, n_hazards) * rng.choice([0.01, 0.5, 5.0], n_hazards)
+    targets[0] = cum[0, rng.integers(1, starts.size + 1)] or targets[0]
+    grid = HazardGrid._of(starts, ends, rates, cum)
+    expected = _crossing(starts, rates, cum, targets)
+    np.testing.assert_array_equal(grid.crossing(targets), expected)
+    for k in range(n_hazards):
+        one = grid.crossing_one(k, float(targets[k]))
+        assert one == expected[k] or (np.isnan(one) and np.isnan(expected[k]))
