@@ -149,9 +149,11 @@ class Driver(ABC):
         return m
 
 
-def _inside(points: npt.ArrayLike, t0: float, t1: float) -> FloatArray:
-    p = np.asarray(points, dtype=np.float64)
-    return p[(p > t0) & (p < t1)]
+def _inside(points: Sequence[float] | FloatArray, t0: float, t1: float) -> FloatArray:
+    if isinstance(points, np.ndarray):
+        return points[(points > t0) & (points < t1)]
+    # a few points (change days, windows): a list beats numpy's per-call overhead
+    return np.array([float(p) for p in points if t0 < p < t1], dtype=np.float64)
 
 
 def _band_values(values: FloatArray, edges: FloatArray, mults: FloatArray) -> FloatArray:
@@ -433,21 +435,26 @@ class HazardGrid:
         if shared is None or _has_windows(hazards):
             starts, ends, rates = _grid(hazards, plan, 0.0, t1)
             widths = ends - starts
+            split = starts.tolist()
         else:
             tpl = _template(hazards, plan, t1, shared)
             starts, ends, widths, rates, own = tpl.starts, tpl.ends, tpl.widths, tpl.rates, tpl.own
+            split = tpl.starts_list
             if own:
                 rates = rates.copy()  # the template's rows are shared: never written
                 iv = Intervals(plan, starts, ends, tpl.mmf_mg_per_day)
                 for i in own:
                     rates[i] *= _pk_multiplier(hazards[i], iv)
         if extra:
-            cuts = (d.breakpoints(plan, 0.0, t1) for d in extra.values())
-            edges = _sorted_edges((*starts.tolist(), t1), *cuts)
-            before = starts
-            starts, ends = edges[:-1], edges[1:]
-            widths = ends - starts
-            rates = rates[:, before.searchsorted(starts, side="right") - 1]
+            cuts = {t for d in extra.values() for t in d.breakpoints(plan, 0.0, t1).tolist()}
+            cuts.difference_update(split)
+            if cuts:
+                new = sorted(cuts.union(split))
+                rates = rates.take([bisect.bisect_right(split, x) - 1 for x in new], 1)
+                starts, ends = np.array(new), np.array([*new[1:], t1])
+                widths = ends - starts
+            else:
+                rates = rates.copy()
             iv = Intervals(plan, starts, ends)
             for i, driver in extra.items():
                 rates[i] *= driver._multiplier(iv)
@@ -572,6 +579,7 @@ class _Template(NamedTuple):
     """The hazards (rows) that a patient's own PK multiplies."""
     mmf_mg_per_day: FloatArray
     """The MMF dose on each interval."""
+    starts_list: list[float]
 
 
 class _PrednisoneTemplate(NamedTuple):
@@ -615,12 +623,13 @@ def _template(
     if split is pred.starts:
         rates = pred.rates
     else:
-        rates = pred.rates[:, [bisect.bisect_right(pred.starts, x) - 1 for x in split]]
+        rates = pred.rates.take([bisect.bisect_right(pred.starts, x) - 1 for x in split], 1)
     days, doses, end = mmf.change_days, mmf.doses_mg_per_day, mmf.end_day
     mmf_mg = [doses[bisect.bisect_right(days, x) - 1] if 0 <= x < end else 0.0 for x in split]
     starts = np.array(split)
     ends = np.array([*split[1:], t1])
-    tpl = _Template(starts, ends, ends - starts, rates, pred.own, np.array(mmf_mg, dtype=float))
+    mmf_arr = np.array(mmf_mg, dtype=float)
+    tpl = _Template(starts, ends, ends - starts, rates, pred.own, mmf_arr, split)
     if len(shared) >= _SHARED_GRIDS_MAX:
         shared.clear()
         shared[("hazards",)] = hazards
