@@ -254,10 +254,10 @@ def apply_dose_action(
             top = max(resumed.doses_mg_per_day)
             cap = max(top - 1000 * action.resume_reduce_by_g_per_day, 1000 * action.floor_g_per_day)
             resumed = resumed.capped_at(min(cap, top))
-        new_tail = Schedule.constant(0.0, held, tail.doses_per_day).splice(held, resumed)
+        new_tail = Schedule._derived((0,), (0.0,), held, tail.doses_per_day).splice(held, resumed)
         return prednisone, mmf.splice(day, new_tail), "mmf", f"MMF held for {held} days"
     if isinstance(action, MmfStop):
-        stopped = Schedule.constant(0.0, duration - day, mmf.doses_per_day)
+        stopped = Schedule._derived((0,), (0.0,), duration - day, mmf.doses_per_day)
         return prednisone, mmf.splice(day, stopped), "mmf", "MMF stopped"
     if not isinstance(action, PrednisoneReescalate):
         return None  # leaving is an exit, not a dose change

@@ -13,6 +13,7 @@ Time is in days. Day ``d`` is the whole day ``[d, d + 1)``; a dose given on day
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import math
@@ -270,7 +271,7 @@ class Schedule:
         day = _whole_day(day, self.end_day)
         if day == self.end_day:
             return Schedule._derived((), (), 0, self.doses_per_day)
-        first = int(np.searchsorted(self._days, day, side="right")) - 1
+        first = bisect.bisect_right(self.change_days, day) - 1
         days = (0,) + tuple(d - day for d in self.change_days[first + 1 :])
         return Schedule._derived(
             days, self.doses_mg_per_day[first:], self.end_day - day, self.doses_per_day
