@@ -397,6 +397,14 @@ def _rows_of(model: OralOneCompartment, rows: np.ndarray) -> OralOneCompartment:
     return OralOneCompartment._unchecked(**fields)
 
 
+def _slice_of(model: OralOneCompartment, part: slice) -> OralOneCompartment:
+    """The PK model of a run of patients of a vector model (views)."""
+    fields = dict(vars(model))
+    fields["cl_l_per_h"] = np.asarray(model.cl_l_per_h)[part]
+    fields["v_l"] = np.asarray(model.v_l)[part]
+    return OralOneCompartment._unchecked(**fields)
+
+
 def _row_of(model: OralOneCompartment, row: int) -> OralOneCompartment:
     """One patient's PK model (scalars) from a vector model."""
     fields = dict(vars(model))
@@ -409,8 +417,8 @@ def _row_of(model: OralOneCompartment, row: int) -> OralOneCompartment:
 class _Prepared:
     """A block's eligible people, ready to enrol: start doses, PK, first event times.
 
-    The first crossing of every hazard is computed for all of a block's
-    eligible people on the same plan at once (:func:`sim.hazards.plan_grids`).
+    The first crossing of every hazard is computed for the eligible people of
+    one or many blocks at once (:func:`prepare_blocks`, :func:`sim.hazards.plan_grids`).
     """
 
     start_mg: np.ndarray
@@ -422,6 +430,77 @@ class _Prepared:
     """The eligible people's grids from :func:`sim.hazards.plan_grids`: starts, ends, rates, cum."""
     index: np.ndarray
     """Each person's index into ``batch`` (-1 for the ineligible)."""
+
+
+def prepare_blocks(
+    scenario: Scenario, blocks: Sequence[People], more_targets: np.ndarray | None = None
+) -> list[_Prepared]:
+    """Blocks of people ready to enrol, computed together: start doses, PK, first event times.
+
+    Everything is per person (first crossings on padded plan grids, see
+    :func:`sim.hazards.plan_grids`), so blocks computed together or apart are the
+    same; together, the per-call costs of numpy are paid once. ``more_targets``:
+    the first thresholds of hazards beyond the row's slots (one block only).
+    """
+    ctx = _context(scenario)
+    assert scenario.exposure is not None
+    hazards = ctx.hazards
+    n_hazards = len(hazards)
+    if len(blocks) == 1:
+        people = blocks[0]
+        weight, per_kg, normals = people.weight_kg, people.start_mg_per_kg, people.pk_normals
+        thresholds, eligible = people.thresholds, people.eligible
+    else:
+        if more_targets is not None:
+            raise ValueError("more_targets goes with one block")
+        weight = np.concatenate([b.weight_kg for b in blocks])
+        per_kg = np.concatenate([b.start_mg_per_kg for b in blocks])
+        normals = np.concatenate([b.pk_normals for b in blocks])
+        thresholds = np.concatenate([b.thresholds for b in blocks])
+        eligible = np.concatenate([b.eligible for b in blocks])
+    n = weight.size
+    rows = np.flatnonzero(eligible)
+    weights, per_kgs = weight.tolist(), per_kg.tolist()
+    start_of = {r: ctx.start_mg(weights[r], per_kgs[r]) for r in rows.tolist()}
+    start = np.full(n, math.nan)
+    start[rows] = list(start_of.values())
+    mpa_params = scenario.exposure.mpa
+    mpa = pk_model(mpa_params, weight, etas_from_normals(mpa_params, normals[:, :2]))
+    targets = thresholds[:, :n_hazards].copy()
+    if more_targets is not None:
+        targets = np.concatenate((targets, more_targets), axis=1)
+    elif n_hazards > THRESHOLD_SLOTS:
+        raise ValueError(f"{n_hazards} hazards need more_targets beyond {THRESHOLD_SLOTS} slots")
+    times = np.full((n, n_hazards), np.inf)
+    batch: tuple[np.ndarray, ...] = ()
+    index = np.full(n, -1)
+    if rows.size:
+        doses = sorted(set(start_of.values()))
+        at = {mg: g for g, mg in enumerate(doses)}
+        group = np.array([at[mg] for mg in start_of.values()])
+        plans = [Plan(ctx.prednisone(mg), ctx.planned_mmf) for mg in doses]
+        starts, ends, rates, cum, first = plan_grids(
+            hazards,
+            plans,
+            group,
+            _rows_of(mpa, rows),
+            float(ctx.duration),
+            ctx.shared_grids,
+            targets[rows],
+        )
+        times[rows] = first
+        batch, index[rows] = (starts, ends, rates, cum), np.arange(rows.size)
+    out = []
+    offset = 0
+    for b in blocks:  # each block's rows; the grids stay one batch, indexed by `index`
+        end = offset + len(b)
+        part = slice(offset, end)
+        block_mpa = mpa if len(blocks) == 1 else _slice_of(mpa, part)
+        out.append(
+            _Prepared(start[part], block_mpa, None, targets[part], times[part], batch, index[part])
+        )
+        offset = end
+    return out
 
 
 class _Cohort:
@@ -458,56 +537,20 @@ class _Cohort:
         entry = self._prepared.get(id(people))
         if entry is not None and entry[0] is people:
             return entry[1]
-        s, ctx = self.scenario, self.ctx
-        assert s.exposure is not None
-        n, n_hazards = len(people), len(self.hazards)
-        rows = np.flatnonzero(people.eligible)
-        weights, per_kg = people.weight_kg.tolist(), people.start_mg_per_kg.tolist()
-        start_of = {r: ctx.start_mg(weights[r], per_kg[r]) for r in rows.tolist()}
-        start = np.full(n, math.nan)
-        start[rows] = list(start_of.values())
-        mpa = pk_model(
-            s.exposure.mpa,
-            people.weight_kg,
-            etas_from_normals(s.exposure.mpa, people.pk_normals[:, :2]),
-        )
-        targets = people.thresholds[:, :n_hazards].copy()
+        more = None
+        n_hazards = len(self.hazards)
         if n_hazards > THRESHOLD_SLOTS:  # more hazards than slots: the rest from streams
-            more = np.zeros((n, n_hazards - THRESHOLD_SLOTS))
-            for r in rows:
+            more = np.zeros((len(people), n_hazards - THRESHOLD_SLOTS))
+            for r in np.flatnonzero(people.eligible):
                 rng = self.stream("hazards", int(people.person[r]))
                 more[r] = rng.standard_exponential(n_hazards - THRESHOLD_SLOTS)
-            targets = np.concatenate((targets, more), axis=1)
-        times = np.full((n, n_hazards), np.inf)
-        batch: tuple[np.ndarray, ...] = ()
-        index = np.full(n, -1)
-        if rows.size:
-            doses = sorted(set(start_of.values()))
-            at = {mg: g for g, mg in enumerate(doses)}
-            group = np.array([at[mg] for mg in start_of.values()])
-            plans = [Plan(ctx.prednisone(mg), ctx.planned_mmf) for mg in doses]
-            starts, ends, rates, cum, first = plan_grids(
-                self.hazards,
-                plans,
-                group,
-                _rows_of(mpa, rows),
-                float(self.duration),
-                ctx.shared_grids,
-                targets[rows],
-            )
-            times[rows] = first
-            batch, index[rows] = (starts, ends, rates, cum), np.arange(rows.size)
-        prepared = _Prepared(
-            start,
-            mpa,
-            None,
-            targets,
-            times,
-            batch,
-            index,
-        )
-        self._prepared[id(people)] = (people, prepared)
+        prepared = prepare_blocks(self.scenario, [people], more)[0]
+        self.adopt(people, prepared)
         return prepared
+
+    def adopt(self, people: People, prepared: _Prepared) -> None:
+        """Use ``prepared`` (from :func:`prepare_blocks`) for a block of people."""
+        self._prepared[id(people)] = (people, prepared)
 
     def _prednisolone_cl(self, p: _Patient) -> np.ndarray:
         """Prednisolone CL (L/h) of the patient's block: only the tables report it."""

@@ -25,6 +25,7 @@ A row holds, in order:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,6 +54,7 @@ __all__ = [
     "draw_people",
     "eligibility_probability",
     "event_draws_at",
+    "first_blocks",
     "screening_criteria",
 ]
 
@@ -235,6 +237,17 @@ class People:
     def __len__(self) -> int:
         return int(self.person.size)
 
+    def rows(self, start: int, stop: int) -> People:
+        """People ``start`` to ``stop - 1`` of the block, as a block (views, not copies)."""
+        return People(
+            **{
+                f.name: getattr(self, f.name)
+                if f.name == "criteria"
+                else getattr(self, f.name)[start:stop]
+                for f in dataclasses.fields(self)
+            }
+        )
+
     def candidate(self, i: int) -> Candidate:
         """Person ``i`` of the block as a :class:`Candidate`."""
         start = float(self.start_mg_per_kg[i])
@@ -283,8 +296,21 @@ def draw_people(
         The people's indices.
     """
     ids = np.asarray(persons, dtype=np.int64).reshape(-1)
+    return _people_from_rows(population, eligibility, rng.random((ids.size, DRAWS_PER_PERSON)), ids)
+
+
+def _people_from_rows(
+    population: PopulationSettings,
+    eligibility: EligibilitySettings | None,
+    u: npt.NDArray[np.float64],
+    ids: npt.NDArray[np.int64],
+) -> People:
+    """People from their rows of uniforms (``u``: one row of DRAWS_PER_PERSON per person).
+
+    Every step is elementwise per person, so people computed together or apart
+    are the same.
+    """
     how = _screening(population, eligibility)
-    u = rng.random((ids.size, DRAWS_PER_PERSON))
     female = u[:, 0] < population.female_fraction
     age = np.round(how.age.draw(u[:, 1]), 2)
     median = np.where(female, population.weight_median_female_kg, population.weight_median_male_kg)
@@ -342,6 +368,25 @@ def draw_candidate(
     return draw_people(population, eligibility, rng, [person]).candidate(0)
 
 
+def first_blocks(
+    scenario: Scenario, sources: Sequence[tuple[np.random.Generator, int]]
+) -> list[People]:
+    """The first block of people of several sources at once (e.g. many replicates' sites).
+
+    Each source is a stream and the index of its first person; its first block
+    is drawn from the stream as :class:`PeopleSource` would draw it (hand both
+    to ``PeopleSource(..., first_block=)``). Drawing many blocks in one pass
+    spares the per-call cost of numpy on blocks of 64.
+    """
+    population = require_population(scenario)
+    if not sources:
+        return []
+    u = np.concatenate([rng.random((_FIRST_BLOCK, DRAWS_PER_PERSON)) for rng, _ in sources])
+    ids = np.concatenate([np.arange(_FIRST_BLOCK, dtype=np.int64) + first for _, first in sources])
+    everyone = _people_from_rows(population, scenario.eligibility, u, ids)
+    return [everyone.rows(k * _FIRST_BLOCK, (k + 1) * _FIRST_BLOCK) for k in range(len(sources))]
+
+
 _FIRST_BLOCK = 64
 """People drawn per block at first; blocks then double (a size never changes who is drawn)."""
 _MAX_BLOCK = 256
@@ -363,7 +408,13 @@ class PeopleSource:
         The index of the site's first person (``PERSONS_PER_SITE x site``).
     """
 
-    def __init__(self, scenario: Scenario, rng: np.random.Generator, first_person: int) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        rng: np.random.Generator,
+        first_person: int,
+        first_block: People | None = None,
+    ) -> None:
         self.population = require_population(scenario)
         self.eligibility = scenario.eligibility
         self.rng = rng
@@ -373,11 +424,19 @@ class PeopleSource:
         self._block: People | None = None
         self._row = 0
         self._size = _FIRST_BLOCK
+        if first_block is not None and (
+            len(first_block) != _FIRST_BLOCK or int(first_block.person[0]) != first_person
+        ):
+            raise ValueError("first_block is not this source's first block (see first_blocks)")
+        self._first_block = first_block
 
     def _new_block(self) -> People:
         """Draw the next block (the current one is used up: ``count`` rows so far)."""
-        persons = np.arange(self._size) + self.first_person + self.count
-        self._block = draw_people(self.population, self.eligibility, self.rng, persons)
+        if self._first_block is not None:  # drawn already from this stream (first_blocks)
+            self._block, self._first_block = self._first_block, None
+        else:
+            persons = np.arange(self._size) + self.first_person + self.count
+            self._block = draw_people(self.population, self.eligibility, self.rng, persons)
         self.blocks.append(self._block)
         self._row = 0
         self._size = min(2 * self._size, _MAX_BLOCK)

@@ -35,7 +35,7 @@ import pandas as pd
 
 from sim.errors import DosesimError
 from sim.fileio import atomic_write_bytes, atomic_write_text
-from sim.recruitment import simulate_trial
+from sim.recruitment import simulate_trials
 from sim.scenario import Scenario
 
 __all__ = ["RunResult", "replicate_row", "run"]
@@ -104,8 +104,9 @@ def _run_chunk(scenario: Scenario, seed: int, first: int, last: int, keep: int) 
     """Replicates ``first`` .. ``last - 1``: their rows and, for those below ``keep``, tables."""
     rows = []
     kept: dict[str, list[pd.DataFrame]] = {name: [] for name in _KEPT_TABLES}
-    for r in range(first, last):
-        trial = simulate_trial(scenario, seed, r, tables=r < keep)
+    replicates = range(first, last)
+    trials = simulate_trials(scenario, seed, replicates, range(keep))
+    for r, trial in zip(replicates, trials, strict=True):
         rows.append(replicate_row(scenario, r, trial))
         if r < keep:
             for name, table in _kept_tables(scenario, r, trial).items():

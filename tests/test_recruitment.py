@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -12,6 +13,8 @@ from sim import load_scenario, simulate_trial
 from sim.cli import main
 from sim.errors import DosesimError
 from sim.forecast import forecast, read_observed
+from sim.recruitment import simulate_trials
+from sim.scenario import Scenario
 from tests.conftest import BASE, SCENARIOS
 
 SCENARIO = load_scenario(BASE)
@@ -228,3 +231,24 @@ def test_a_site_full_before_a_reforecast_screens_nobody() -> None:
         screened = trial.cohort.screened  # type: ignore[union-attr]
         assert not (screened["person"] // 1_000_000 == 0).any()
         assert m["enrolled"] == len(trial.patients)
+
+
+@pytest.mark.parametrize("scenario", [SCENARIO, FOUR], ids=["one site", "four sites"])
+@pytest.mark.parametrize("batch", [1, 3, 64])
+def test_replicates_in_batches_equal_replicates_one_by_one(scenario: Scenario, batch: int) -> None:
+    """simulate_trials draws sites' first people for many replicates at once: same results."""
+    replicates = [5, 0, 7, 1, 2, 9, 3]
+    tables = {0, 9}
+    together = list(simulate_trials(scenario, 11, replicates, tables, batch=batch))
+    for r, trial in zip(replicates, together, strict=True):
+        alone = simulate_trial(scenario, 11, r, tables=r in tables)
+        assert trial.milestones == alone.milestones
+        assert trial.enrolment_rows == alone.enrolment_rows
+        for key, value in alone.outcomes.items():
+            np.testing.assert_array_equal(trial.outcomes[key], value)
+        if r in tables:
+            assert trial.cohort is not None and alone.cohort is not None
+            pd.testing.assert_frame_equal(trial.cohort.patients, alone.cohort.patients)
+            pd.testing.assert_frame_equal(trial.cohort.events, alone.cohort.events)
+        else:
+            assert trial.cohort is None
