@@ -13,7 +13,7 @@ The public API::
 from sim.errors import DosesimError, ScenarioError
 from sim.forecast import ForecastResult, forecast
 from sim.model import CohortResult, simulate_cohort
-from sim.recruitment import TrialResult, simulate_trial
+from sim.recruitment import TrialResult, simulate_trial, simulate_trials
 from sim.runner import RunResult, run
 from sim.scenario import Scenario, load_scenario, scenario_from_dict
 from sim.schedule import (
@@ -48,4 +48,5 @@ __all__ = [
     "scenario_from_dict",
     "simulate_cohort",
     "simulate_trial",
+    "simulate_trials",
 ]
