@@ -115,6 +115,12 @@ class OralOneCompartment:
             object.__setattr__(model, name, value)
         return model
 
+    def _replaced(self, **fields: object) -> OralOneCompartment:
+        """A copy with some fields replaced, without the checks (values already valid)."""
+        model = object.__new__(type(self))
+        model.__dict__.update(self.__dict__, **fields)
+        return model
+
     def __post_init__(self) -> None:
         for name in ("cl_l_per_h", "v_l", "ka_per_h"):
             value = np.asarray(getattr(self, name), dtype=np.float64)

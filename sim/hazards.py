@@ -310,10 +310,16 @@ class Windows(Driver):
 
     def _multiplier(self, iv: Intervals) -> FloatArray:
         starts = iv.starts
-        inside = np.zeros(starts.shape, dtype=bool)
+        if starts.ndim != 1:
+            inside = np.zeros(starts.shape, dtype=bool)
+            for a, b in self.windows:
+                inside |= (starts >= a) & (starts < b)
+            return np.where(inside, self.factor, 1.0)
+        # one patient's intervals, in order: each window is a run of them
+        m = np.ones(starts.shape)
         for a, b in self.windows:
-            inside |= (starts >= a) & (starts < b)
-        return np.where(inside, self.factor, 1.0)
+            m[starts.searchsorted(a) : starts.searchsorted(b)] = self.factor
+        return m
 
 
 def driver_from(m: Multiplier) -> Driver:

@@ -391,26 +391,20 @@ def _context(scenario: Scenario) -> _Context:
 
 def _rows_of(model: OralOneCompartment, rows: np.ndarray) -> OralOneCompartment:
     """The PK model of some patients of a vector model, as ``(len(rows), 1)`` arrays."""
-    fields = dict(vars(model))
-    fields["cl_l_per_h"] = np.asarray(model.cl_l_per_h)[rows, None]
-    fields["v_l"] = np.asarray(model.v_l)[rows, None]
-    return OralOneCompartment._unchecked(**fields)
+    cl, v = np.asarray(model.cl_l_per_h), np.asarray(model.v_l)
+    return model._replaced(cl_l_per_h=cl[rows, None], v_l=v[rows, None])
 
 
 def _slice_of(model: OralOneCompartment, part: slice) -> OralOneCompartment:
     """The PK model of a run of patients of a vector model (views)."""
-    fields = dict(vars(model))
-    fields["cl_l_per_h"] = np.asarray(model.cl_l_per_h)[part]
-    fields["v_l"] = np.asarray(model.v_l)[part]
-    return OralOneCompartment._unchecked(**fields)
+    cl, v = np.asarray(model.cl_l_per_h), np.asarray(model.v_l)
+    return model._replaced(cl_l_per_h=cl[part], v_l=v[part])
 
 
 def _row_of(model: OralOneCompartment, row: int) -> OralOneCompartment:
     """One patient's PK model (scalars) from a vector model."""
-    fields = dict(vars(model))
-    fields["cl_l_per_h"] = float(np.asarray(model.cl_l_per_h)[row])
-    fields["v_l"] = float(np.asarray(model.v_l)[row])
-    return OralOneCompartment._unchecked(**fields)
+    cl, v = np.asarray(model.cl_l_per_h), np.asarray(model.v_l)
+    return model._replaced(cl_l_per_h=cl.item(row), v_l=v.item(row))
 
 
 @dataclass
