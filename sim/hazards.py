@@ -586,9 +586,12 @@ class _Template(NamedTuple):
     mmf_mg_per_day: FloatArray
     """The MMF dose on each interval."""
     starts_list: list[float]
+    """``starts`` as floats, for merging with other breakpoints."""
 
 
 class _PrednisoneTemplate(NamedTuple):
+    """The plan's part of every rate on the prednisone schedule's breakpoints (no MMF's)."""
+
     starts: list[float]
     ends: FloatArray
     rates: FloatArray

@@ -395,7 +395,7 @@ def simulate_trials(
     seed : int
         The run's seed (>= 0).
     replicates : sequence of int
-        Which replicates, in the order they are yielded.
+        Which replicates (each once), in the order they are yielded.
     tables : collection of int
         The replicates whose per-patient tables are built (``tables=True``).
     batch : int
@@ -403,6 +403,8 @@ def simulate_trials(
         90 kB per replicate and site).
     """
     rec = _require(scenario)
+    if len(set(replicates)) != len(replicates):
+        raise ValueError("simulate_trials takes each replicate once")
     ahead = len(_context(scenario).hazards) <= THRESHOLD_SLOTS
     for at in range(0, len(replicates), batch):
         group = replicates[at : at + batch]

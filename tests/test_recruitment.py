@@ -252,3 +252,8 @@ def test_replicates_in_batches_equal_replicates_one_by_one(scenario: Scenario, b
             pd.testing.assert_frame_equal(trial.cohort.events, alone.cohort.events)
         else:
             assert trial.cohort is None
+
+
+def test_replicates_in_batches_are_each_taken_once() -> None:
+    with pytest.raises(ValueError, match="each replicate once"):
+        list(simulate_trials(SCENARIO, 1, [0, 1, 0]))
