@@ -599,6 +599,15 @@ class _PrednisoneTemplate(NamedTuple):
     reads_pk: bool
 
 
+def _remember(shared: dict[tuple[Any, ...], Any], key: tuple[Any, ...], entry: Any) -> None:
+    """Keep ``entry`` in a template cache; a full cache is emptied first (its hazards kept)."""
+    if len(shared) >= _SHARED_GRIDS_MAX:
+        hazards = shared[("hazards",)]
+        shared.clear()
+        shared[("hazards",)] = hazards
+    shared[key] = entry
+
+
 def _template(
     hazards: Sequence[Hazard], plan: Plan, t1: float, shared: dict[tuple[Any, ...], Any]
 ) -> _Template:
@@ -639,10 +648,7 @@ def _template(
     ends = np.array([*split[1:], t1])
     mmf_arr = np.array(mmf_mg, dtype=float)
     tpl = _Template(starts, ends, ends - starts, rates, pred.own, mmf_arr, split)
-    if len(shared) >= _SHARED_GRIDS_MAX:
-        shared.clear()
-        shared[("hazards",)] = hazards
-    shared[key] = (plan.prednisone, plan.mmf, tpl)
+    _remember(shared, key, (plan.prednisone, plan.mmf, tpl))
     return tpl
 
 
@@ -670,11 +676,8 @@ def _prednisone_template(
     iv = Intervals(Plan(plan.prednisone, plan.mmf), starts, ends)
     rates = np.vstack([h._rate(iv) for h in plan_parts])
     _check_rates(rates)
-    if len(shared) >= _SHARED_GRIDS_MAX:
-        shared.clear()
-        shared[("hazards",)] = hazards
     pred = _PrednisoneTemplate(starts.tolist(), ends, rates, own, reads_pk)
-    shared[key] = (plan.prednisone, pred)
+    _remember(shared, key, (plan.prednisone, pred))
     return pred
 
 

@@ -40,21 +40,13 @@ from sim.recruitment import (
     _draw_sites,
     simulate_trial,
 )
-from sim.scenario import DAYS_PER_MONTH
+from sim.scenario import DAYS_PER_MONTH, EXCLUSION_CONDITIONS
 from tests.conftest import SCENARIOS
 
 BASE = SCENARIOS / "nct05129410.toml"
 FOUR_SITES = SCENARIOS / "nct05129410_four_sites.toml"
 START = date(2020, 12, 1)  # the base scenario's recruitment.start_date
 FAR_DEADLINE = date(2100, 1, 1)
-CONDITIONS = (
-    "anti_mda5_positive",
-    "necrotizing_myopathy",
-    "immunosuppressant_within_3_months",
-    "other_connective_tissue_disease",
-    "cancer",
-    "active_infection",
-)
 
 
 def _population(screen_failure: float = 0.0) -> dict[str, Any]:
@@ -68,7 +60,7 @@ def _population(screen_failure: float = 0.0) -> dict[str, Any]:
         "population.age_min_years": 18.0,
         "population.age_max_years": 70.0,
         "population.prevalence": {
-            c: (screen_failure if c == "cancer" else 0.0) for c in CONDITIONS
+            c: (screen_failure if c == "cancer" else 0.0) for c in EXCLUSION_CONDITIONS
         },
     }
 
