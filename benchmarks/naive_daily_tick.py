@@ -316,8 +316,8 @@ def simulate_event_driven(scenario: Scenario, n_patients: int, seed: int) -> pd.
     so both sides of the ratio do the same work.
     """
     cohort = _Cohort(scenario, seed, 0, log=False)
-    for block, row in screen_people(scenario, n_patients, seed)[1]:
-        cohort.enrol(block, row, 0.0)
+    enrolled = screen_people(scenario, n_patients, seed)[1]
+    cohort.enrol_all(enrolled, [0.0] * len(enrolled))
     cohort.env.run()
     columns = ["patient_id", "weight_kg", "status", "exit_day", "cumulative_prednisone_mg"]
     columns += [f"ae_{n}" for n in cohort.ae_names]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -113,7 +113,7 @@ class Adjustment:
     reason: str
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Patient:
     patient_id: int
     people: People
@@ -129,7 +129,7 @@ class _Patient:
     targets: np.ndarray
     first_times: np.ndarray
     first_grid: tuple[tuple[np.ndarray, ...], int]
-    death_windows: list[tuple[float, float]] = field(default_factory=list)
+    death_windows: tuple[tuple[float, float], ...] = ()
     exit_day: float = math.nan
     status: str = ""
     exit_reason: str = ""
@@ -295,6 +295,7 @@ class _Context:
             tuple(scenario.adverse_events[n].actions) if n in scenario.adverse_events else ()
             for n in (h.name for h in self.hazards)
         ]
+        self.raise_after = dropout.death_raised_after
         self.planned_mmf = build_mmf(scenario.mmf, self.duration)
         self.shared_grids: dict[tuple[Any, ...], Any] = {}
         self._prednisone: dict[float, Schedule] = {}
@@ -546,6 +547,19 @@ class _Cohort:
         """Use ``prepared`` (from :func:`prepare_blocks`) for a block of people."""
         self._prepared[id(people)] = (people, prepared)
 
+    def enrol_all(self, enrolled: Sequence[tuple[People, int]], days: Sequence[float]) -> None:
+        """Enrol people ``(block, row)``, each on a trial day; their blocks prepared together.
+
+        The same as :meth:`enrol` one by one (preparation is per person), with
+        numpy's per-call costs paid once for all the blocks.
+        """
+        blocks = list({id(b): b for b, _ in enrolled}.values())
+        if blocks and len(self.hazards) <= THRESHOLD_SLOTS:  # else each block with its streams
+            for block, prepared in zip(blocks, prepare_blocks(self.scenario, blocks), strict=True):
+                self.adopt(block, prepared)
+        for (block, row), day in zip(enrolled, days, strict=True):
+            self.enrol(block, row, day)
+
     def _prednisolone_cl(self, p: _Patient) -> np.ndarray:
         """Prednisolone CL (L/h) of the patient's block: only the tables report it."""
         prep = p.prepared
@@ -559,7 +573,7 @@ class _Cohort:
     def enrol(self, people: People, row: int, enrol_day: float) -> None:
         """Enrol eligible person ``row`` of a block, starting on trial day ``enrol_day``."""
         prep = self._prepare(people)
-        start = float(prep.start_mg[row])
+        start = prep.start_mg.item(row)
         patient = _Patient(
             patient_id=len(self.patients) + 1,
             people=people,
@@ -573,7 +587,7 @@ class _Cohort:
             ae_counts=dict.fromkeys(self.ae_names, 0),
             targets=prep.targets[row].copy(),
             first_times=prep.times[row],
-            first_grid=(prep.batch, int(prep.index[row])),
+            first_grid=(prep.batch, prep.index.item(row)),
         )
         self.patients.append(patient)
         self.env.process(self._run(patient))
@@ -589,14 +603,7 @@ class _Cohort:
             return None
         raise_ = self.scenario.dropout.death_raised_after  # type: ignore[union-attr]
         assert raise_ is not None
-        return {self.ctx.death_index: Windows(tuple(p.death_windows), raise_.multiplier)}
-
-    def _event_draws(self, p: _Patient, k: int, occurrence: int, count: int) -> np.ndarray | None:
-        """The reserved uniforms of hazard k's occurrence: threshold then actions (or None)."""
-        at = event_draws_at(k, occurrence)
-        if at is None or count > DRAWS_PER_OCCURRENCE:
-            return None
-        return p.people.event_draws[p.row, at : at + count]
+        return {self.ctx.death_index: Windows(p.death_windows, raise_.multiplier)}
 
     def _run(self, p: _Patient) -> Any:
         env = self.env
@@ -605,7 +612,8 @@ class _Cohort:
         if self.keep_log:
             detail = f"weight {p.weight_kg} kg, prednisone {p.start_mg:g} mg/day"
             self._record(p, 0.0, "enrolled", detail)
-        person = int(p.people.person[p.row])
+        hazards, ctx = self.hazards, self.ctx
+        draws_of, row = p.people.event_draws, p.row
         # Each hazard fires when its cumulative hazard from day 0 reaches a target: an
         # Exp(1) draw, then one more Exp(1) each time it fires (from the person's row for
         # the first occurrences, then from a stream per hazard and occurrence).
@@ -622,18 +630,19 @@ class _Cohort:
                 self._exit(p, end, "completed", "")
                 return
             fired[k] += 1
-            name = self.hazards[k].name
-            draws = self._event_draws(p, k, fired[k], 1)
-            if draws is not None:
-                targets[k] -= math.log1p(-float(draws[0]))
+            name = hazards[k].name
+            at = event_draws_at(k, fired[k])
+            if at is not None:
+                targets[k] -= math.log1p(-draws_of.item(row, at))
             else:
+                person = p.people.person.item(row)
                 targets[k] += self.stream("hazard", name, person, fired[k]).standard_exponential()
             yield env.timeout(t_next - t)
             t = t_next
-            if k == self.ctx.withdrawal_index:
+            if k == ctx.withdrawal_index:
                 self._exit(p, t, "withdrawn", WITHDRAWAL)
                 return
-            if k == self.ctx.death_index:
+            if k == ctx.death_index:
                 self._exit(p, t, "died", DEATH)
                 return
             p.ae_counts[name] += 1
@@ -647,9 +656,7 @@ class _Cohort:
                 # the plan changed from the next day on: the cumulative hazard up to
                 # now is unchanged, so the targets stay valid on the new grid
                 plan = Plan(p.prednisone, p.mmf, p.mpa)
-                grid = HazardGrid(
-                    self.hazards, plan, end, self.ctx.shared_grids, extra=self._windows(p)
-                )
+                grid = HazardGrid(hazards, plan, end, ctx.shared_grids, extra=self._windows(p))
                 times = grid.crossing(targets)
             else:  # same grid, same targets but one: only that hazard's time moves
                 if grid is None:
@@ -665,20 +672,19 @@ class _Cohort:
     # -- the protocol's reactions -----------------------------------------
     def _act(self, p: _Patient, k: int, t: float) -> str:
         """Apply an event's actions in order; returns an exit status, or ''."""
-        s = self.scenario
         name = self.hazards[k].name
-        raise_ = s.dropout.death_raised_after if s.dropout else None
+        raise_ = self.ctx.raise_after
         if raise_ is not None and raise_.event == name:
-            p.death_windows.append((t, t + raise_.days))
+            p.death_windows = (*p.death_windows, (t, t + raise_.days))
         actions = self.ctx.actions[k]
         if not actions:
             return ""
         occurrence = p.ae_counts[name]
-        draws = self._event_draws(p, k, occurrence, 1 + len(actions))
-        if draws is not None:
-            draws = draws[1:]
+        at = event_draws_at(k, occurrence)
+        if at is not None and len(actions) < DRAWS_PER_OCCURRENCE:  # the threshold, then these
+            draws = p.people.event_draws[p.row, at + 1 : at + 1 + len(actions)]
         else:
-            person = int(p.people.person[p.row])
+            person = p.people.person.item(p.row)
             draws = self.stream("actions", name, person, occurrence).random(len(actions))
         day = math.floor(t) + 1  # today's doses were taken
         status, taken = taken_actions(actions, draws.tolist())  # floats, not numpy scalars
@@ -690,20 +696,22 @@ class _Cohort:
             change = self.ctx.dose_action(action, p.weight_kg, p.prednisone, p.mmf, day)
             if change is not None:
                 p.prednisone, p.mmf, drug, detail = change
-                self._adjust(p, drug, day, f"{name}: {action.action}", detail, t)
+                if self.keep_log:
+                    self._adjust(p, drug, day, name, action.action, detail, t)
         return ""
 
-    def _adjust(self, p: _Patient, drug: str, day: int, reason: str, detail: str, t: float) -> None:
-        if not self.keep_log:
-            return
-        self.adjustments.append(Adjustment(p.patient_id, drug, day, reason))
-        event = {
+    def _adjust(
+        self, p: _Patient, drug: str, day: int, event: str, action: str, detail: str, t: float
+    ) -> None:
+        """Log a dose modification on ``day`` after ``event`` (its reason: 'event: action')."""
+        self.adjustments.append(Adjustment(p.patient_id, drug, day, f"{event}: {action}"))
+        done = {
             "mmf_reduce": "mmf_reduced",
             "mmf_hold": "mmf_held",
             "mmf_stop": "mmf_stopped",
             "prednisone_reescalate": "prednisone_reescalated",
-        }[reason.split(": ", 1)[1]]
-        self._record(p, t, event, f"{detail} from day {day} ({reason.split(':')[0]})")
+        }[action]
+        self._record(p, t, done, f"{detail} from day {day} ({event})")
 
     # -- results ----------------------------------------------------------
     def outcomes(self) -> dict[str, Any]:
@@ -800,9 +808,16 @@ def screen_people(
                 f"{scenario.source or scenario.name}: screened {source.count} people and found "
                 f"only {len(enrolled)} eligible; check [population.prevalence] and [eligibility]"
             )
-        block, row = source.next()
-        if block.eligible[row]:
-            enrolled.append((block, row))
+        # the rest of the current block, up to the limit, or to the last eligible needed
+        block, start = source.rest()
+        stop = min(len(block), start + limit - source.count)
+        rows = np.flatnonzero(block.eligible[start:stop]) + start
+        need = n_patients - len(enrolled)
+        if rows.size >= need:
+            rows = rows[:need]
+            stop = int(rows[-1]) + 1
+        source.advance(stop - start)
+        enrolled += [(block, row) for row in rows.tolist()]
     return source, enrolled
 
 
@@ -850,8 +865,7 @@ def simulate_cohort(
         raise DosesimError("enrolment days must be finite and >= 0")
     cohort = _Cohort(scenario, seed, replicate)
     source, enrolled = screen_people(scenario, n_patients, seed, replicate)
-    for (block, row), day in zip(enrolled, days, strict=True):
-        cohort.enrol(block, row, day)
+    cohort.enrol_all(enrolled, days)
     cohort.env.run()
     return _result(cohort, [b.candidate(r) for b, r in source.screened()])
 

@@ -453,13 +453,22 @@ class PeopleSource:
 
     def next(self) -> tuple[People, int]:
         """The next person: their block and row."""
+        block, row = self.rest()
+        self.advance(1)
+        return block, row
+
+    def rest(self) -> tuple[People, int]:
+        """The current block and its first row not yet drawn (a new block if it is used up)."""
         if self._block is None or self._row == len(self._block):
             self._new_block()
         assert self._block is not None
-        row = self._row
-        self._row += 1
-        self.count += 1
-        return self._block, row
+        return self._block, self._row
+
+    def advance(self, rows: int) -> None:
+        """Count the next ``rows`` people of the current block (see :meth:`rest`) as drawn."""
+        assert self._block is not None and 0 <= rows <= len(self._block) - self._row
+        self._row += rows
+        self.count += rows
 
     def screened(self, n: int | None = None) -> list[tuple[People, int]]:
         """The first ``n`` people drawn (default: all), in order, as (block, row)."""

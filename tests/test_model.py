@@ -14,9 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import build_schedules, load_scenario, simulate_cohort
+from sim import build_schedules, load_scenario, model, simulate_cohort
 from sim.cli import main
 from sim.errors import DosesimError
+from sim.model import screen_people
+from sim.population import PeopleSource
+from sim.streams import stream
 from tests.conftest import BASE, REPO
 
 SCENARIO = load_scenario(BASE)
@@ -67,6 +70,49 @@ def test_screening_records_every_failed_criterion() -> None:
         flagged = {c.removeprefix("fails_") for c in s.columns if c.startswith("fails_")}
         assert names == {c for c in flagged if getattr(row, f"fails_{c}")}
     assert (result.patients["person"].to_numpy() == s.loc[s["eligible"], "person"].to_numpy()).all()
+
+
+def _screen_one_by_one(n: int, seed: int, limit: int) -> tuple[int, list[tuple[int, int]]]:
+    """The reference for screen_people: one person at a time (rows counted, eligible persons)."""
+    source = PeopleSource(SCENARIO, stream(seed, "replicate", 0, "site_population", 0), 0)
+    found: list[tuple[int, int]] = []
+    while len(found) < n and source.count < limit:
+        block, row = source.next()
+        if block.eligible[row]:
+            found.append((int(block.person[row]), row))
+    return source.count, found
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(0, 400), seed=st.integers(0, 2**32))
+def test_screening_by_blocks_stops_at_the_last_eligible_needed(n: int, seed: int) -> None:
+    source, enrolled = screen_people(SCENARIO, n, seed)
+    count, found = _screen_one_by_one(n, seed, 10**9)
+    assert source.count == count and len(source.screened()) == count
+    assert [(int(b.person[r]), r) for b, r in enrolled] == found
+
+
+@pytest.mark.parametrize("n", [7, 150])  # the limit falls inside the first, the third block
+def test_screening_gives_up_after_its_limit(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model, "_MAX_SCREENED_PER_ENROLLED", 1)  # n people for n patients
+    count, found = _screen_one_by_one(n, 5, n)
+    assert count == n and len(found) < n  # the reference gives up too
+    with pytest.raises(DosesimError, match=f"screened {n} people and found only {len(found)} "):
+        screen_people(SCENARIO, n, 5)
+
+
+def test_enrolling_all_at_once_equals_one_by_one() -> None:
+    enrolled = screen_people(SCENARIO, 300, 8)[1]
+    days = [float(d % 50) for d in range(len(enrolled))]
+    together = model._Cohort(SCENARIO, 8, 0)
+    together.enrol_all(enrolled, days)
+    apart = model._Cohort(SCENARIO, 8, 0)
+    for (block, row), day in zip(enrolled, days, strict=True):
+        apart.enrol(block, row, day)
+    for cohort in (together, apart):
+        cohort.env.run()
+    assert together.patient_rows() == apart.patient_rows()
+    assert together.log == apart.log
 
 
 def test_same_seed_same_tables_in_an_independent_process(tmp_path: Path) -> None:
