@@ -55,11 +55,14 @@ __all__ = [
     "cumulative_hazards",
     "driver_from",
     "next_event_times",
+    "pk_level_multipliers",
     "plan_grids",
 ]
 
 DAYS_PER_YEAR = 365.25
 _SHARED_GRIDS_MAX = 20_000
+MMF_LEVELS = ("mmf levels",)
+"""Key of a template cache's MMF doses (a list, mg/day) for :func:`pk_level_multipliers`."""
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -431,11 +434,14 @@ class HazardGrid:
         t1: float,
         shared: dict[tuple[Any, ...], Any] | None = None,
         extra: dict[int, Driver] | None = None,
+        pk_levels: FloatArray | None = None,
     ) -> None:
         """Parameters: the hazards, the plan, the end of follow-up ``t1`` (days), optionally
-        ``shared`` (plan grids shared between patients, see :func:`plan_grids`) and
+        ``shared`` (plan grids shared between patients, see :func:`plan_grids`),
         ``extra``: one more driver per hazard index (e.g. a patient's windows of raised
-        risk), whose breakpoints split the shared grid.
+        risk), whose breakpoints split the shared grid, and ``pk_levels``: the patient's
+        multipliers of the hazards that read PK at the cache's MMF doses
+        (:func:`pk_level_multipliers`), looked up instead of computed again.
         """
         own: list[int] = []
         if shared is None or _has_windows(hazards):
@@ -448,9 +454,13 @@ class HazardGrid:
             split = tpl.starts_list
             if own:
                 rates = rates.copy()  # the template's rows are shared: never written
-                iv = Intervals(plan, starts, ends, tpl.mmf_mg_per_day)
-                for i in own:
-                    rates[i] *= _pk_multiplier(hazards[i], iv)
+                if pk_levels is not None and tpl.level_col is not None:
+                    # a PK multiplier reads nothing but the interval's MMF dose
+                    rates[own] = tpl.own_rates * pk_levels.take(tpl.level_col, 1)
+                else:
+                    iv = Intervals(plan, starts, ends, tpl.mmf_mg_per_day)
+                    for i in own:
+                        rates[i] *= _pk_multiplier(hazards[i], iv)
         if extra:
             cuts = {t for d in extra.values() for t in d.breakpoints(plan, 0.0, t1).tolist()}
             cuts.difference_update(split)
@@ -587,6 +597,10 @@ class _Template(NamedTuple):
     """The MMF dose on each interval."""
     starts_list: list[float]
     """``starts`` as floats, for merging with other breakpoints."""
+    own_rates: FloatArray
+    """``rates[own]``."""
+    level_col: npt.NDArray[np.intp] | None
+    """Each interval's MMF dose as a column of the cache's MMF doses (None: not all are)."""
 
 
 class _PrednisoneTemplate(NamedTuple):
@@ -600,11 +614,12 @@ class _PrednisoneTemplate(NamedTuple):
 
 
 def _remember(shared: dict[tuple[Any, ...], Any], key: tuple[Any, ...], entry: Any) -> None:
-    """Keep ``entry`` in a template cache; a full cache is emptied first (its hazards kept)."""
+    """Keep ``entry`` in a template cache; a full cache is emptied first (its hazards and MMF
+    doses kept)."""
     if len(shared) >= _SHARED_GRIDS_MAX:
-        hazards = shared[("hazards",)]
+        keep = {k: shared[k] for k in (("hazards",), MMF_LEVELS) if k in shared}
         shared.clear()
-        shared[("hazards",)] = hazards
+        shared.update(keep)
     shared[key] = entry
 
 
@@ -647,7 +662,16 @@ def _template(
     starts = np.array(split)
     ends = np.array([*split[1:], t1])
     mmf_arr = np.array(mmf_mg, dtype=float)
-    tpl = _Template(starts, ends, ends - starts, rates, pred.own, mmf_arr, split)
+    levels = shared.get(MMF_LEVELS)
+    level_col = None
+    if levels is not None and pred.own:
+        column = {dose: j for j, dose in enumerate(levels)}
+        if all(dose in column for dose in mmf_mg):  # else the PK part is computed afresh
+            level_col = np.array([column[dose] for dose in mmf_mg], dtype=np.intp)
+    own_rates = rates.take(pred.own, 0)
+    tpl = _Template(
+        starts, ends, ends - starts, rates, pred.own, mmf_arr, split, own_rates, level_col
+    )
     _remember(shared, key, (plan.prednisone, plan.mmf, tpl))
     return tpl
 
@@ -746,6 +770,43 @@ def plan_grids(
     cum = np.zeros((group.size, len(hazards), width + 1))
     np.cumsum(rates * (ends - starts)[:, None, :], axis=2, out=cum[:, :, 1:])
     return starts, ends, rates, cum, _crossing(starts, rates, cum, targets)
+
+
+def pk_level_multipliers(
+    hazards: Sequence[Hazard], plan: Plan, levels: Sequence[float]
+) -> FloatArray | None:
+    """Patients' multipliers of the hazards that read PK, at each MMF dose of ``levels``.
+
+    Parameters
+    ----------
+    hazards : sequence of Hazard
+    plan : Plan
+        With the patients' MPA models as arrays of shape ``(P, 1)`` (the PK
+        drivers read those, and the MMF schedule's doses per day).
+    levels : sequence of float
+        MMF doses, mg/day: those of a template cache (``MMF_LEVELS``).
+
+    Returns
+    -------
+    array of shape (P, hazards that read PK, levels), or None
+        In the order of the plan templates' ``own`` rows; None when no hazard
+        reads PK or one has windows. The PK drivers read nothing but the MMF
+        dose, so the multiplier at a dose is the one on any interval at that
+        dose (the same elementwise arithmetic), for :class:`HazardGrid`.
+    """
+    own = [i for i, h in enumerate(hazards) if _patient_specific(h)]
+    if not own or any(isinstance(d, Windows) for i in own for d in hazards[i].drivers):
+        return None
+    assert plan.mpa is not None
+    n = np.asarray(plan.mpa.cl_l_per_h).shape[0]
+    doses = np.broadcast_to(np.asarray(levels, dtype=np.float64), (n, len(levels)))
+    iv = Intervals(plan, doses, doses, doses)  # starts and ends are not read by PK drivers
+    out = np.empty((n, len(own), len(levels)))
+    for j, i in enumerate(own):
+        out[:, j, :] = _pk_multiplier(hazards[i], iv)
+    if not (out.min(initial=0.0) >= 0 and math.isfinite(out.sum())):
+        raise FloatingPointError("a hazard gave a multiplier that is not finite")
+    return out
 
 
 def cumulative_hazards(

@@ -32,7 +32,16 @@ import simpy
 
 from sim.errors import DosesimError
 from sim.exposure import OralOneCompartment, etas_from_normals, mpa_auc0_12_at_target, pk_model
-from sim.hazards import Driver, Hazard, HazardGrid, Plan, Windows, plan_grids
+from sim.hazards import (
+    MMF_LEVELS,
+    Driver,
+    Hazard,
+    HazardGrid,
+    Plan,
+    Windows,
+    pk_level_multipliers,
+    plan_grids,
+)
 from sim.population import (
     DRAWS_PER_OCCURRENCE,
     THRESHOLD_SLOTS,
@@ -268,6 +277,27 @@ def apply_dose_action(
     return prednisone.splice(day, new_tail), mmf, "prednisone", detail
 
 
+def _mmf_levels(planned: Schedule, actions: Sequence[tuple[Any, ...]]) -> list[float]:
+    """The MMF doses (mg/day) a patient can be on: the plan's, none, and those that the
+    actions' caps give (the arithmetic of :func:`apply_dose_action`); at most 64."""
+    caps = []
+    for action in (a for event in actions for a in event):
+        if isinstance(action, MmfReduce):
+            caps.append((action.by_g_per_day, action.floor_g_per_day))
+        elif isinstance(action, MmfHold) and action.resume_reduce_by_g_per_day > 0:
+            caps.append((action.resume_reduce_by_g_per_day, action.floor_g_per_day))
+    levels = {0.0, *planned.doses_mg_per_day}
+    todo = list(levels)
+    while todo and len(levels) < 64:
+        top = todo.pop()
+        for by, floor in caps:
+            cap = max(top - 1000 * by, 1000 * floor)
+            if cap < top and cap not in levels:
+                levels.add(cap)
+                todo.append(cap)
+    return sorted(levels)
+
+
 class _Context:
     """What every replicate of one scenario shares: hazards, plans, and their caches.
 
@@ -297,7 +327,9 @@ class _Context:
         ]
         self.raise_after = dropout.death_raised_after
         self.planned_mmf = build_mmf(scenario.mmf, self.duration)
-        self.shared_grids: dict[tuple[Any, ...], Any] = {}
+        # PK multipliers are computed for everyone at these doses, then looked up
+        self.mmf_levels = _mmf_levels(self.planned_mmf, self.actions)
+        self.shared_grids: dict[tuple[Any, ...], Any] = {MMF_LEVELS: self.mmf_levels}
         self._prednisone: dict[float, Schedule] = {}
         self._start_mg: dict[tuple[float, float | None], float] = {}
         self._week52: dict[int, tuple[Schedule, float]] = {}
@@ -425,6 +457,8 @@ class _Prepared:
     """The eligible people's grids from :func:`sim.hazards.plan_grids`: starts, ends, rates, cum."""
     index: np.ndarray
     """Each person's index into ``batch`` (-1 for the ineligible)."""
+    pk_levels: np.ndarray | None = None
+    """By ``index``: PK multipliers at the MMF doses (:func:`sim.hazards.pk_level_multipliers`)."""
 
 
 def prepare_blocks(
@@ -469,22 +503,26 @@ def prepare_blocks(
     times = np.full((n, n_hazards), np.inf)
     batch: tuple[np.ndarray, ...] = ()
     index = np.full(n, -1)
+    pk_levels = None
     if rows.size:
         doses = sorted(set(start_of.values()))
         at = {mg: g for g, mg in enumerate(doses)}
         group = np.array([at[mg] for mg in start_of.values()])
         plans = [Plan(ctx.prednisone(mg), ctx.planned_mmf) for mg in doses]
+        mpa_rows = _rows_of(mpa, rows)
         starts, ends, rates, cum, first = plan_grids(
             hazards,
             plans,
             group,
-            _rows_of(mpa, rows),
+            mpa_rows,
             float(ctx.duration),
             ctx.shared_grids,
             targets[rows],
         )
         times[rows] = first
         batch, index[rows] = (starts, ends, rates, cum), np.arange(rows.size)
+        pk_plan = Plan(plans[0].prednisone, ctx.planned_mmf, mpa_rows)
+        pk_levels = pk_level_multipliers(hazards, pk_plan, ctx.mmf_levels)
     out = []
     offset = 0
     for b in blocks:  # each block's rows; the grids stay one batch, indexed by `index`
@@ -492,7 +530,16 @@ def prepare_blocks(
         part = slice(offset, end)
         block_mpa = mpa if len(blocks) == 1 else _slice_of(mpa, part)
         out.append(
-            _Prepared(start[part], block_mpa, None, targets[part], times[part], batch, index[part])
+            _Prepared(
+                start[part],
+                block_mpa,
+                None,
+                targets[part],
+                times[part],
+                batch,
+                index[part],
+                pk_levels,
+            )
         )
         offset = end
     return out
@@ -656,7 +703,15 @@ class _Cohort:
                 # the plan changed from the next day on: the cumulative hazard up to
                 # now is unchanged, so the targets stay valid on the new grid
                 plan = Plan(p.prednisone, p.mmf, p.mpa)
-                grid = HazardGrid(hazards, plan, end, ctx.shared_grids, extra=self._windows(p))
+                levels = p.prepared.pk_levels
+                grid = HazardGrid(
+                    hazards,
+                    plan,
+                    end,
+                    ctx.shared_grids,
+                    extra=self._windows(p),
+                    pk_levels=None if levels is None else levels[p.first_grid[1]],
+                )
                 times = grid.crossing(targets)
             else:  # same grid, same targets but one: only that hazard's time moves
                 if grid is None:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sim import load_scenario
 from sim.exposure import etas_from_normals, pk_model
 from sim.hazards import (
+    MMF_LEVELS,
     CurrentDose,
     Hazard,
     HazardGrid,
@@ -27,10 +28,12 @@ from sim.hazards import (
     Windows,
     _crossing,
     _grid,
+    pk_level_multipliers,
     plan_grids,
 )
-from sim.model import _context, _row_of, _rows_of
+from sim.model import _context, _mmf_levels, _row_of, _rows_of, apply_dose_action
 from sim.population import DRAWS_PER_PERSON, draw_people
+from sim.scenario import MmfHold, MmfReduce, MmfStop
 from tests.conftest import BASE
 
 END = 364.0
@@ -189,3 +192,82 @@ def test_one_grid_crossings_equal_the_batched_routine(
     for k in range(n_hazards):
         one = grid.crossing_one(k, float(targets[k]))
         assert one == expected[k] or (np.isnan(one) and np.isnan(expected[k]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    changes=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 363)), min_size=1, max_size=4),
+)
+def test_pk_multipliers_looked_up_by_mmf_dose_equal_computed_ones(
+    seed: int, changes: list[tuple[int, int]]
+) -> None:
+    """After dose modifications, the grid with the PK part looked up at the MMF doses
+    (``pk_levels``) is the grid computed afresh, bit for bit; every dose the scenario's
+    actions reach is one of the context's MMF doses."""
+    scenario, ctx, hazards = _scenario_parts()
+    rng = np.random.default_rng(seed)
+    n = 3
+    mpa = _models(scenario, n, rng)
+    actions = [a for event in ctx.actions for a in event if a.action.startswith("mmf")]
+    actions.append(MmfStop(action="mmf_stop"))
+    weight = 60.0
+    prednisone, mmf = ctx.prednisone(50.0), ctx.planned_mmf
+    for which, day in sorted(changes, key=lambda c: c[1]):
+        change = apply_dose_action(
+            actions[which % len(actions)], scenario, weight, prednisone, mmf, day
+        )
+        if change is not None:
+            prednisone, mmf = change[0], change[1]
+    assert set(mmf.doses_mg_per_day) <= set(ctx.mmf_levels)
+    own_plan = Plan(prednisone, mmf, _rows_of(mpa, np.arange(n)))
+    levels = pk_level_multipliers(hazards, own_plan, ctx.mmf_levels)
+    assert levels is not None and levels.shape == (n, 3, len(ctx.mmf_levels))  # 3 read PK
+    looked_up: dict = {MMF_LEVELS: ctx.mmf_levels}
+    for p in range(n):
+        plan = Plan(prednisone, mmf, _row_of(mpa, p))
+        fast = HazardGrid(hazards, plan, END, looked_up, pk_levels=levels[p])
+        slow = HazardGrid(hazards, plan, END, {})
+        for name in ("starts", "rates", "cum"):
+            np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name))
+    assert all(t.level_col is not None for k, t in _templates(looked_up))  # the lookup was used
+
+
+def _templates(shared: dict) -> list:  # type: ignore[type-arg]
+    return [(k, v[2]) for k, v in shared.items() if len(k) == 2 and isinstance(k[0], int)]
+
+
+def test_a_dose_outside_the_mmf_doses_is_computed_afresh() -> None:
+    scenario, ctx, hazards = _scenario_parts()
+    mpa = _models(scenario, 1, np.random.default_rng(2))
+    mmf = ctx.planned_mmf.capped_at(1234.0)  # no action gives this dose
+    plan = Plan(ctx.prednisone(45.0), mmf, _row_of(mpa, 0))
+    levels = pk_level_multipliers(
+        hazards, Plan(plan.prednisone, mmf, _rows_of(mpa, np.arange(1))), ctx.mmf_levels
+    )
+    assert levels is not None
+    shared: dict = {MMF_LEVELS: ctx.mmf_levels}
+    fast = HazardGrid(hazards, plan, END, shared, pk_levels=levels[0])
+    assert [t.level_col for _, t in _templates(shared)] == [None]
+    np.testing.assert_array_equal(fast.cum, HazardGrid(hazards, plan, END, {}).cum)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    by=st.sampled_from([0.1, 0.25, 0.3, 0.5, 0.7]),
+    floor=st.sampled_from([0.0, 0.4, 0.5, 1.0]),
+    days=st.lists(st.integers(1, 363), min_size=1, max_size=6),
+)
+def test_the_mmf_doses_hold_every_dose_a_chain_of_reductions_reaches(
+    by: float, floor: float, days: list[int]
+) -> None:
+    scenario, ctx, _ = _scenario_parts()
+    reduce = MmfReduce(action="mmf_reduce", by_g_per_day=by, floor_g_per_day=floor)
+    hold = MmfHold(action="mmf_hold", days=14, resume_reduce_by_g_per_day=by / 2)
+    levels = _mmf_levels(ctx.planned_mmf, [(reduce,), (hold,)])
+    prednisone, mmf = ctx.prednisone(50.0), ctx.planned_mmf
+    for k, day in enumerate(sorted(days)):
+        change = apply_dose_action((reduce, hold)[k % 2], scenario, 60.0, prednisone, mmf, day)
+        if change is not None:
+            mmf = change[1]
+    assert set(mmf.doses_mg_per_day) <= set(levels)
