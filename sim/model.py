@@ -1,8 +1,10 @@
 """The SimPy trial: one process per enrolled patient, event-driven.
 
 A patient process sleeps until the next thing the plan did not foresee: an
-adverse event, withdrawal, death, or the end of treatment. Planned dose
-changes need no wake-up: the schedules already hold them. At each wake-up the
+adverse event, withdrawal or death. Planned dose changes need no wake-up: the
+schedules already hold them; nor does the end of treatment, when nothing comes
+before it (the completion is recorded at the end day; nothing waits on a
+patient's process). At each wake-up the
 time of the next event of every hazard is solved exactly over the rest of the
 plan (:mod:`sim.hazards`); hazards that did not fire keep their residual
 Exp(1) threshold (a time change that is exact whatever the plan does next), the
@@ -673,7 +675,8 @@ class _Cohort:
             k = int(times.argmin())
             t_next = max(float(times[k]), t)  # a rounding hair below now is now
             if not t_next < end:
-                yield env.timeout(end - t)
+                # nothing unforeseen before the end of treatment, and nothing in the trial
+                # waits on a patient's process: the completion is recorded without sleeping
                 self._exit(p, end, "completed", "")
                 return
             fired[k] += 1
