@@ -161,6 +161,10 @@ class Schedule:
             [0.0, *itertools.accumulate(x * n for x, n in zip(doses, lengths, strict=True))]
         )
 
+    @functools.cached_property
+    def _cum_list(self) -> list[float]:
+        return self._cum_at_change.tolist()
+
     def _repr_html_(self) -> str:
         from sim.display import schedule_html
 
@@ -211,6 +215,13 @@ class Schedule:
         day : float or array_like
             Days from the first dose; clipped to ``[0, end_day]``.
         """
+        if type(day) is float or type(day) is int:  # one day: plain floats, the same sums
+            if self.end_day == 0:
+                return 0.0
+            x = min(max(float(day), 0.0), float(self.end_day))
+            days, cum = self.change_days, self._cum_list
+            i = max(bisect.bisect_right(days, x) - 1, 0)
+            return cum[i] + self.doses_mg_per_day[i] * (x - days[i])
         t = np.minimum(np.maximum(np.asarray(day, dtype=np.float64), 0.0), float(self.end_day))
         if self.end_day == 0:
             out = np.zeros_like(t)

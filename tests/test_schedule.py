@@ -7,6 +7,7 @@ Every expected number here was worked out by hand from the protocol text
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 import numpy as np
@@ -442,3 +443,25 @@ def test_schedules_made_from_schedules_pass_every_check(
             made.cumulative(np.arange(made.end_day + 1)),
             checked.cumulative(np.arange(made.end_day + 1)),
         )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    doses=st.lists(st.floats(0, 3000, allow_subnormal=False), min_size=1, max_size=12),
+    gaps=st.lists(st.integers(1, 60), min_size=12, max_size=12),
+    end_extra=st.integers(0, 40),
+    days=st.lists(
+        st.one_of(st.integers(-10, 900), st.floats(-10, 900, allow_nan=False)), max_size=20
+    ),
+)
+def test_cumulative_of_one_day_equals_the_array_lookup(
+    doses: list[float], gaps: list[int], end_extra: int, days: list[float]
+) -> None:
+    """One day (an int or a float) is looked up in plain floats: the same sums as arrays."""
+    change = [0, *itertools.accumulate(gaps[: len(doses) - 1])]
+    s = Schedule(tuple(change), tuple(doses), change[-1] + 1 + end_extra)
+    for schedule in (s, s.truncated(0)):
+        for day in days:
+            one = schedule.cumulative(day)
+            assert type(one) is float
+            assert one == schedule.cumulative(np.array([day], dtype=np.float64))[0]
