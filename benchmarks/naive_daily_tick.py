@@ -64,6 +64,7 @@ import simpy
 
 from benchmarks._common import BASE, count_simpy_steps, machine
 from sim import load_scenario
+from sim.collector import young_collections_only
 from sim.exposure import OralOneCompartment, etas_from_normals, pk_model, steady_state_window_auc
 from sim.model import _Cohort, apply_dose_action, screen_people, taken_actions
 from sim.population import Candidate
@@ -316,8 +317,7 @@ def simulate_event_driven(scenario: Scenario, n_patients: int, seed: int) -> pd.
     so both sides of the ratio do the same work.
     """
     cohort = _Cohort(scenario, seed, 0, log=False)
-    enrolled = screen_people(scenario, n_patients, seed)[1]
-    cohort.enrol_all(enrolled, [0.0] * len(enrolled))
+    cohort.enrol_all(screen_people(scenario, n_patients, seed)[1])
     cohort.env.run()
     columns = ["patient_id", "weight_kg", "status", "exit_day", "cumulative_prednisone_mg"]
     columns += [f"ae_{n}" for n in cohort.ae_names]
@@ -346,10 +346,13 @@ def speed_ratio(
     replicates; the patients timed are new to both.
     """
     warm_up = n_patients if warm_up is None else warm_up
-    simulate_naive(scenario, warm_up, seed + 1)
-    naive = _timed(lambda: simulate_naive(scenario, n_patients, seed))
-    simulate_event_driven(scenario, warm_up, seed + 1)
-    event = _timed(lambda: simulate_event_driven(scenario, n_patients, seed))
+    # both under the collector policy of sim's simulations (sim.collector: full
+    # collections paused, young generations collected)
+    with young_collections_only():
+        simulate_naive(scenario, warm_up, seed + 1)
+        naive = _timed(lambda: simulate_naive(scenario, n_patients, seed))
+        simulate_event_driven(scenario, warm_up, seed + 1)
+        event = _timed(lambda: simulate_event_driven(scenario, n_patients, seed))
     return naive, event
 
 

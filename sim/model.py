@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from sim.collector import young_collections_only
 from sim.errors import DosesimError
 from sim.exposure import OralOneCompartment, etas_from_normals, mpa_auc0_12_at_target, pk_model
 from sim.hazards import (
@@ -139,7 +140,8 @@ class _Patient:
     ae_counts: dict[str, int]
     targets: np.ndarray
     first_times: np.ndarray
-    first_grid: tuple[tuple[np.ndarray, ...], int]
+    grid_row: int
+    """The patient's row in ``prepared.batch`` (the first grid) and ``prepared.pk_levels``."""
     death_windows: tuple[tuple[float, float], ...] = ()
     exit_day: float = math.nan
     status: str = ""
@@ -331,7 +333,9 @@ class _Context:
         self.planned_mmf = build_mmf(scenario.mmf, self.duration)
         # PK multipliers are computed for everyone at these doses, then looked up
         self.mmf_levels = _mmf_levels(self.planned_mmf, self.actions)
-        self.shared_grids: dict[tuple[Any, ...], Any] = {MMF_LEVELS: self.mmf_levels}
+        self.shared_grids: dict[tuple[Any, ...], Any] = {
+            MMF_LEVELS: {dose: j for j, dose in enumerate(self.mmf_levels)}
+        }
         self._prednisone: dict[float, Schedule] = {}
         self._start_mg: dict[tuple[float, float | None], float] = {}
         self._week52: dict[int, tuple[Schedule, float]] = {}
@@ -547,6 +551,13 @@ def prepare_blocks(
     return out
 
 
+def _first_grid(p: _Patient) -> HazardGrid:
+    """The patient's grid of their first plan, from their block's batch."""
+    starts, ends, rates, cum = p.prepared.batch
+    j = p.grid_row
+    return HazardGrid._of(starts[j], ends[j], rates[j], cum[j])
+
+
 class _Cohort:
     """The SimPy environment and everything of one replicate's patients."""
 
@@ -596,8 +607,11 @@ class _Cohort:
         """Use ``prepared`` (from :func:`prepare_blocks`) for a block of people."""
         self._prepared[id(people)] = (people, prepared)
 
-    def enrol_all(self, enrolled: Sequence[tuple[People, int]], days: Sequence[float]) -> None:
-        """Enrol people ``(block, row)``, each on a trial day; their blocks prepared together.
+    def enrol_all(
+        self, enrolled: Sequence[tuple[People, int]], days: Sequence[float] | None = None
+    ) -> None:
+        """Enrol people ``(block, row)``, each on a trial day (default 0); their blocks
+        prepared together.
 
         The same as :meth:`enrol` one by one (preparation is per person), with
         numpy's per-call costs paid once for all the blocks.
@@ -606,6 +620,8 @@ class _Cohort:
         if blocks and len(self.hazards) <= THRESHOLD_SLOTS:  # else each block with its streams
             for block, prepared in zip(blocks, prepare_blocks(self.scenario, blocks), strict=True):
                 self.adopt(block, prepared)
+        if days is None:
+            days = [0.0] * len(enrolled)
         for (block, row), day in zip(enrolled, days, strict=True):
             self.enrol(block, row, day)
 
@@ -636,7 +652,7 @@ class _Cohort:
             ae_counts=dict.fromkeys(self.ae_names, 0),
             targets=prep.targets[row].copy(),
             first_times=prep.times[row],
-            first_grid=(prep.batch, prep.index.item(row)),
+            grid_row=prep.index.item(row),
         )
         self.patients.append(patient)
         self.env.process(self._run(patient))
@@ -713,13 +729,12 @@ class _Cohort:
                     end,
                     ctx.shared_grids,
                     extra=self._windows(p),
-                    pk_levels=None if levels is None else levels[p.first_grid[1]],
+                    pk_levels=None if levels is None else levels[p.grid_row],
                 )
                 times = grid.crossing(targets)
             else:  # same grid, same targets but one: only that hazard's time moves
                 if grid is None:
-                    batch, j = p.first_grid
-                    grid = HazardGrid._of(*(a[j] for a in batch))
+                    grid = _first_grid(p)
                     times = times.copy()
                 times[k] = grid.crossing_one(k, float(targets[k]))
 
@@ -922,10 +937,12 @@ def simulate_cohort(
     if any(not (math.isfinite(d) and d >= 0) for d in days):
         raise DosesimError("enrolment days must be finite and >= 0")
     cohort = _Cohort(scenario, seed, replicate)
-    source, enrolled = screen_people(scenario, n_patients, seed, replicate)
-    cohort.enrol_all(enrolled, days)
-    cohort.env.run()
-    return _result(cohort, [b.candidate(r) for b, r in source.screened()])
+    with young_collections_only():
+        source, enrolled = screen_people(scenario, n_patients, seed, replicate)
+        cohort.enrol_all(enrolled, days)
+        del enrolled  # the patients hold their rows
+        cohort.env.run()
+        return _result(cohort, [b.candidate(r) for b, r in source.screened()])
 
 
 def _result(cohort: _Cohort, screened: list[Candidate]) -> CohortResult:
