@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from sim.collector import young_collections_only
 from sim.errors import DosesimError
 from sim.model import CohortResult, _Cohort, _context, _result, prepare_blocks
 from sim.population import (
@@ -422,6 +423,7 @@ def simulate_trials(
             yield _simulate(scenario, seed, r, True, tables=r in tables, first=drawn[r])
 
 
+@young_collections_only()  # a full collection walks every object: sim.collector
 def _simulate(
     scenario: Scenario,
     seed: int,

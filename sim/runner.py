@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.collector import young_collections_only
 from sim.errors import DosesimError
 from sim.fileio import atomic_write_bytes, atomic_write_text
 from sim.recruitment import simulate_trials
@@ -105,12 +106,13 @@ def _run_chunk(scenario: Scenario, seed: int, first: int, last: int, keep: int) 
     rows = []
     kept: dict[str, list[pd.DataFrame]] = {name: [] for name in _KEPT_TABLES}
     replicates = range(first, last)
-    trials = simulate_trials(scenario, seed, replicates, range(keep))
-    for r, trial in zip(replicates, trials, strict=True):
-        rows.append(replicate_row(scenario, r, trial))
-        if r < keep:
-            for name, table in _kept_tables(scenario, r, trial).items():
-                kept[name].append(table)
+    with young_collections_only():  # a full collection walks every object: sim.collector
+        trials = simulate_trials(scenario, seed, replicates, range(keep))
+        for r, trial in zip(replicates, trials, strict=True):
+            rows.append(replicate_row(scenario, r, trial))
+            if r < keep:
+                for name, table in _kept_tables(scenario, r, trial).items():
+                    kept[name].append(table)
     return {
         "first": first,
         "last": last,

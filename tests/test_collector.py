@@ -1,0 +1,63 @@
+"""sim.collector: full collections paused while simulating, thresholds restored."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import pytest
+
+from sim.collector import young_collections_only
+
+
+def _full_collections() -> int:
+    return int(gc.get_stats()[2]["collections"])
+
+
+def test_the_thresholds_come_back_after_nested_pauses_and_errors() -> None:
+    before = gc.get_threshold()
+    with young_collections_only():
+        inside = gc.get_threshold()
+        assert inside[:2] == before[:2] and inside[2] > 10**6
+        with young_collections_only():
+            assert gc.get_threshold() == inside
+        assert gc.get_threshold() == inside  # the outer pause still holds
+    assert gc.get_threshold() == before
+    with pytest.raises(KeyError), young_collections_only():
+        raise KeyError("x")
+    assert gc.get_threshold() == before
+
+
+def test_young_collections_go_on_and_full_ones_wait() -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: only the collector frees it
+
+    gc.collect()
+    full, young = _full_collections(), gc.get_stats()[0]["collections"]
+    keep = []
+    with young_collections_only():
+        for _ in range(200_000):  # well past what starts a full collection unpaused
+            keep.append(Node())
+            Node()  # garbage, found young
+    assert _full_collections() == full
+    assert gc.get_stats()[0]["collections"] > young + 100
+    del keep
+
+
+def test_pauses_in_threads_restore_the_thresholds_once() -> None:
+    before = gc.get_threshold()
+    start = threading.Barrier(4)
+
+    def work() -> None:
+        start.wait()
+        for _ in range(200):
+            with young_collections_only():
+                assert gc.get_threshold()[2] > 10**6
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert gc.get_threshold() == before
