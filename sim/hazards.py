@@ -62,7 +62,7 @@ __all__ = [
 DAYS_PER_YEAR = 365.25
 _SHARED_GRIDS_MAX = 20_000
 MMF_LEVELS = ("mmf levels",)
-"""Key of a template cache's MMF doses (a list, mg/day) for :func:`pk_level_multipliers`."""
+"""Key of a template cache's MMF doses: mg/day -> column of :func:`pk_level_multipliers`."""
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -444,6 +444,7 @@ class HazardGrid:
         (:func:`pk_level_multipliers`), looked up instead of computed again.
         """
         own: list[int] = []
+        checked = False  # rates checked finite and >= 0 but for an overflow
         if shared is None or _has_windows(hazards):
             starts, ends, rates = _grid(hazards, plan, 0.0, t1)
             widths = ends - starts
@@ -455,8 +456,11 @@ class HazardGrid:
             if own:
                 rates = rates.copy()  # the template's rows are shared: never written
                 if pk_levels is not None and tpl.level_col is not None:
-                    # a PK multiplier reads nothing but the interval's MMF dose
+                    # a PK multiplier reads nothing but the interval's MMF dose; both
+                    # factors were checked finite and >= 0, so only their product's
+                    # overflow is left to check (on the cumulative hazard, below)
                     rates[own] = tpl.own_rates * pk_levels.take(tpl.level_col, 1)
+                    checked = True
                 else:
                     iv = Intervals(plan, starts, ends, tpl.mmf_mg_per_day)
                     for i in own:
@@ -474,10 +478,12 @@ class HazardGrid:
             iv = Intervals(plan, starts, ends)
             for i, driver in extra.items():
                 rates[i] *= driver._multiplier(iv)
-        if own or extra:
+        if extra or (own and not checked):
             _check_rates(rates)
         cum = np.zeros((len(hazards), starts.size + 1))
         np.add.accumulate(rates * widths, 1, out=cum[:, 1:])  # what np.cumsum does
+        if checked and not math.isfinite(cum[:, -1].sum()):
+            raise FloatingPointError("a hazard gave a rate that is not finite")
         self._set(starts, ends, rates, cum)
 
     def _set(
@@ -662,12 +668,12 @@ def _template(
     starts = np.array(split)
     ends = np.array([*split[1:], t1])
     mmf_arr = np.array(mmf_mg, dtype=float)
-    levels = shared.get(MMF_LEVELS)
+    column = shared.get(MMF_LEVELS)
     level_col = None
-    if levels is not None and pred.own:
-        column = {dose: j for j, dose in enumerate(levels)}
-        if all(dose in column for dose in mmf_mg):  # else the PK part is computed afresh
-            level_col = np.array([column[dose] for dose in mmf_mg], dtype=np.intp)
+    if column is not None and pred.own:
+        cols = [column.get(dose, -1) for dose in mmf_mg]
+        if -1 not in cols:  # else the PK part is computed afresh
+            level_col = np.array(cols, dtype=np.intp)
     own_rates = rates.take(pred.own, 0)
     tpl = _Template(
         starts, ends, ends - starts, rates, pred.own, mmf_arr, split, own_rates, level_col
@@ -784,7 +790,7 @@ def pk_level_multipliers(
         With the patients' MPA models as arrays of shape ``(P, 1)`` (the PK
         drivers read those, and the MMF schedule's doses per day).
     levels : sequence of float
-        MMF doses, mg/day: those of a template cache (``MMF_LEVELS``).
+        MMF doses, mg/day: a template cache's ``MMF_LEVELS``, in column order.
 
     Returns
     -------

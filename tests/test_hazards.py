@@ -223,7 +223,7 @@ def test_pk_multipliers_looked_up_by_mmf_dose_equal_computed_ones(
     own_plan = Plan(prednisone, mmf, _rows_of(mpa, np.arange(n)))
     levels = pk_level_multipliers(hazards, own_plan, ctx.mmf_levels)
     assert levels is not None and levels.shape == (n, 3, len(ctx.mmf_levels))  # 3 read PK
-    looked_up: dict = {MMF_LEVELS: ctx.mmf_levels}
+    looked_up: dict = {MMF_LEVELS: {d: j for j, d in enumerate(ctx.mmf_levels)}}
     for p in range(n):
         plan = Plan(prednisone, mmf, _row_of(mpa, p))
         fast = HazardGrid(hazards, plan, END, looked_up, pk_levels=levels[p])
@@ -246,7 +246,7 @@ def test_a_dose_outside_the_mmf_doses_is_computed_afresh() -> None:
         hazards, Plan(plan.prednisone, mmf, _rows_of(mpa, np.arange(1))), ctx.mmf_levels
     )
     assert levels is not None
-    shared: dict = {MMF_LEVELS: ctx.mmf_levels}
+    shared: dict = {MMF_LEVELS: {d: j for j, d in enumerate(ctx.mmf_levels)}}
     fast = HazardGrid(hazards, plan, END, shared, pk_levels=levels[0])
     assert [t.level_col for _, t in _templates(shared)] == [None]
     np.testing.assert_array_equal(fast.cum, HazardGrid(hazards, plan, END, {}).cum)
@@ -271,3 +271,19 @@ def test_the_mmf_doses_hold_every_dose_a_chain_of_reductions_reaches(
         if change is not None:
             mmf = change[1]
     assert set(mmf.doses_mg_per_day) <= set(levels)
+
+
+def test_a_looked_up_rate_that_overflows_is_refused() -> None:
+    scenario, ctx, _ = _scenario_parts()
+    hazards = [Hazard("huge", 1e300, (MpaAuc(1.0, -600.0),))]  # e^(600 + AUC): finite alone
+    mpa = _models(scenario, 1, np.random.default_rng(4))
+    plan = Plan(ctx.prednisone(45.0), ctx.planned_mmf, _row_of(mpa, 0))
+    levels = pk_level_multipliers(
+        hazards, Plan(plan.prednisone, plan.mmf, _rows_of(mpa, np.arange(1))), ctx.mmf_levels
+    )
+    assert levels is not None and np.isfinite(levels).all()
+    shared: dict = {MMF_LEVELS: {d: j for j, d in enumerate(ctx.mmf_levels)}}
+    with np.errstate(over="ignore"), pytest.raises(FloatingPointError, match="not finite"):
+        HazardGrid(hazards, plan, END, shared, pk_levels=levels[0])
+    with np.errstate(over="ignore"), pytest.raises(FloatingPointError, match="not finite"):
+        HazardGrid(hazards, plan, END, {})
