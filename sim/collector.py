@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import threading
 from collections.abc import Iterator
 
@@ -31,6 +32,16 @@ _NO_FULL_COLLECTIONS = 1 << 30
 _lock = threading.Lock()
 _depth = 0
 _saved: tuple[int, int, int] = (0, 0, 0)
+
+
+def _new_lock_after_fork() -> None:
+    """A forked child gets a lock of its own: another thread may have held the parent's."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 @contextlib.contextmanager

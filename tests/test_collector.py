@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import threading
+import time
 
 import pytest
 
+from sim import collector
 from sim.collector import young_collections_only
 
 
@@ -61,3 +65,22 @@ def test_pauses_in_threads_restore_the_thresholds_once() -> None:
     for t in threads:
         t.join()
     assert gc.get_threshold() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
+def test_a_forked_child_is_not_stuck_on_a_lock_held_in_the_parent() -> None:
+    with collector._lock:  # as if another thread of the parent held it at the fork
+        pid = os.fork()
+        if pid == 0:  # the child
+            with young_collections_only():
+                pass
+            os._exit(0)
+    for _ in range(100):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the child waited for the parent's lock")
