@@ -13,7 +13,12 @@ runs.
 
 The pause is process-wide, so it is counted: nested or concurrent pauses (in
 threads) restore the thresholds once, when the last one ends. Thresholds set
-by someone else during a pause are replaced by those saved when it began.
+by someone else during a pause are replaced by those saved when it began. A
+process forked during a pause keeps it (and ends it where the parent would).
+
+It rests on CPython's generational thresholds (``gc.set_threshold``); from
+CPython 3.14 the collector is incremental and ignores the third threshold, so
+there the pause does nothing (``FULL_COLLECTIONS_PAUSABLE`` is False).
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["young_collections_only"]
+__all__ = ["FULL_COLLECTIONS_PAUSABLE", "young_collections_only"]
+
+FULL_COLLECTIONS_PAUSABLE = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
+"""Whether the third threshold holds off full collections (CPython before 3.14)."""
 
 _NO_FULL_COLLECTIONS = 1 << 30
 """Young-generation collections before a full one: never reached in a pause."""
@@ -52,6 +61,9 @@ def young_collections_only() -> Iterator[None]:
     restored when the last pause ends.
     """
     global _depth, _saved
+    if not FULL_COLLECTIONS_PAUSABLE:
+        yield
+        return
     with _lock:
         if _depth == 0:
             _saved = gc.get_threshold()

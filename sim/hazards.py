@@ -796,7 +796,9 @@ def pk_level_multipliers(
     -------
     array of shape (P, hazards that read PK, levels), or None
         In the order of the plan templates' ``own`` rows; None when no hazard
-        reads PK or one has windows. The PK drivers read nothing but the MMF
+        reads PK, one has windows, or a multiplier is not finite and >= 0 at
+        some dose (which may never be reached: the grids then compute it and
+        refuse it only where it is). The PK drivers read nothing but the MMF
         dose, so the multiplier at a dose is the one on any interval at that
         dose (the same elementwise arithmetic), for :class:`HazardGrid`.
     """
@@ -810,8 +812,8 @@ def pk_level_multipliers(
     out = np.empty((n, len(own), len(levels)))
     for j, i in enumerate(own):
         out[:, j, :] = _pk_multiplier(hazards[i], iv)
-    if not (out.min(initial=0.0) >= 0 and math.isfinite(out.sum())):
-        raise FloatingPointError("a hazard gave a multiplier that is not finite")
+    if not (np.isfinite(out).all() and out.min(initial=0.0) >= 0):
+        return None  # computed afresh where reached, and refused there as before
     return out
 
 

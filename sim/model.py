@@ -283,7 +283,7 @@ def apply_dose_action(
 
 def _mmf_levels(planned: Schedule, actions: Sequence[tuple[Any, ...]]) -> list[float]:
     """The MMF doses (mg/day) a patient can be on: the plan's, none, and those that the
-    actions' caps give (the arithmetic of :func:`apply_dose_action`); at most 64."""
+    actions' caps give (the arithmetic of :func:`apply_dose_action`), caps added up to 64."""
     caps = []
     for action in (a for event in actions for a in event):
         if isinstance(action, MmfReduce):
@@ -291,12 +291,12 @@ def _mmf_levels(planned: Schedule, actions: Sequence[tuple[Any, ...]]) -> list[f
         elif isinstance(action, MmfHold) and action.resume_reduce_by_g_per_day > 0:
             caps.append((action.resume_reduce_by_g_per_day, action.floor_g_per_day))
     levels = {0.0, *planned.doses_mg_per_day}
-    todo = list(levels)
-    while todo and len(levels) < 64:
-        top = todo.pop()
+    todo = sorted(levels)
+    while todo:
+        top = todo.pop(0)  # breadth first: the doses a few reductions reach come first
         for by, floor in caps:
             cap = max(top - 1000 * by, 1000 * floor)
-            if cap < top and cap not in levels:
+            if cap < top and cap not in levels and len(levels) < 64:
                 levels.add(cap)
                 todo.append(cap)
     return sorted(levels)

@@ -287,3 +287,15 @@ def test_a_looked_up_rate_that_overflows_is_refused() -> None:
         HazardGrid(hazards, plan, END, shared, pk_levels=levels[0])
     with np.errstate(over="ignore"), pytest.raises(FloatingPointError, match="not finite"):
         HazardGrid(hazards, plan, END, {})
+
+
+def test_no_lookup_when_a_multiplier_is_not_finite_at_some_dose() -> None:
+    """The grids then compute the PK part, and refuse it only where it is reached."""
+    scenario, ctx, _ = _scenario_parts()
+    hazards = [Hazard("huge", 0.1, (MpaAuc(1.0, -700.0),))]  # e^(700 + AUC): inf above 0 mg
+    mpa = _models(scenario, 2, np.random.default_rng(6))
+    plan = Plan(ctx.prednisone(45.0), ctx.planned_mmf, _rows_of(mpa, np.arange(2)))
+    with np.errstate(over="ignore"):
+        assert pk_level_multipliers(hazards, plan, ctx.mmf_levels) is None
+        held = Plan(plan.prednisone, ctx.planned_mmf.capped_at(0.0), _row_of(mpa, 0))
+        assert np.isfinite(HazardGrid(hazards, held, END, {}).cum).all()  # no MMF: finite
