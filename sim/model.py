@@ -4,11 +4,11 @@ A patient process sleeps until the next thing the plan did not foresee: an
 adverse event, withdrawal or death. Planned dose changes need no wake-up: the
 schedules already hold them; nor does the end of treatment, when nothing comes
 before it (the completion is recorded at the end day; nothing waits on a
-patient's process). At each wake-up the
-time of the next event of every hazard is solved exactly over the rest of the
-plan (:mod:`sim.hazards`); hazards that did not fire keep their residual
-Exp(1) threshold (a time change that is exact whatever the plan does next), the
-one that fired draws a new one from its own stream. An event's actions change
+patient's process). At each wake-up the time of the next event of every
+hazard is solved exactly over the rest of the plan (:mod:`sim.hazards`);
+hazards that did not fire keep their residual Exp(1) threshold (a time change
+that is exact whatever the plan does next), the one that fired draws a new one
+from its own stream. An event's actions change
 the plan from the next whole day on (the day's doses were already taken).
 
 Random numbers come from named streams (:mod:`sim.streams`) addressed by seed,
