@@ -57,6 +57,7 @@ __all__ = [
     "next_event_times",
     "pk_level_multipliers",
     "plan_grids",
+    "template_cache",
 ]
 
 DAYS_PER_YEAR = 365.25
@@ -619,6 +620,12 @@ class _PrednisoneTemplate(NamedTuple):
     reads_pk: bool
 
 
+def template_cache(mmf_levels: Sequence[float] = ()) -> dict[tuple[Any, ...], Any]:
+    """An empty cache of plan templates, with the MMF doses (mg/day) at which the
+    patients' PK multipliers are looked up (:func:`pk_level_multipliers`)."""
+    return {MMF_LEVELS: {dose: j for j, dose in enumerate(mmf_levels)}}
+
+
 def _remember(shared: dict[tuple[Any, ...], Any], key: tuple[Any, ...], entry: Any) -> None:
     """Keep ``entry`` in a template cache; a full cache is emptied first (its hazards and MMF
     doses kept)."""
@@ -779,9 +786,9 @@ def plan_grids(
 
 
 def pk_level_multipliers(
-    hazards: Sequence[Hazard], plan: Plan, levels: Sequence[float]
+    hazards: Sequence[Hazard], plan: Plan, shared: dict[tuple[Any, ...], Any]
 ) -> FloatArray | None:
-    """Patients' multipliers of the hazards that read PK, at each MMF dose of ``levels``.
+    """Patients' multipliers of the hazards that read PK, at each MMF dose of a template cache.
 
     Parameters
     ----------
@@ -789,21 +796,28 @@ def pk_level_multipliers(
     plan : Plan
         With the patients' MPA models as arrays of shape ``(P, 1)`` (the PK
         drivers read those, and the MMF schedule's doses per day).
-    levels : sequence of float
-        MMF doses, mg/day: a template cache's ``MMF_LEVELS``, in column order.
+    shared : dict
+        A template cache (:func:`template_cache`): its MMF doses, in the column
+        order its templates look them up in.
 
     Returns
     -------
-    array of shape (P, hazards that read PK, levels), or None
-        In the order of the plan templates' ``own`` rows; None when no hazard
-        reads PK, one has windows, or a multiplier is not finite and >= 0 at
-        some dose (which may never be reached: the grids then compute it and
-        refuse it only where it is). The PK drivers read nothing but the MMF
-        dose, so the multiplier at a dose is the one on any interval at that
-        dose (the same elementwise arithmetic), for :class:`HazardGrid`.
+    array of shape (P, hazards that read PK, MMF doses), or None
+        In the order of the plan templates' ``own`` rows; None when the cache
+        has no MMF doses, no hazard reads PK, one has windows, or a multiplier
+        is not finite and >= 0 at some dose (which may never be reached: the
+        grids then compute it and refuse it only where it is). The PK drivers
+        read nothing but the MMF dose, so the multiplier at a dose is the one
+        on any interval at that dose (the same elementwise arithmetic), for
+        :class:`HazardGrid`.
     """
+    levels = list(shared.get(MMF_LEVELS, ()))
     own = [i for i, h in enumerate(hazards) if _patient_specific(h)]
-    if not own or any(isinstance(d, Windows) for i in own for d in hazards[i].drivers):
+    if (
+        not levels
+        or not own
+        or any(isinstance(d, Windows) for i in own for d in hazards[i].drivers)
+    ):
         return None
     assert plan.mpa is not None
     n = np.asarray(plan.mpa.cl_l_per_h).shape[0]

@@ -36,7 +36,6 @@ from sim.collector import young_collections_only
 from sim.errors import DosesimError
 from sim.exposure import OralOneCompartment, etas_from_normals, mpa_auc0_12_at_target, pk_model
 from sim.hazards import (
-    MMF_LEVELS,
     Driver,
     Hazard,
     HazardGrid,
@@ -44,6 +43,7 @@ from sim.hazards import (
     Windows,
     pk_level_multipliers,
     plan_grids,
+    template_cache,
 )
 from sim.population import (
     DRAWS_PER_OCCURRENCE,
@@ -333,9 +333,7 @@ class _Context:
         self.planned_mmf = build_mmf(scenario.mmf, self.duration)
         # PK multipliers are computed for everyone at these doses, then looked up
         self.mmf_levels = _mmf_levels(self.planned_mmf, self.actions)
-        self.shared_grids: dict[tuple[Any, ...], Any] = {
-            MMF_LEVELS: {dose: j for j, dose in enumerate(self.mmf_levels)}
-        }
+        self.shared_grids = template_cache(self.mmf_levels)
         self._prednisone: dict[float, Schedule] = {}
         self._start_mg: dict[tuple[float, float | None], float] = {}
         self._week52: dict[int, tuple[Schedule, float]] = {}
@@ -528,7 +526,7 @@ def prepare_blocks(
         times[rows] = first
         batch, index[rows] = (starts, ends, rates, cum), np.arange(rows.size)
         pk_plan = Plan(plans[0].prednisone, ctx.planned_mmf, mpa_rows)
-        pk_levels = pk_level_multipliers(hazards, pk_plan, ctx.mmf_levels)
+        pk_levels = pk_level_multipliers(hazards, pk_plan, ctx.shared_grids)
     out = []
     offset = 0
     for b in blocks:  # each block's rows; the grids stay one batch, indexed by `index`
@@ -666,7 +664,7 @@ class _Cohort:
         """The patient's windows of raised death risk, as a driver of the death hazard."""
         if not p.death_windows:
             return None
-        raise_ = self.scenario.dropout.death_raised_after  # type: ignore[union-attr]
+        raise_ = self.ctx.raise_after
         assert raise_ is not None
         return {self.ctx.death_index: Windows(p.death_windows, raise_.multiplier)}
 

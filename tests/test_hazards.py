@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from sim import load_scenario
 from sim.exposure import etas_from_normals, pk_model
 from sim.hazards import (
-    MMF_LEVELS,
     CurrentDose,
     Hazard,
     HazardGrid,
@@ -30,6 +29,7 @@ from sim.hazards import (
     _grid,
     pk_level_multipliers,
     plan_grids,
+    template_cache,
 )
 from sim.model import _context, _mmf_levels, _row_of, _rows_of, apply_dose_action
 from sim.population import DRAWS_PER_PERSON, draw_people
@@ -221,9 +221,9 @@ def test_pk_multipliers_looked_up_by_mmf_dose_equal_computed_ones(
             prednisone, mmf = change[0], change[1]
     assert set(mmf.doses_mg_per_day) <= set(ctx.mmf_levels)
     own_plan = Plan(prednisone, mmf, _rows_of(mpa, np.arange(n)))
-    levels = pk_level_multipliers(hazards, own_plan, ctx.mmf_levels)
+    looked_up: dict = template_cache(ctx.mmf_levels)
+    levels = pk_level_multipliers(hazards, own_plan, looked_up)
     assert levels is not None and levels.shape == (n, 3, len(ctx.mmf_levels))  # 3 read PK
-    looked_up: dict = {MMF_LEVELS: {d: j for j, d in enumerate(ctx.mmf_levels)}}
     for p in range(n):
         plan = Plan(prednisone, mmf, _row_of(mpa, p))
         fast = HazardGrid(hazards, plan, END, looked_up, pk_levels=levels[p])
@@ -242,11 +242,11 @@ def test_a_dose_outside_the_mmf_doses_is_computed_afresh() -> None:
     mpa = _models(scenario, 1, np.random.default_rng(2))
     mmf = ctx.planned_mmf.capped_at(1234.0)  # no action gives this dose
     plan = Plan(ctx.prednisone(45.0), mmf, _row_of(mpa, 0))
+    shared: dict = template_cache(ctx.mmf_levels)
     levels = pk_level_multipliers(
-        hazards, Plan(plan.prednisone, mmf, _rows_of(mpa, np.arange(1))), ctx.mmf_levels
+        hazards, Plan(plan.prednisone, mmf, _rows_of(mpa, np.arange(1))), shared
     )
     assert levels is not None
-    shared: dict = {MMF_LEVELS: {d: j for j, d in enumerate(ctx.mmf_levels)}}
     fast = HazardGrid(hazards, plan, END, shared, pk_levels=levels[0])
     assert [t.level_col for _, t in _templates(shared)] == [None]
     np.testing.assert_array_equal(fast.cum, HazardGrid(hazards, plan, END, {}).cum)
@@ -278,11 +278,11 @@ def test_a_looked_up_rate_that_overflows_is_refused() -> None:
     hazards = [Hazard("huge", 1e300, (MpaAuc(1.0, -600.0),))]  # e^(600 + AUC): finite alone
     mpa = _models(scenario, 1, np.random.default_rng(4))
     plan = Plan(ctx.prednisone(45.0), ctx.planned_mmf, _row_of(mpa, 0))
+    shared: dict = template_cache(ctx.mmf_levels)
     levels = pk_level_multipliers(
-        hazards, Plan(plan.prednisone, plan.mmf, _rows_of(mpa, np.arange(1))), ctx.mmf_levels
+        hazards, Plan(plan.prednisone, plan.mmf, _rows_of(mpa, np.arange(1))), shared
     )
     assert levels is not None and np.isfinite(levels).all()
-    shared: dict = {MMF_LEVELS: {d: j for j, d in enumerate(ctx.mmf_levels)}}
     with np.errstate(over="ignore"), pytest.raises(FloatingPointError, match="not finite"):
         HazardGrid(hazards, plan, END, shared, pk_levels=levels[0])
     with np.errstate(over="ignore"), pytest.raises(FloatingPointError, match="not finite"):
@@ -296,6 +296,6 @@ def test_no_lookup_when_a_multiplier_is_not_finite_at_some_dose() -> None:
     mpa = _models(scenario, 2, np.random.default_rng(6))
     plan = Plan(ctx.prednisone(45.0), ctx.planned_mmf, _rows_of(mpa, np.arange(2)))
     with np.errstate(over="ignore"):
-        assert pk_level_multipliers(hazards, plan, ctx.mmf_levels) is None
+        assert pk_level_multipliers(hazards, plan, template_cache(ctx.mmf_levels)) is None
         held = Plan(plan.prednisone, ctx.planned_mmf.capped_at(0.0), _row_of(mpa, 0))
         assert np.isfinite(HazardGrid(hazards, held, END, {}).cum).all()  # no MMF: finite
