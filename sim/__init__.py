@@ -8,24 +8,43 @@ The public API::
     scenario = sim.load_scenario("scenarios/nct05129410.toml")
     schedules = sim.build_schedules(scenario, weight_kg=60)
     schedules["prednisone"].cumulative(364)   # 7892.5 mg
+
+The names below are imported on first use (PEP 562), so that ``import sim``
+and ``dosesim --version`` do not pay for numpy, scipy and pandas.
 """
 
-from sim.errors import DosesimError, ScenarioError
-from sim.forecast import ForecastResult, forecast
-from sim.model import CohortResult, simulate_cohort
-from sim.recruitment import TrialResult, simulate_trial, simulate_trials
-from sim.runner import RunResult, run
-from sim.scenario import Scenario, load_scenario, scenario_from_dict
-from sim.schedule import (
-    Schedule,
-    Segment,
-    build_mmf,
-    build_prednisone,
-    build_schedules,
-    prednisone_start_mg,
-)
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "DosesimError": "sim.errors",
+    "ScenarioError": "sim.errors",
+    "ForecastResult": "sim.forecast",
+    "forecast": "sim.forecast",
+    "CohortResult": "sim.model",
+    "simulate_cohort": "sim.model",
+    "TrialResult": "sim.recruitment",
+    "simulate_trial": "sim.recruitment",
+    "simulate_trials": "sim.recruitment",
+    "RunResult": "sim.runner",
+    "run": "sim.runner",
+    "Scenario": "sim.scenario",
+    "load_scenario": "sim.scenario",
+    "scenario_from_dict": "sim.scenario",
+    "Schedule": "sim.schedule",
+    "Segment": "sim.schedule",
+    "build_mmf": "sim.schedule",
+    "build_prednisone": "sim.schedule",
+    "build_schedules": "sim.schedule",
+    "prednisone_start_mg": "sim.schedule",
+}
 
 __all__ = [
     "CohortResult",
@@ -50,3 +69,45 @@ __all__ = [
     "simulate_trial",
     "simulate_trials",
 ]
+
+if TYPE_CHECKING:
+    from sim.errors import DosesimError, ScenarioError
+    from sim.forecast import ForecastResult, forecast
+    from sim.model import CohortResult, simulate_cohort
+    from sim.recruitment import TrialResult, simulate_trial, simulate_trials
+    from sim.runner import RunResult, run
+    from sim.scenario import Scenario, load_scenario, scenario_from_dict
+    from sim.schedule import (
+        Schedule,
+        Segment,
+        build_mmf,
+        build_prednisone,
+        build_schedules,
+        prednisone_start_mg,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next look-up is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+class _Package(types.ModuleType):
+    """The ``sim`` package: importing the submodule ``sim.forecast`` keeps ``sim.forecast``
+    the function (the import system would otherwise set the attribute to the module)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

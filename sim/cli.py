@@ -1,14 +1,17 @@
 """The ``dosesim`` command (``python -m sim`` is the same).
 
-Bad input (a scenario, an option, a file) is reported as one line per problem
-on stderr with exit status 2 and no traceback; ``dosesim check`` exits 1 when a
-schedule differs from its golden file.
+Bad input (a scenario, an option, a file, an occupied results folder) is
+reported as one line per problem on stderr with exit status 2 and no
+traceback; ``dosesim check`` exits 1 when a schedule differs from its golden
+file; Ctrl-C exits 130 and SIGTERM 143, each after stopping the workers.
+
+This module imports only the standard library and :mod:`sim.errors` at import
+time: ``dosesim --help`` and ``--version`` answer without loading numpy.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -16,11 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from sim import __version__
-from sim.errors import DosesimError, Problem, ScenarioError
+from sim.errors import DosesimError, Problem, ScenarioError, Terminated
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+
+#: Defaults shown in the help and used by the handlers.
+DEFAULT_INTERVAL_PERCENT = 90.0
+DEFAULT_CONNECT_TIMEOUT_S = 10.0  # = sim.executors.DEFAULT_CONNECT_TIMEOUT_S (checked by a test)
+
+_EPILOG = (
+    "Every command is described with examples in README.md, and the model (every "
+    "equation, default and source) in docs/model.md, both in the dosesim repository. "
+    "A planning tool, not a dosing aid for individual patients."
+)
 
 
 def _positive_float(text: str) -> float:
@@ -52,6 +66,19 @@ _positive_int = _whole_number(1)
 _seed = _whole_number(0)
 
 
+def _percent(text: str) -> float:
+    """``--interval``: a percent in (0, 100), returned as a fraction."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1.0 <= value < 100.0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be a percent from 1 to below 100, e.g. 90 (not 0.9)"
+        )
+    return value / 100.0
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -64,8 +91,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="dosesim",
         description=(
             "Simulate trials that pair a glucocorticoid taper with a steroid-sparing "
-            "drug. A planning tool, not a dosing aid for individual patients."
+            "drug: dose schedules, exposure, adverse events, retention, recruitment "
+            "timelines. A planning tool, not a dosing aid for individual patients."
         ),
+        epilog=_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"dosesim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -78,20 +107,73 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a scenario value, e.g. prednisone.start_mg_per_kg=0.5 "
-        "(repeatable; the value is read as TOML)",
+        "(repeatable; the value is read as TOML; none by default). A scenario changed "
+        "this way is labelled as modified and gets results folders of its own",
     )
+    interval = argparse.ArgumentParser(add_help=False)
+    interval.add_argument(
+        "--interval",
+        type=_percent,
+        default=DEFAULT_INTERVAL_PERCENT / 100.0,
+        metavar="PERCENT",
+        help="the central interval reported over replicates (or patients), in percent "
+        f"(default {DEFAULT_INTERVAL_PERCENT:g}: the 5th to the 95th percentile)",
+    )
+    executor = argparse.ArgumentParser(add_help=False)
+    executor.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="local worker processes; results are identical for any number (default 1)",
+    )
+    executor.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on an existing Dask cluster, e.g. tcp://host:8786 (needs "
+        "pip install 'dosesim[dask]'; overrides --workers; default: not used)",
+    )
+    executor.add_argument(
+        "--connect-timeout",
+        type=_positive_float,
+        default=DEFAULT_CONNECT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="give up on a --scheduler that does not answer within this time, before "
+        f"anything is written (default {DEFAULT_CONNECT_TIMEOUT_S:g})",
+    )
+    executor.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (default: a bar on stderr when it is a terminal)",
+    )
+
+    def folder_options(p: argparse.ArgumentParser, kind: str, default: str) -> None:
+        p.add_argument(
+            "--out",
+            metavar="DIR",
+            help=f"results folder (default {default}); a folder holding other results is "
+            "refused unless --overwrite",
+        )
+        p.add_argument(
+            "--overwrite",
+            action="store_true",
+            help=f"first remove the results the folder holds (of any dosesim command) and "
+            f"write this {kind}'s (default: refuse an occupied folder)",
+        )
 
     p = sub.add_parser(
         "validate",
         parents=[overrides],
         help="check scenario files and report every problem",
         description="Check scenario files; print each one's name and hash, or every problem.",
+        epilog=_EPILOG,
     )
-    p.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario TOML files")
     p.add_argument(
         "--resolved",
         action="store_true",
-        help="print each resolved scenario as TOML (extends merged, every value explicit)",
+        help="also print each resolved scenario as TOML (extends merged, every value "
+        "explicit; default: off)",
     )
 
     p = sub.add_parser(
@@ -99,152 +181,184 @@ def _parser() -> argparse.ArgumentParser:
         parents=[overrides],
         help="print the dose schedules a scenario prescribes for one patient",
         description="Print each drug's schedule for a patient of the given weight.",
+        epilog=_EPILOG,
     )
-    p.add_argument("scenario", metavar="SCENARIO")
-    p.add_argument("--weight-kg", type=_positive_float, required=True, metavar="W")
+    p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
+    p.add_argument(
+        "--weight-kg", type=_positive_float, required=True, metavar="W", help="body weight, kg"
+    )
     p.add_argument(
         "--csv",
         metavar="PATH",
         help="also write drug,start_day,end_day,dose_mg_per_day,cumulative_mg "
-        "(one row per constant-dose segment, end_day exclusive)",
+        "(one row per constant-dose segment, end_day exclusive; default: not written)",
     )
 
     p = sub.add_parser(
         "exposure",
-        parents=[overrides],
+        parents=[overrides, interval],
         help="PK exposure of the typical patient (and optionally a population) over the schedule",
         description=(
             "Steady-state exposure per constant-dose segment for the typical patient of the "
             "given weight (prednisolone unbound, MPA), optionally a concentration-time figure, "
             "and with --patients the between-patient spread of MPA AUC0-12 at the target dose."
         ),
+        epilog=_EPILOG,
     )
-    p.add_argument("scenario", metavar="SCENARIO")
-    p.add_argument("--weight-kg", type=_positive_float, required=True, metavar="W")
+    p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
     p.add_argument(
-        "--plot", metavar="PATH", help="write the concentration-time figure (PNG, PDF, SVG)"
+        "--weight-kg", type=_positive_float, required=True, metavar="W", help="body weight, kg"
+    )
+    p.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="write the concentration-time figure (PNG, PDF, SVG; default: not written)",
     )
     p.add_argument(
         "--csv",
         metavar="PATH",
         help="write drug,start_day,end_day,dose_mg_per_day,auc_tau_mg_h_per_l,"
-        "auc_24h_mg_h_per_l,c_avg_mg_per_l,c_max_mg_per_l,c_min_mg_per_l",
+        "auc_24h_mg_h_per_l,c_avg_mg_per_l,c_max_mg_per_l,c_min_mg_per_l (default: not written)",
     )
     p.add_argument(
         "--patients",
         type=_positive_int,
         metavar="N",
-        help="also draw N patients of this weight (needs --seed)",
+        help="also draw N patients of this weight (needs --seed; default: none)",
     )
-    p.add_argument("--seed", type=_seed, metavar="S", help="seed for --patients")
+    p.add_argument("--seed", type=_seed, metavar="S", help="seed for --patients (no default)")
 
     p = sub.add_parser(
         "cohort",
-        parents=[overrides],
+        parents=[overrides, interval],
         help="simulate one cohort: screening, dosing, adverse events, exits",
         description=(
             "Simulate one replicate of the cohort model (all patients enrolled on day 0) and "
-            "write patients.csv and events.csv; prints steroid burden, retention, exits and "
-            "adverse events."
+            "write patients.csv, events.csv and manifest.json; prints steroid burden, "
+            "retention, exits and adverse events."
         ),
+        epilog=_EPILOG,
     )
-    p.add_argument("scenario", metavar="SCENARIO")
-    p.add_argument("--patients", type=_positive_int, required=True, metavar="N")
-    p.add_argument("--seed", type=_seed, required=True, metavar="S")
+    p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
     p.add_argument(
-        "--out", metavar="DIR", help="folder for patients.csv and events.csv (default results/NAME)"
+        "--patients", type=_positive_int, required=True, metavar="N", help="patients to enrol"
     )
+    p.add_argument("--seed", type=_seed, required=True, metavar="S", help="the seed (>= 0)")
+    folder_options(p, "cohort", "results/NAME/cohort")
 
     p = sub.add_parser(
         "forecast",
-        parents=[overrides],
-        help="forecast last patient in and last visit, from the enrolment seen so far",
+        parents=[overrides, interval, executor],
+        help="forecast when the target is reached and the last visit done, from the enrolment "
+        "seen so far",
         description=(
-            "Simulate the rest of the trial from --as-of: each site's screening rate gets its "
-            "conjugate Gamma posterior from the observed enrolment (sites without data keep "
-            "the prior). Reports last-patient-in and last-visit dates (median, 80 % and 95 % "
-            "intervals), the probability of completing by the deadline, and how many more "
-            "sites like the prior would give 80 %. Without --observed: the design-stage "
-            "forecast."
+            "Simulate the rest of the trial from --as-of: every site open during the observed "
+            "period gets the posterior of its screening rate from its own enrolment (none "
+            "included); a site not yet open keeps its prior. Reports the probability of "
+            "reaching the target by the enrolment deadline, the day it is reached, last "
+            "patient in and last visit among the replicates that reach it, the number "
+            "enrolled, and how many more sites like the prior would give 80 % probability of "
+            "completing by the deadline. Without --observed: the design-stage forecast."
         ),
+        epilog=_EPILOG,
     )
-    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
     p.add_argument(
         "--observed",
         metavar="CSV",
-        help="one row per enrolled patient: site,enrolled_date (optionally screened_date)",
+        help="one row per enrolled patient: site,enrolled_date (optionally screened_date); "
+        "default: none, every site keeps its prior",
     )
-    p.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD", help="data cut-off date")
-    p.add_argument("--replicates", type=_positive_int, default=500, metavar="N")
-    p.add_argument("--seed", type=_seed, default=1, metavar="S", help="seed (default 1)")
     p.add_argument(
-        "--out", metavar="DIR", help="write forecast_replicates.csv and report.html here"
+        "--as-of",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="data cut-off date (default: the scenario's start date)",
     )
-    p.add_argument("--workers", type=_positive_int, default=1, metavar="N")
+    p.add_argument(
+        "--replicates", type=_positive_int, default=500, metavar="N", help="(default 500)"
+    )
+    p.add_argument(
+        "--search-replicates",
+        type=_positive_int,
+        metavar="N",
+        help="replicates per step of the added-sites search (default: min(--replicates, 200))",
+    )
+    p.add_argument("--seed", type=_seed, default=1, metavar="S", help="the seed (default 1)")
+    folder_options(p, "forecast", "results/NAME/forecast-ASOF")
 
     p = sub.add_parser(
         "run",
-        parents=[overrides],
+        parents=[overrides, interval, executor],
         help="simulate many replicate trials into a results folder",
         description=(
             "Simulate replicate trials (recruitment and cohort) and write the results folder: "
-            "replicates.csv, summary.json, manifest.json, and for the first K replicates "
-            "patients.csv, events.csv, dosing_nonmem.csv, ex.csv, ae.csv, ds.csv. Results are "
-            "identical for any --workers or --scheduler."
+            "replicates.csv, sites.csv, summary.json, manifest.json, report.html, and for the "
+            "first K replicates patients.csv, events.csv, dosing_nonmem.csv, ex.csv, ae.csv, "
+            "ds.csv. Results are identical for any --workers or --scheduler."
         ),
+        epilog=_EPILOG,
     )
-    p.add_argument("scenario", metavar="SCENARIO")
-    p.add_argument("--replicates", type=_positive_int, default=1000, metavar="N")
-    p.add_argument("--seed", type=_seed, default=1, metavar="S", help="seed (default 1)")
-    p.add_argument("--out", metavar="DIR", help="results folder (default results/NAME)")
-    p.add_argument("--workers", type=_positive_int, default=1, metavar="N")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
+    p.add_argument(
+        "--replicates", type=_positive_int, default=1000, metavar="N", help="(default 1000)"
+    )
+    p.add_argument("--seed", type=_seed, default=1, metavar="S", help="the seed (default 1)")
+    folder_options(p, "run", "results/NAME/run")
     p.add_argument(
         "--keep-patients",
         default="100",
         metavar="K|all",
         help="per-patient tables for the first K replicates (default 100)",
     )
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in the folder (the same run only; default: off)",
+    )
 
     p = sub.add_parser(
         "compare",
-        parents=[overrides],
+        parents=[overrides, interval, executor],
         help="compare scenarios run with the same seed: paired differences to the first",
         description=(
             "Run every scenario with the same seed (common random numbers) and print, per "
             "key metric, each scenario's mean with its Monte Carlo SE and the mean paired "
-            "difference to the first scenario with its paired 95 % interval (and the "
-            "unpaired one for reference). With one scenario and --vary KEY=V1,V2,...: a "
-            "one-way sweep, the first value the reference. --set applies to every scenario."
+            "difference to the first scenario with its paired interval (and the unpaired "
+            "one for reference). With one scenario and --vary KEY=V1,V2,...: a one-way "
+            "sweep, the first value the reference. --set applies to every scenario."
         ),
+        epilog=_EPILOG,
     )
-    p.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario TOML files")
     p.add_argument(
         "--vary",
         metavar="KEY=V1,V2,...",
         help="with one scenario: one variant per value (read as TOML), "
-        "e.g. prednisone.start_mg_per_kg=0.5,0.75,1.0",
+        "e.g. prednisone.start_mg_per_kg=0.5,0.75,1.0 (default: none)",
     )
-    p.add_argument("--replicates", type=_positive_int, default=200, metavar="N")
-    p.add_argument("--seed", type=_seed, default=1, metavar="S", help="seed (default 1)")
-    p.add_argument("--workers", type=_positive_int, default=1, metavar="N")
     p.add_argument(
-        "--out", metavar="DIR", help="write comparison.csv and comparison_forest.png here"
+        "--replicates", type=_positive_int, default=200, metavar="N", help="(default 200)"
     )
+    p.add_argument("--seed", type=_seed, default=1, metavar="S", help="the seed (default 1)")
+    folder_options(p, "comparison", "results/NAME/compare, or results/NAME/vary-KEY")
 
     p = sub.add_parser(
         "report",
-        help="write the HTML report of a results folder",
+        parents=[interval],
+        help="write the HTML report of a results folder of dosesim run",
         description=(
             "Write one self-contained HTML file (figures embedded, no network needed) for a "
             "results folder of `dosesim run`: scenario, key numbers with intervals, figures, "
-            "and the built-in validation checks."
+            "and the built-in validation checks. The folder's files are checked against "
+            "their sha256 in manifest.json first."
         ),
+        epilog=_EPILOG,
     )
-    p.add_argument("results", metavar="RESULTS_DIR")
-    p.add_argument("-o", "--output", metavar="PATH", help="default RESULTS_DIR/report.html")
+    p.add_argument("results", metavar="RESULTS_DIR", help="a folder written by dosesim run")
+    p.add_argument(
+        "-o", "--output", metavar="PATH", help="where to write (default RESULTS_DIR/report.html)"
+    )
 
     p = sub.add_parser(
         "check",
@@ -254,39 +368,55 @@ def _parser() -> argparse.ArgumentParser:
             "and 110 kg and compare them with the golden CSVs; exit 1 on any "
             "difference. With no SCENARIO, every scenarios/*.toml is checked."
         ),
+        epilog=_EPILOG,
     )
-    p.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    p.add_argument(
+        "scenarios", nargs="*", metavar="SCENARIO", help="scenario files (default scenarios/*.toml)"
+    )
     p.add_argument(
         "--golden-dir",
         metavar="DIR",
         help="folder of golden CSVs (default: schedules/ beside each scenario)",
     )
-    p.add_argument("--update", action="store_true", help="rewrite the golden files")
+    p.add_argument(
+        "--update", action="store_true", help="rewrite the golden files (default: only compare)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit status (0 ok, 1 schedules changed, 2 bad input)."""
+    """Run the command; returns the exit status (0 ok, 1 schedules changed, 2 bad input).
+
+    Ctrl-C gives 130 and SIGTERM 143, after the workers have been stopped and
+    what was finished has been checkpointed.
+    """
     args = _parser().parse_args(argv)
+    args.command_line = ["dosesim", *(sys.argv[1:] if argv is None else argv)]
+    handler = {
+        "validate": _validate,
+        "schedule": _schedule,
+        "exposure": _exposure,
+        "cohort": _cohort,
+        "forecast": _forecast,
+        "run": _run,
+        "report": _report,
+        "compare": _compare,
+        "check": _check,
+    }[args.command]
+    from sim.executors import terminate_on_sigterm
+
     try:
-        handler = {
-            "validate": _validate,
-            "schedule": _schedule,
-            "exposure": _exposure,
-            "cohort": _cohort,
-            "forecast": _forecast,
-            "run": _run,
-            "report": _report,
-            "compare": _compare,
-            "check": _check,
-        }
-        return handler[args.command](args)
+        with terminate_on_sigterm():
+            return handler(args)
     except DosesimError as exc:
         print(_error_text(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("dosesim: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print("dosesim: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except BrokenPipeError:
         # The reader went away (e.g. `dosesim ... | head`): stop quietly.
         import os
@@ -304,6 +434,29 @@ def _error_text(exc: DosesimError) -> str:
     return f"error: {exc}"
 
 
+def _show_progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _head(scenario: Any) -> str:
+    """The first words of every command's output: the scenario, marked if modified."""
+    return f"{scenario.label} (sha256 {scenario.hash[:12]})"
+
+
+def _folder(args: argparse.Namespace, kind: str, scenario: Any, detail: str | None = None) -> Path:
+    from sim.folders import default_folder
+
+    if args.out:
+        return Path(args.out)
+    return default_folder(kind, scenario.name, scenario.overrides, detail)
+
+
+def _provenance(args: argparse.Namespace, scenario: Any) -> dict[str, Any]:
+    from sim.runner import provenance
+
+    return provenance(scenario, args.command_line)
+
+
 def _validate(args: argparse.Namespace) -> int:
     from sim.scenario import load_scenario
 
@@ -314,7 +467,7 @@ def _validate(args: argparse.Namespace) -> int:
         except ScenarioError as exc:
             problems.extend(exc.problems)
             continue
-        print(f"ok  {path}  (name {scenario.name}, sha256 {scenario.hash[:12]})")
+        print(f"ok  {path}  (name {scenario.label}, sha256 {scenario.hash[:12]})")
         if args.resolved:
             print(scenario.to_toml())
     if problems:
@@ -331,7 +484,7 @@ def _schedule(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     schedules = build_schedules(scenario, args.weight_kg)
     print(
-        f"{scenario.name} (sha256 {scenario.hash[:12]}): {fmt_number(args.weight_kg)} kg, "
+        f"{_head(scenario)}: {fmt_number(args.weight_kg)} kg, "
         f"{scenario.treatment.duration_days} days of treatment"
     )
     for drug, schedule in schedules.items():
@@ -393,10 +546,7 @@ def _exposure(args: argparse.Namespace) -> int:
     schedules = build_schedules(scenario, weight)
     models = scenario_models(scenario, weight)
     assert scenario.exposure is not None
-    print(
-        f"{scenario.name} (sha256 {scenario.hash[:12]}): typical {fmt_number(weight)} kg patient, "
-        "steady state at each dose"
-    )
+    print(f"{_head(scenario)}: typical {fmt_number(weight)} kg patient, steady state at each dose")
     rows: list[dict[str, str]] = []
     names = {"prednisolone": "prednisolone (unbound)", "mpa": "mycophenolic acid (MPA)"}
     for moiety, model in models.items():
@@ -431,10 +581,14 @@ def _exposure(args: argparse.Namespace) -> int:
         auc = mpa_auc0_12_at_target(
             scenario, scenario_models(scenario, weight, {"mpa": etas})["mpa"]
         )
-        q5, q50, q95 = np.percentile(auc, [5, 50, 95])
+        from sim.milestones import interval_label, level_quantiles
+
+        q_low, q_high = level_quantiles(args.interval)
+        q5, q50, q95 = np.quantile(auc, [q_low, 0.5, q_high])
         print(
             f"{n} patients of {fmt_number(weight)} kg (seed {args.seed}): MPA AUC0-12 median "
-            f"{q50:.1f} (5-95 %: {q5:.1f}-{q95:.1f}) mg*h/L; below {fmt_number(low)}: "
+            f"{q50:.1f} ({interval_label(args.interval)}: {q5:.1f}-{q95:.1f}) mg*h/L; "
+            f"below {fmt_number(low)}: "
             f"{np.mean(auc < low):.1%}, within: {np.mean((auc >= low) & (auc <= high)):.1%}, "
             f"above {fmt_number(high)}: {np.mean(auc > high):.1%}"
         )
@@ -453,7 +607,7 @@ def _exposure(args: argparse.Namespace) -> int:
                 ),
                 "mycophenolic acid, from MMF": (models["mpa"], schedules["mmf"], "mg/L"),
             },
-            f"{scenario.name}: typical {fmt_number(weight)} kg patient",
+            f"{scenario.label}: typical {fmt_number(weight)} kg patient",
         )
         fmt = Path(args.plot).suffix.lstrip(".").lower() or "png"
         if fmt not in ("png", "pdf", "svg"):
@@ -466,163 +620,137 @@ def _exposure(args: argparse.Namespace) -> int:
 
 
 def _cohort(args: argparse.Namespace) -> int:
-    from sim.fileio import atomic_write_text
+    from sim.folders import ResultsFolder
     from sim.model import simulate_cohort
     from sim.results import cohort_summary, format_cohort_summary
     from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
-    result = simulate_cohort(scenario, args.patients, args.seed)
-    out = Path(args.out) if args.out else Path("results") / scenario.name
-    atomic_write_text(out / "patients.csv", result.patients.to_csv(index=False))
-    atomic_write_text(out / "events.csv", result.events.to_csv(index=False))
-    print(f"{scenario.name} (sha256 {scenario.hash[:12]}), seed {args.seed}")
-    print(format_cohort_summary(cohort_summary(result)))
+    out = _folder(args, "cohort", scenario)
+    identity = {
+        "scenario_hash": scenario.hash,
+        "scenario_name": scenario.name,
+        "overrides": list(scenario.overrides),
+        "seed": args.seed,
+        "patients": args.patients,
+    }
+    provenance = _provenance(args, scenario)
+    with ResultsFolder(out, "cohort", identity, args.overwrite, provenance) as folder:
+        result = simulate_cohort(scenario, args.patients, args.seed)
+        folder.begin()
+        folder.write_text("patients.csv", result.patients.to_csv(index=False))
+        folder.write_text("events.csv", result.events.to_csv(index=False))
+        folder.complete({"scenario": scenario.to_dict_json()})
+    print(f"{_head(scenario)}, seed {args.seed}")
+    print(format_cohort_summary(cohort_summary(result, args.interval)))
     print(f"wrote {out / 'patients.csv'} and {out / 'events.csv'}")
     return EXIT_OK
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    from sim.forecast import forecast
+    from sim.folders import ResultsFolder, sha256_file
+    from sim.forecast import forecast, read_observed
+    from sim.plots import milestone_dates
+    from sim.report import render_page
+    from sim.results import format_forecast
     from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
-    scenario.require("recruitment", purpose="a forecast")
+    scenario.require("recruitment", "population", purpose="a forecast")
     rec = scenario.recruitment
     assert rec is not None
     if args.observed is not None and args.as_of is None:
         raise DosesimError("--observed needs --as-of (the data cut-off date)")
     as_of = args.as_of or rec.start_date
-    result = forecast(
-        scenario, args.observed, as_of, args.replicates, args.seed, workers=args.workers
-    )
-    lines = _forecast_lines(scenario, args, as_of, result)
-    print("\n".join(lines))
-    if args.out:
-        from sim.fileio import atomic_write_text
-        from sim.report import render_page
-
-        out = Path(args.out)
-        atomic_write_text(out / "forecast_replicates.csv", result.replicates.to_csv(index=False))
-        page = render_page(
-            f"dosesim forecast: {scenario.name}",
-            html_escape(f"As of {as_of}; {args.replicates} replicates; seed {args.seed}."),
-            [("Forecast", "<pre>" + html_escape("\n".join(lines)) + "</pre>")],
-            [("Last patient in and last visit", _forecast_figure(scenario, result))],
+    observed = read_observed(args.observed, scenario, as_of)  # bad data: before any folder
+    out = _folder(args, "forecast", scenario, as_of.isoformat())
+    identity = {
+        "scenario_hash": scenario.hash,
+        "scenario_name": scenario.name,
+        "overrides": list(scenario.overrides),
+        "seed": args.seed,
+        "replicates": args.replicates,
+        "as_of": as_of.isoformat(),
+        "observed_sha256": sha256_file(args.observed) if args.observed else None,
+        "search_replicates": args.search_replicates,
+    }
+    provenance = {**_provenance(args, scenario), "observed": args.observed}
+    with ResultsFolder(out, "forecast", identity, args.overwrite, provenance) as folder:
+        result = forecast(
+            scenario,
+            observed,
+            as_of,
+            args.replicates,
+            args.seed,
+            search_replicates=args.search_replicates,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            level=args.interval,
+            progress=_show_progress(args),
+            connect_timeout_s=args.connect_timeout,
         )
-        atomic_write_text(out / "report.html", page)
-        print(f"wrote {out / 'forecast_replicates.csv'} and {out / 'report.html'}")
+        source = f" from {args.observed}" if args.observed else " (no observed data)"
+        head = (
+            f"{_head(scenario)}: {'forecast' if args.observed else 'design-stage forecast'} "
+            f"as of {as_of}{source}, {args.replicates} replicates, seed {args.seed}"
+        )
+        lines = [head, *format_forecast(scenario, result)]
+        print("\n".join(lines))
+        folder.begin()
+        folder.write_text(
+            "forecast_replicates.csv", result.replicates.to_csv(index=False, lineterminator="\n")
+        )
+        folder.write_text("summary.json", _json(result.summary))
+        page = render_page(
+            f"dosesim forecast: {scenario.label}",
+            _html(f"As of {as_of}; {args.replicates} replicates; seed {args.seed}."),
+            [("Forecast", "<pre>" + _html("\n".join(lines)) + "</pre>")],
+            [
+                (
+                    "Recruitment milestones",
+                    milestone_dates(result.replicates, scenario, args.interval),
+                )
+            ],
+        )
+        folder.write_text("report.html", page)
+        folder.complete({"scenario": scenario.to_dict_json()})
+    print(f"wrote {out}/ (forecast_replicates.csv, summary.json, report.html)")
     return EXIT_OK
 
 
-def html_escape(text: str) -> str:
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def _html(text: str) -> str:
     import html
 
     return html.escape(text)
 
 
-def _forecast_figure(scenario: Any, result: Any) -> Any:
-    """Histograms of the forecast last-patient-in and last-visit days, deadline marked."""
-    from matplotlib.figure import Figure
-
-    rec = scenario.recruitment
-    fig = Figure(figsize=(10, 3.2), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, key, label in zip(
-        axes,
-        ("last_patient_in_day", "last_patient_last_visit_day"),
-        ("last patient in", "last patient last visit"),
-        strict=True,
-    ):
-        days = result.replicates[key].dropna()
-        ax.hist(days, bins=30, color="C0", alpha=0.8)
-        ax.axvline(rec.deadline_day, color="C3", linestyle="--", label=f"deadline {rec.deadline}")
-        ax.set_xlabel(f"{label}, trial day (day 0 = {rec.start_date})")
-        ax.set_ylabel("replicates")
-        ax.legend(fontsize="small")
-    return fig
-
-
-def _forecast_lines(scenario: Any, args: argparse.Namespace, as_of: date, result: Any) -> list[str]:
-    from sim.scenario import DAYS_PER_MONTH
-
-    rec = scenario.recruitment
-    out: list[str] = []
-    s = result.summary
-    kind = "design-stage forecast" if args.observed is None else "forecast"
-    out.append(
-        f"{scenario.name} (sha256 {scenario.hash[:12]}): {kind} as of {as_of}, "
-        f"{args.replicates} replicates, seed {args.seed}"
-    )
-    out.append(
-        f"enrolled so far: {s['observed_enrolled']} of {rec.target_enrolled}; "
-        f"deadline {rec.deadline}"
-    )
-    for i, site in enumerate(rec.sites):
-        shape, rate = result.posteriors[i]
-        mean = shape / rate * DAYS_PER_MONTH
-        spread = (
-            f", 95 % {_gamma_q(shape, rate, 0.025):.2f}-{_gamma_q(shape, rate, 0.975):.2f}"
-            if math.isfinite(shape)
-            else " (known rate)"
-        )
-        out.append(f"  {site.name}: screening rate {mean:.2f} per month{spread}")
-    for key, label in (
-        ("last_patient_in", "last patient in"),
-        ("last_patient_last_visit", "last patient last visit"),
-    ):
-        q = s[key]
-        if q is None:
-            out.append(f"{label}: no patient enrolled in any replicate")
-            continue
-        out.append(
-            f"{label}: median {q['median']} (80 %: {q['interval_80'][0]} to "
-            f"{q['interval_80'][1]}; 95 %: {q['interval_95'][0]} to {q['interval_95'][1]})"
-        )
-    out.append(f"P(target of {rec.target_enrolled} reached): {s['probability_target_reached']:.2f}")
-    out.append(f"P(last visit by {rec.deadline}): {s['probability_completed_by_deadline']:.2f}")
-    if result.sites_needed == 0:
-        out.append("no more sites needed for 80 % probability of completing by the deadline")
-    elif result.sites_needed is None:
-        out.append(
-            "more than 10 added sites would be needed for 80 % probability of completing "
-            "by the deadline"
-        )
-    else:
-        out.append(
-            f"{result.sites_needed} more site(s) like the prior, opening "
-            f"{rec.new_site_delay_days:g} days after {as_of}, give "
-            f"P(completing by the deadline) = {result.sites_needed_probability:.2f} (>= 0.80)"
-        )
-    return out
-
-
-def _gamma_q(shape: float, rate: float, q: float) -> float:
-    from scipy.stats import gamma
-
-    from sim.scenario import DAYS_PER_MONTH
-
-    return float(gamma.ppf(q, shape, scale=1.0 / rate)) * DAYS_PER_MONTH
+def _keep(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        keep = int(text)
+    except ValueError:
+        raise DosesimError(f"--keep-patients {text!r}: a number or 'all'") from None
+    if keep < 0:
+        raise DosesimError(f"--keep-patients {keep}: must be >= 0")
+    return keep
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sim.report import write_report
+    from sim.results import format_run_summary
     from sim.runner import run
     from sim.scenario import load_scenario
 
-    keep: int | None
-    if args.keep_patients == "all":
-        keep = None
-    else:
-        try:
-            keep = int(args.keep_patients)
-        except ValueError:
-            raise DosesimError(
-                f"--keep-patients {args.keep_patients!r}: a number or 'all'"
-            ) from None
-        if keep < 0:
-            raise DosesimError(f"--keep-patients {keep}: must be >= 0")
+    keep = _keep(args.keep_patients)
     scenario = load_scenario(args.scenario, args.overrides)
-    out = Path(args.out) if args.out else Path("results") / scenario.name
+    out = _folder(args, "run", scenario)
     result = run(
         scenario,
         args.replicates,
@@ -632,14 +760,15 @@ def _run(args: argparse.Namespace) -> int:
         out=out,
         keep_patients=keep,
         resume=args.resume,
-        progress=not args.quiet and sys.stderr.isatty(),
+        progress=_show_progress(args),
+        level=args.interval,
+        overwrite=args.overwrite,
+        connect_timeout_s=args.connect_timeout,
+        command_line=args.command_line,
     )
-    head = f"{scenario.name} (sha256 {scenario.hash[:12]})"
-    print(f"{head}: {args.replicates} replicates, seed {args.seed}")
+    print(f"{_head(scenario)}: {args.replicates} replicates, seed {args.seed}")
     print(format_run_summary(result.summary))
-    from sim.report import write_report
-
-    report = write_report(out)
+    report = write_report(out, level=args.interval)
     print(f"results in {out}/ (report: {report})")
     return EXIT_OK
 
@@ -647,46 +776,9 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from sim.report import write_report
 
-    path = write_report(args.results, args.output)
+    path = write_report(args.results, args.output, level=args.interval)
     print(f"wrote {path}")
     return EXIT_OK
-
-
-def format_run_summary(summary: dict[str, Any]) -> str:
-    """A few lines a planner reads first: steroid burden, retention, AEs, timelines."""
-    m = summary["metrics"]
-
-    def interval(key: str, fmt: str = ",.0f") -> str:
-        e = m[key]
-        return f"median {e['median']:{fmt}} (90 %: {e['p5']:{fmt}}-{e['p95']:{fmt}})"
-
-    lines = [
-        "steroid burden, per-trial median cumulative prednisone at week 52: "
-        + interval("median_cumulative_prednisone_mg_week52")
-        + " mg",
-        "retention, completed fraction per trial: " + interval("completed_fraction", ".2f"),
-    ]
-    exits = ", ".join(
-        f"{k} {m[k]['mean']:.2f}" for k in ("withdrawn", "died", "discontinued") if k in m
-    )
-    lines.append(f"exits per trial (mean): {exits}")
-    aes = ", ".join(f"{k[3:]} {v['mean']:.2f}" for k, v in m.items() if k.startswith("ae_"))
-    lines.append(f"adverse events per trial (mean): {aes}")
-    for key, label in (
-        ("last_patient_in_date", "last patient in"),
-        ("last_patient_last_visit_date", "last patient last visit"),
-    ):
-        d = summary["dates"].get(key)
-        if d:
-            lines.append(f"{label}: median {d['median']} (90 %: {d['p5']} to {d['p95']})")
-    p = summary["probabilities"]
-    lines.append(
-        f"P(target reached) {p['target_reached']['p']:.3f} "
-        f"(MCSE {p['target_reached']['mcse']:.3f}); "
-        f"P(last visit by {summary['deadline']}) {p['completed_by_deadline']['p']:.3f} "
-        f"(MCSE {p['completed_by_deadline']['mcse']:.3f})"
-    )
-    return "\n".join(lines)
 
 
 def _parse_vary(text: str) -> tuple[str, list[Any]]:
@@ -719,11 +811,14 @@ def _compare(args: argparse.Namespace) -> int:
     import io
 
     from sim.compare import compare, format_comparison, sweep
-    from sim.fileio import atomic_write_bytes, atomic_write_text
+    from sim.folders import ResultsFolder, default_folder
+    from sim.plots import comparison_forest
+    from sim.report import frame_html, render_page
     from sim.scenario import load_scenario
 
     if not args.scenarios:
         raise DosesimError("compare: give one or more scenario files")
+    detail = None
     if args.vary is not None:
         if len(args.scenarios) > 1:
             raise DosesimError(
@@ -733,6 +828,7 @@ def _compare(args: argparse.Namespace) -> int:
         key, values = _parse_vary(args.vary)
         base = load_scenario(args.scenarios[0], args.overrides)
         scenarios = sweep(base, key, values)
+        detail = f"vary-{key}"
     else:
         if len(args.scenarios) < 2:
             raise DosesimError(
@@ -747,34 +843,65 @@ def _compare(args: argparse.Namespace) -> int:
                 problems.extend(exc.problems)
         if problems:
             raise ScenarioError(problems)
-    result = compare(scenarios, args.replicates, args.seed, workers=args.workers)
-    print(format_comparison(result))
-    if args.out:
-        from sim.plots import comparison_forest
-
-        out = Path(args.out)
-        atomic_write_text(out / "comparison.csv", result.to_csv())
+        base = scenarios[0]
+    out = (
+        Path(args.out) if args.out else default_folder("compare", base.name, base.overrides, detail)
+    )
+    identity = {
+        "scenario_hashes": [s.hash for s in scenarios],
+        "scenario_names": [s.name for s in scenarios],
+        "overrides": list(base.overrides),
+        "seed": args.seed,
+        "replicates": args.replicates,
+    }
+    provenance = {
+        "command_line": args.command_line,
+        "overrides": list(base.overrides),
+        "scenario_files": [
+            {"path": path, "sha256": digest} for s in scenarios for path, digest in s.files
+        ],
+    }
+    with ResultsFolder(out, "compare", identity, args.overwrite, provenance) as folder:
+        result = compare(
+            scenarios,
+            args.replicates,
+            args.seed,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            level=args.interval,
+            progress=_show_progress(args),
+            connect_timeout_s=args.connect_timeout,
+        )
+        if base.overrides:
+            print(f"every scenario modified by --set {'; '.join(base.overrides)}")
+        print(format_comparison(result))
+        folder.begin()
+        folder.write_text("comparison.csv", result.to_csv())
         buf = io.BytesIO()
-        comparison_forest(result).savefig(buf, format="png", dpi=120)
-        atomic_write_bytes(out / "comparison_forest.png", buf.getvalue())
-        from sim.report import frame_html, render_page
-
-        names = ", ".join(s.name for s in scenarios)
+        comparison_forest(result).savefig(buf, format="png", dpi=110)
+        folder.write_bytes("comparison_forest.png", buf.getvalue())
+        names = ", ".join(s.label for s in scenarios)
         page = render_page(
             "dosesim comparison",
-            html_escape(
+            _html(
                 f"Scenarios {names}; {args.replicates} replicates each with seed {args.seed} "
                 "(common random numbers). Differences are to the first scenario; the paired "
-                "95 % interval uses the per-replicate differences."
+                f"{result.level_label} interval uses the per-replicate differences."
             ),
             [("Comparison", frame_html(result.table))],
-            [("Paired differences with 95 % intervals", comparison_forest(result))],
+            [
+                (
+                    f"Paired differences with {result.level_label} intervals",
+                    comparison_forest(result),
+                )
+            ],
         )
-        atomic_write_text(out / "report.html", page)
-        print(
-            f"\nwrote {out / 'comparison.csv'}, {out / 'comparison_forest.png'} "
-            f"and {out / 'report.html'}"
-        )
+        folder.write_text("report.html", page)
+        folder.complete()
+    print(
+        f"\nwrote {out / 'comparison.csv'}, {out / 'comparison_forest.png'} "
+        f"and {out / 'report.html'}"
+    )
     return EXIT_OK
 
 

@@ -4,9 +4,10 @@ Every scenario is run with the same seed, so replicate ``r`` of each scenario
 draws from the same random streams wherever the scenarios share structure
 (common random numbers). For each metric the per-replicate differences
 ``d_r = x_r - x_ref,r`` to the first scenario are then paired: their mean is the
-difference, and the paired 95 % interval
+difference, and the paired interval at level L (default 90 %, as every
+interval dosesim prints)
 
-    mean(d) +/- t_{0.975, n-1} * sd(d) / sqrt(n)
+    mean(d) +/- t_{(1 + L)/2, n-1} * sd(d) / sqrt(n)
 
 is usually much narrower than the unpaired (Welch) interval on the two means,
 which is reported for reference. A scenario compared with itself has
@@ -25,6 +26,8 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from sim.errors import DosesimError, Problem, ScenarioError
+from sim.executors import DEFAULT_CONNECT_TIMEOUT_S
+from sim.milestones import DEFAULT_LEVEL, check_level, interval_label
 from sim.runner import RunResult, run
 from sim.scenario import Scenario, scenario_from_dict
 
@@ -63,14 +66,13 @@ COLUMNS = (
     "n_pairs",
     "difference",
     "difference_se",
-    "paired_low_95",
-    "paired_high_95",
+    "paired_low",
+    "paired_high",
     "unpaired_difference",
-    "unpaired_low_95",
-    "unpaired_high_95",
+    "unpaired_low",
+    "unpaired_high",
+    "level",
 )
-
-LEVEL = 0.95
 
 
 @dataclass
@@ -87,8 +89,9 @@ class Comparison:
         first scenario, its SE ``difference_se`` and t interval
         ``paired_low_95``-``paired_high_95``; ``unpaired_difference`` (the
         difference of the two means over all finite replicates) with its Welch
-        t interval ``unpaired_low_95``-``unpaired_high_95``. Units are the
-        metric's own (mg, days, counts per trial, fractions).
+        t interval ``unpaired_low``-``unpaired_high``; ``level``, the
+        intervals' confidence level. Units are the metric's own (mg, days,
+        counts per trial, fractions).
     scenarios : list of str
         Scenario labels in order; the first is the reference. A repeated name
         gets `` (2)``, `` (3)``, ... so labels are unique.
@@ -108,6 +111,12 @@ class Comparison:
     replicates: int
     seed: int
     results: dict[str, RunResult] = field(default_factory=dict)
+    level: float = DEFAULT_LEVEL
+
+    @property
+    def level_label(self) -> str:
+        """The intervals' level as printed, e.g. ``90 %``."""
+        return interval_label(self.level)
 
     @property
     def reference(self) -> str:
@@ -156,15 +165,15 @@ def _values(table: pd.DataFrame, metric: str) -> pd.Series:
     return pd.Series(values, index=index, dtype=float)
 
 
-def _t_half_width(se: float, df: float) -> float:
+def _t_half_width(se: float, df: float, level: float) -> float:
     if not math.isfinite(se) or not df > 0:
         return math.nan
     if se == 0.0:
         return 0.0
-    return float(student_t.ppf(0.5 + LEVEL / 2, df)) * se
+    return float(student_t.ppf(0.5 + level / 2, df)) * se
 
 
-def _stats(x: pd.Series, ref: pd.Series) -> dict[str, Any]:
+def _stats(x: pd.Series, ref: pd.Series, level: float = DEFAULT_LEVEL) -> dict[str, Any]:
     """Mean and MCSE of ``x``; paired and unpaired differences of ``x`` to ``ref``."""
     xs = x.dropna().to_numpy()
     rs = ref.dropna().to_numpy()
@@ -176,14 +185,14 @@ def _stats(x: pd.Series, ref: pd.Series) -> dict[str, Any]:
     n_pairs = int(d.size)
     diff = float(d.mean()) if n_pairs else math.nan
     d_se = float(d.std(ddof=1) / math.sqrt(n_pairs)) if n_pairs > 1 else math.nan
-    half = _t_half_width(d_se, n_pairs - 1)
+    half = _t_half_width(d_se, n_pairs - 1, level)
     # Welch: each mean's own variance; Welch-Satterthwaite degrees of freedom.
     m = int(rs.size)
     if n > 1 and m > 1:
         vx, vr = float(xs.var(ddof=1)) / n, float(rs.var(ddof=1)) / m
         u_se = math.sqrt(vx + vr)
         u_df = (vx + vr) ** 2 / (vx**2 / (n - 1) + vr**2 / (m - 1)) if u_se > 0 else math.inf
-        u_half = _t_half_width(u_se, u_df)
+        u_half = _t_half_width(u_se, u_df, level)
         u_diff = mean - float(rs.mean())
     else:
         u_half = u_diff = math.nan
@@ -194,11 +203,12 @@ def _stats(x: pd.Series, ref: pd.Series) -> dict[str, Any]:
         "n_pairs": n_pairs,
         "difference": diff,
         "difference_se": d_se,
-        "paired_low_95": diff - half,
-        "paired_high_95": diff + half,
+        "paired_low": diff - half,
+        "paired_high": diff + half,
         "unpaired_difference": u_diff,
-        "unpaired_low_95": u_diff - u_half,
-        "unpaired_high_95": u_diff + u_half,
+        "unpaired_low": u_diff - u_half,
+        "unpaired_high": u_diff + u_half,
+        "level": level,
     }
 
 
@@ -208,6 +218,10 @@ def compare(
     seed: int,
     workers: int = 1,
     metrics: Sequence[str] | None = None,
+    scheduler: Any = None,
+    level: float = DEFAULT_LEVEL,
+    progress: bool = False,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> Comparison:
     """Run every scenario with the same seed and compare each metric with the first.
 
@@ -225,6 +239,14 @@ def compare(
     metrics : sequence of str, optional
         Columns of the per-replicate table to compare (default
         :func:`default_metrics`). A metric a scenario lacks is NaN for it.
+    scheduler : str or distributed.Client, optional
+        A Dask scheduler (address or client) to run on instead of local workers.
+    level : float
+        Confidence level of the intervals (default 0.9).
+    progress : bool
+        Show a progress bar per scenario.
+    connect_timeout_s : float
+        Seconds to wait for a Dask scheduler given by address.
 
     Returns
     -------
@@ -236,15 +258,25 @@ def compare(
     first scenario; a pair where either value is NaN (e.g. no patient reached
     week 52) is dropped. With ``d_r`` the paired differences,
     ``difference = mean(d)`` and the paired interval is
-    ``mean(d) +/- t_{0.975, n-1} sd(d) / sqrt(n)``.
+    ``mean(d) +/- t_{(1 + level)/2, n-1} sd(d) / sqrt(n)``.
     """
     if not scenarios:
         raise DosesimError("compare needs at least one scenario")
+    level = check_level(level)
     labels = _labels([s.name for s in scenarios])
-    results = {
-        label: run(scenario, replicates, seed, workers=workers, keep_patients=0)
-        for label, scenario in zip(labels, scenarios, strict=True)
-    }
+    results = {}
+    for label, scenario in zip(labels, scenarios, strict=True):
+        results[label] = run(
+            scenario,
+            replicates,
+            seed,
+            workers=workers,
+            scheduler=scheduler,
+            keep_patients=0,
+            level=level,
+            progress=progress,
+            connect_timeout_s=connect_timeout_s,
+        )
     tables = [r.replicates for r in results.values()]
     chosen = list(metrics) if metrics is not None else default_metrics(tables)
     if metrics is not None:
@@ -260,10 +292,10 @@ def compare(
         ref = _values(tables[0], metric)
         for label, table in zip(labels, tables, strict=True):
             rows.append(
-                {"scenario": label, "metric": metric, **_stats(_values(table, metric), ref)}
+                {"scenario": label, "metric": metric, **_stats(_values(table, metric), ref, level)}
             )
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    return Comparison(frame, labels, chosen, replicates, seed, results)
+    return Comparison(frame, labels, chosen, replicates, seed, results, level)
 
 
 def sweep_name(key: str, value: Any) -> str:
@@ -313,7 +345,9 @@ def sweep(base: Scenario, key: str, values: Sequence[Any]) -> list[Scenario]:
     problems: list[Problem] = []
     for value, name in zip(values, names, strict=True):
         try:
-            variants.append(scenario_from_dict(data, {key: value, "name": name}, source=source))
+            variant = scenario_from_dict(data, {key: value, "name": name}, source=source)
+            # the variant is named by its value; what it records is the base's provenance
+            variants.append(variant.with_provenance(base.files, base.overrides))
         except ScenarioError as exc:
             # the override is a sweep value, not a --set: say so
             problems.extend(
@@ -349,7 +383,7 @@ def format_comparison(comparison: Comparison) -> str:
     lines = [
         f"{len(comparison.scenarios)} scenarios, {comparison.replicates} replicates each, "
         f"seed {comparison.seed} (common random numbers); differences to "
-        f"{comparison.reference}, paired and unpaired 95 % intervals"
+        f"{comparison.reference}, paired and unpaired {comparison.level_label} intervals"
     ]
     for metric in comparison.metrics:
         k = _digits(metric, comparison)
@@ -357,11 +391,11 @@ def format_comparison(comparison: Comparison) -> str:
         lines.append(metric)
         lines.append(
             f"  {'scenario':<{width}}  {'mean':>12}  {'MCSE':>9}  {'difference':>11}  "
-            f"{'paired 95 %':>25}  {'unpaired 95 %':>25}"
+            f"{'paired ' + comparison.level_label:>25}  {'unpaired ' + comparison.level_label:>25}"
         )
         for row in t[t["metric"] == metric].itertuples(index=False):
-            paired = f"{_fmt(row.paired_low_95, k)} to {_fmt(row.paired_high_95, k)}"
-            unpaired = f"{_fmt(row.unpaired_low_95, k)} to {_fmt(row.unpaired_high_95, k)}"
+            paired = f"{_fmt(row.paired_low, k)} to {_fmt(row.paired_high, k)}"
+            unpaired = f"{_fmt(row.unpaired_low, k)} to {_fmt(row.unpaired_high, k)}"
             lines.append(
                 f"  {row.scenario:<{width}}  {_fmt(row.mean, k):>12}  {_fmt(row.mcse, k):>9}  "
                 f"{_fmt(row.difference, k):>11}  {paired:>25}  {unpaired:>25}"

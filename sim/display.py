@@ -91,18 +91,19 @@ def run_html(result: RunResult) -> str:
         "withdrawn",
         "died",
         "discontinued",
-        "last_patient_in_day",
-        "last_patient_last_visit_day",
+        "enrolled",
     ]
     keys += [k for k in s["metrics"] if k.startswith("ae_")]
+    level = float(s.get("level", 0.9))
+    low, high = f"{50 * (1 - level):g} %", f"{50 * (1 + level):g} %"
     rows = [
-        (k, m["mean"], m["median"], m["p5"], m["p95"], m["mcse"] or 0.0)
+        (k, m["mean"], m["median"], m["low"], m["high"], m["mcse"] or 0.0)
         for k in keys
         if (m := s["metrics"].get(k)) is not None
     ]
     rows += [(f"P({k})", v["p"], "", "", "", v["mcse"]) for k, v in s["probabilities"].items()]
     return table_html(
-        f"{s['replicates']} replicates",
-        ("metric", "mean", "median", "5 %", "95 %", "MCSE"),
+        f"{s['replicates']} replicates; {100 * level:g} % intervals",
+        ("metric", "mean", "median", low, high, "MCSE"),
         rows,
     )

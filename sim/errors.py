@@ -56,3 +56,15 @@ class ScenarioError(DosesimError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM): unwind, stop the workers, exit 143.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except
+    Exception`` on the way swallows it.
+    """
+
+    def __init__(self, signum: int = 15) -> None:
+        self.signum = signum
+        super().__init__(f"terminated by signal {signum}")

@@ -1,10 +1,15 @@
 r"""Re-forecasting a recruiting trial from the enrolment seen so far.
 
-After :math:`k_i` enrolments in :math:`\tau_i` days at site :math:`i` with
-eligibility probability :math:`p`, the screening rate's conjugate posterior is
-:math:`\mathrm{Gamma}(\alpha + k_i, \beta + p\,\tau_i)` (with screening counts,
-:math:`\mathrm{Gamma}(\alpha + s_i, \beta + \tau_i)`); the rest of the trial is
-simulated from the as-of date with rates drawn from it (:mod:`sim.recruitment`).
+Each site that has been open during the observed period gets the posterior of
+its screening rate (and, for a drawn activation, of its opening day) given its
+own count :math:`k_i` and exposure, :math:`k_i = 0` included: after
+:math:`k_i` enrolments in :math:`\tau_i` open days with eligibility probability
+:math:`p`, :math:`\lambda_i \sim \mathrm{Gamma}(\alpha + k_i, \beta + p\,\tau_i)`
+(with screening counts, :math:`\mathrm{Gamma}(\alpha + s_i, \beta + \tau_i)`);
+:mod:`sim.site_rates` has the general case. A site not yet open keeps its prior
+and its activation rule. The rest of the trial is simulated from the as-of
+date with rates drawn from the posteriors (:mod:`sim.recruitment`), and the
+milestones are summarised as a planner reads them (:mod:`sim.milestones`).
 """
 
 from __future__ import annotations
@@ -12,20 +17,34 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from sim.errors import DosesimError
+from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Executor, chunks_of
+from sim.milestones import DEFAULT_LEVEL, check_level, milestone_summary
 from sim.population import eligibility_probability
-from sim.recruitment import _prior, _require, _simulate, trial_date
+from sim.recruitment import _require, _simulate
 from sim.scenario import Scenario
+from sim.site_rates import SiteRate
 
-__all__ = ["ForecastResult", "Observed", "forecast", "read_observed", "site_posteriors"]
+__all__ = [
+    "SEARCH_PROBABILITY",
+    "ForecastResult",
+    "Observed",
+    "forecast",
+    "read_observed",
+    "site_posteriors",
+]
+
+#: The probability of completing by the deadline the sites search aims for.
+SEARCH_PROBABILITY = 0.8
 
 
 @dataclass(frozen=True)
@@ -39,11 +58,19 @@ class Observed:
     enrolments : list of (site index, trial day)
     screened : dict
         Site index -> number screened, for sites whose screening is known.
+    first_seen : dict
+        Site index -> the trial day of its first observed row (screened or enrolled).
+    has_data : bool
+        False for "no data given" (a design-stage forecast from the as-of date:
+        every site keeps its prior); True when observations were read, even if
+        nobody was enrolled (then every open site learns from its zero).
     """
 
     as_of_day: float
     enrolments: list[tuple[int, float]]
     screened: dict[int, int]
+    first_seen: dict[int, float] = field(default_factory=dict)
+    has_data: bool = True
 
 
 def read_observed(
@@ -53,13 +80,16 @@ def read_observed(
 
     An optional ``screened_date`` column adds screened people: a row with a
     screened date and no enrolled date is a screen failure. Dates are
-    ``YYYY-MM-DD``. Every problem names its line.
+    ``YYYY-MM-DD``. A file with the header and no rows means nobody was enrolled
+    (every site open by the as-of date then learns from its zero); ``None``
+    means no data (every site keeps its prior). Every problem names its line.
 
     Raises
     ------
     DosesimError
         Not a CSV, missing columns, unknown site, a date that does not parse,
-        is before the start date or after the as-of date.
+        is before the start date or after the as-of date, or is before the site
+        can have opened (its activation day, or the start of its activation range).
     """
     rec = _require(scenario)
     start = rec.start_date
@@ -67,13 +97,14 @@ def read_observed(
         raise DosesimError(f"--as-of {as_of}: before the trial start date {start}")
     as_of_day = float((as_of - start).days)
     if source is None:
-        return Observed(as_of_day, [], {})
+        return Observed(as_of_day, [], {}, {}, has_data=False)
     name = "<table>" if isinstance(source, pd.DataFrame) else str(source)
     rows = _rows(source, name)
     names = [s.name for s in rec.sites]
     problems: list[str] = []
     enrolments: list[tuple[int, float]] = []
     screened: dict[int, int] = {}
+    first_seen: dict[int, float] = {}
     has_screened = "screened_date" in rows[0][1] if rows else False
     for line, row in rows:
         site = (row.get("site") or "").strip()
@@ -85,6 +116,9 @@ def read_observed(
             )
             continue
         i = names.index(site)
+        spec = rec.sites[i]
+        opens = spec.activation_day if spec.activation_day is not None else spec.activation_day_min
+        assert opens is not None
         got: dict[str, date | None] = {}
         for col in ("enrolled_date", "screened_date"):
             text = (row.get(col) or "").strip()
@@ -101,6 +135,11 @@ def read_observed(
                 problems.append(f"{name}: line {line}: {col} {d} is before the start date {start}")
             elif d > as_of:
                 problems.append(f"{name}: line {line}: {col} {d} is after the as-of date {as_of}")
+            elif (d - start).days < opens:
+                problems.append(
+                    f"{name}: line {line}: {col} {d} is before site {site!r} can have opened "
+                    f"(trial day {opens:g} in the scenario)"
+                )
             got[col] = d
         enrolled, screened_on = got["enrolled_date"], got["screened_date"]
         if (
@@ -115,9 +154,12 @@ def read_observed(
             enrolments.append((i, float((enrolled - start).days)))
         if has_screened and (screened_on is not None or enrolled is not None):
             screened[i] = screened.get(i, 0) + 1
+        seen = [float((d - start).days) for d in (enrolled, screened_on) if d is not None]
+        if seen:
+            first_seen[i] = min([first_seen.get(i, math.inf), *seen])
     if problems:
         raise DosesimError("\n".join(problems))
-    return Observed(as_of_day, sorted(enrolments, key=lambda x: x[1]), screened)
+    return Observed(as_of_day, sorted(enrolments, key=lambda x: x[1]), screened, first_seen)
 
 
 def _rows(source: str | Path | pd.DataFrame, name: str) -> list[tuple[int, dict[str, str]]]:
@@ -150,37 +192,38 @@ def _rows(source: str | Path | pd.DataFrame, name: str) -> list[tuple[int, dict[
     return lines
 
 
-def site_posteriors(scenario: Scenario, observed: Observed) -> list[tuple[float, float]]:
-    """Each site's screening-rate distribution (Gamma shape, rate per day) given the data.
+def site_posteriors(scenario: Scenario, observed: Observed) -> list[SiteRate]:
+    """What is believed of each site's opening day and screening rate given the data.
 
-    Sites with observed rows get the conjugate posterior; exposure runs from the
-    site's activation (for a drawn activation, the middle of its range, but not
-    after its first observation) to the as-of date. Sites without rows keep the
-    prior. Under ``poisson`` the rate is known and stays as given.
+    Every site that may have been open before the as-of day learns from its own
+    count and exposure, a count of 0 included (:mod:`sim.site_rates`): its
+    exposure runs from its opening to the as-of day, or to the day its cap was
+    filled. A site that cannot have opened yet keeps its prior and activation
+    rule. Screened counts (a ``screened_date`` column) are used when known,
+    enrolments otherwise. With ``observed.has_data`` false every site keeps its
+    prior.
     """
     rec = _require(scenario)
     population = scenario.population
     assert population is not None
+    if not observed.has_data:
+        return [SiteRate.prior(site, rec) for site in rec.sites]
     p = eligibility_probability(population, scenario.eligibility)
     out = []
     for i, site in enumerate(rec.sites):
-        alpha, beta = _prior(site, rec)
-        days = [d for s, d in observed.enrolments if s == i]
-        if rec.rate_model == "poisson" or (not days and i not in observed.screened):
-            out.append((alpha, beta))
-            continue
-        if site.activation_day is not None:
-            opened = site.activation_day
-        else:
-            assert site.activation_day_min is not None and site.activation_day_max is not None
-            opened = (site.activation_day_min + site.activation_day_max) / 2
-            if days:
-                opened = min(opened, min(days))
-        tau = max(observed.as_of_day - opened, 0.0)
+        days = sorted(d for s, d in observed.enrolments if s == i)
+        until = observed.as_of_day
+        if site.cap is not None and len(days) >= site.cap:
+            until = min(until, days[site.cap - 1])  # screening stopped when the cap was filled
         if i in observed.screened:
-            out.append((alpha + observed.screened[i], beta + tau))
+            count, factor, screened = observed.screened[i], 1.0, True
         else:
-            out.append((alpha + len(days), beta + p * tau))
+            count, factor, screened = len(days), p, False
+        out.append(
+            SiteRate.posterior(
+                site, rec, count, factor, until, observed.first_seen.get(i), screened
+            )
+        )
     return out
 
 
@@ -191,22 +234,24 @@ class ForecastResult:
     Attributes
     ----------
     replicates : pandas.DataFrame
-        One row per replicate: ``last_patient_in_day``,
+        One row per replicate: ``enrolled``, ``last_patient_in_day``,
         ``last_patient_last_visit_day``, ``target_reached``, ``completed_by_deadline``.
     summary : dict
-        Medians and 80 % / 95 % intervals of the last-patient-in and last-visit
-        dates, and the probabilities.
-    posteriors : list of (shape, rate per day)
-        Each site's screening-rate distribution used.
+        ``as_of``, ``observed_enrolled``, ``level``, the milestones
+        (:func:`sim.milestones.milestone_summary`) and each site's prior and
+        posterior screening rate in people per month (``sites``).
+    posteriors : list of SiteRate
+        Each site's opening day and screening rate as used.
     sites_needed : int or None
         Fewest added sites (like the prior) giving at least 80 % probability of
         completing by the deadline; None if more than ``max_extra_sites``.
     sites_needed_probability : float
+        That probability, from the search's replicates.
     """
 
     replicates: pd.DataFrame
     summary: dict[str, Any]
-    posteriors: list[tuple[float, float]]
+    posteriors: list[SiteRate]
     sites_needed: int | None
     sites_needed_probability: float
 
@@ -214,13 +259,13 @@ class ForecastResult:
 def _forecast_rows(
     scenario: Scenario,
     observed: Observed,
-    posteriors: list[tuple[float, float]],
+    posteriors: list[SiteRate],
     seed: int,
     extra_sites: int,
     first: int,
     last: int,
 ) -> list[dict[str, Any]]:
-    """Milestones of replicates ``first .. last - 1`` of a forecast (one task of a pool)."""
+    """Milestones of replicates ``first .. last - 1`` of a forecast (one task of an executor)."""
     rows = []
     for r in range(first, last):
         trial = _simulate(
@@ -249,25 +294,23 @@ def _forecast_rows(
 
 
 def _run_replicates(
+    executor: Executor,
     scenario: Scenario,
     observed: Observed,
-    posteriors: list[tuple[float, float]],
+    posteriors: list[SiteRate],
     replicates: int,
     seed: int,
     extra_sites: int,
-    workers: int = 1,
+    tick: Callable[[int], None],
 ) -> pd.DataFrame:
-    """Each replicate draws from its own streams, so any number of workers gives the same rows."""
+    """Each replicate draws from its own streams, so any executor gives the same rows."""
+    size = max(1, min(50, -(-replicates // (4 * executor.lanes))))
     args = (scenario, observed, posteriors, seed, extra_sites)
-    if workers <= 1:
-        return pd.DataFrame(_forecast_rows(*args, 0, replicates))
-    from concurrent.futures import ProcessPoolExecutor
-
-    size = max(1, -(-replicates // (4 * workers)))
-    bounds = [(a, min(a + size, replicates)) for a in range(0, replicates, size)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        parts = pool.map(_forecast_rows, *zip(*[(*args, a, b) for a, b in bounds], strict=True))
-        return pd.DataFrame([row for part in parts for row in part])
+    rows: list[dict[str, Any]] = []
+    for part in executor.map(_forecast_rows, args, chunks_of(replicates, size)):
+        rows.extend(part)
+        tick(len(part))
+    return pd.DataFrame(rows).sort_values("replicate", ignore_index=True)
 
 
 def forecast(
@@ -279,6 +322,10 @@ def forecast(
     max_extra_sites: int = 10,
     search_replicates: int | None = None,
     workers: int = 1,
+    scheduler: Any = None,
+    level: float = DEFAULT_LEVEL,
+    progress: bool = False,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> ForecastResult:
     """Forecast the rest of the trial from the enrolment seen so far.
 
@@ -287,7 +334,7 @@ def forecast(
     scenario : Scenario
     observed : CSV path, DataFrame, Observed or None
         Enrolment so far (see :func:`read_observed`); None for a design-stage
-        forecast from ``as_of``.
+        forecast from ``as_of`` (every site keeps its prior).
     as_of : datetime.date
         Data cut-off; the simulation continues from this day.
     replicates : int
@@ -299,49 +346,80 @@ def forecast(
         Replicates per step of that search (default: ``min(replicates, 200)``).
     workers : int
         Local worker processes; the results do not depend on it.
+    scheduler : str or distributed.Client, optional
+        A Dask scheduler (address or client); the results do not depend on it.
+    level : float
+        The central interval of the summaries (default 0.9).
+    progress : bool
+        Show progress bars (``tqdm.auto``: a widget in notebooks).
+    connect_timeout_s : float
+        Seconds to wait for a Dask scheduler given by address.
     """
+    from sim.progress import progress_bar
+
     if replicates < 1:
         raise DosesimError(f"replicates must be >= 1, got {replicates}")
+    level = check_level(level)
     obs = observed if isinstance(observed, Observed) else read_observed(observed, scenario, as_of)
     rec = _require(scenario)
     posteriors = site_posteriors(scenario, obs)
-    table = _run_replicates(scenario, obs, posteriors, replicates, seed, 0, workers)
-    summary = _summary(scenario, table, obs)
-    needed: int | None = None
-    prob = float(table["completed_by_deadline"].mean())
-    n_search = search_replicates or min(replicates, 200)
-    if prob < 0.8:
-        for extra in range(1, max_extra_sites + 1):
-            trial = _run_replicates(scenario, obs, posteriors, n_search, seed, extra, workers)
-            prob = float(trial["completed_by_deadline"].mean())
-            if prob >= 0.8:
-                needed = extra
-                break
-    else:
-        needed = 0
-    summary["deadline"] = rec.deadline
+    with Executor(workers, scheduler, connect_timeout_s) as executor:
+        with progress_bar(replicates, "forecast", progress) as tick:
+            table = _run_replicates(executor, scenario, obs, posteriors, replicates, seed, 0, tick)
+        prob = float(table["completed_by_deadline"].mean())
+        needed: int | None = 0 if prob >= SEARCH_PROBABILITY else None
+        n_search = search_replicates or min(replicates, 200)
+        if needed is None and max_extra_sites > 0:
+            with progress_bar(n_search * max_extra_sites, "sites search", progress) as tick:
+                for extra in range(1, max_extra_sites + 1):
+                    trial = _run_replicates(
+                        executor, scenario, obs, posteriors, n_search, seed, extra, tick
+                    )
+                    prob = float(trial["completed_by_deadline"].mean())
+                    if prob >= SEARCH_PROBABILITY:
+                        needed = extra
+                        break
+    summary = {
+        "as_of": as_of.isoformat(),
+        "as_of_day": obs.as_of_day,
+        "observed_enrolled": len(obs.enrolments),
+        "replicates": len(table),
+        "level": level,
+        "max_extra_sites": max_extra_sites,
+        "search_replicates": n_search,
+        "milestones": milestone_summary(
+            table,
+            rec.start_date,
+            rec.target_enrolled,
+            rec.enrolment_deadline or rec.deadline,
+            rec.deadline,
+            level,
+        ),
+        "sites": [_site_summary(i, belief, level) for i, belief in enumerate(posteriors)],
+    }
     return ForecastResult(table, summary, posteriors, needed, prob)
 
 
-def _summary(scenario: Scenario, table: pd.DataFrame, obs: Observed) -> dict[str, Any]:
-    rec = _require(scenario)
-    out: dict[str, Any] = {
-        "replicates": len(table),
-        "as_of_day": obs.as_of_day,
-        "observed_enrolled": len(obs.enrolments),
-        "probability_target_reached": float(table["target_reached"].mean()),
-        "probability_completed_by_deadline": float(table["completed_by_deadline"].mean()),
+def _site_summary(index: int, belief: SiteRate, level: float) -> dict[str, Any]:
+    """A site's prior and posterior screening rate, people per month, with the interval."""
+    low_q, high_q = (1 - level) / 2, (1 + level) / 2
+    entry: dict[str, Any] = {
+        "index": index,
+        "name": belief.name,
+        "count": belief.count,
+        "counts": "screened" if belief.screened else "enrolled",
+        "updated": belief.updated,
+        "known_rate": belief.known_rate,
     }
-    for key in ("last_patient_in", "last_patient_last_visit"):
-        days = table[f"{key}_day"].to_numpy(dtype=float)
-        days = days[np.isfinite(days)]
-        if days.size == 0:
-            out[key] = None
-            continue
-        q = np.percentile(days, [2.5, 10, 50, 90, 97.5])
-        out[key] = {
-            "median": trial_date(rec.start_date, q[2]),
-            "interval_80": (trial_date(rec.start_date, q[1]), trial_date(rec.start_date, q[3])),
-            "interval_95": (trial_date(rec.start_date, q[0]), trial_date(rec.start_date, q[4])),
+    for key, prior in (("prior", True), ("posterior", False)):
+        low, high = belief.quantiles_per_month([low_q, high_q], prior=prior)
+        entry[key] = {
+            "mean_per_month": belief.mean_per_month(prior=prior),
+            "low_per_month": low,
+            "high_per_month": high,
         }
-    return out
+    if belief.opening.known:
+        entry["opened_day"] = belief.opening.lo
+    else:
+        entry["opened_day_median"] = belief.opening.quantile(0.5)
+    return entry

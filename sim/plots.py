@@ -29,6 +29,13 @@ from matplotlib.ticker import MaxNLocator
 
 from sim.errors import DosesimError
 from sim.exposure import HOURS_PER_DAY, OralOneCompartment, concentration, daily_auc
+from sim.milestones import (
+    DEFAULT_LEVEL,
+    censored_quantile,
+    check_level,
+    interval_label,
+    level_quantiles,
+)
 from sim.model import DEATH, WITHDRAWAL
 from sim.schedule import Schedule, build_schedules
 from sim.survival import CumulativeIncidence, aalen_johansen
@@ -121,8 +128,9 @@ def comparison_forest(
     """A forest plot of each scenario's paired difference to the first, one panel per metric.
 
     Each panel has one row per scenario after the first: the mean paired
-    difference (dot) with its paired 95 % interval (thick line) and, for
-    reference, the unpaired 95 % interval (thin grey line); a dashed line marks zero.
+    difference (dot) with its paired interval (thick line) and, for
+    reference, the unpaired interval (thin grey line), both at the
+    comparison's level (default 90 %); a dashed line marks zero.
 
     Parameters
     ----------
@@ -148,8 +156,8 @@ def comparison_forest(
             continue
         metric = chosen[i]
         rows = table[table["metric"] == metric].set_index("scenario").reindex(others)
-        ax.hlines(y, rows["unpaired_low_95"], rows["unpaired_high_95"], color="0.7", linewidth=1.0)
-        ax.hlines(y, rows["paired_low_95"], rows["paired_high_95"], color="C0", linewidth=2.2)
+        ax.hlines(y, rows["unpaired_low"], rows["unpaired_high"], color="0.7", linewidth=1.0)
+        ax.hlines(y, rows["paired_low"], rows["paired_high"], color="C0", linewidth=2.2)
         ax.plot(rows["difference"], y, "o", color="C0", markersize=4)
         ax.axvline(0.0, color="0.3", linestyle="--", linewidth=0.8)
         ax.set_yticks(y, others if i % ncols == 0 else [""] * len(others))
@@ -159,7 +167,8 @@ def comparison_forest(
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(
         f"difference to {comparison.reference} ({comparison.replicates} replicates, seed "
-        f"{comparison.seed}); blue: paired 95 %, grey: unpaired 95 %",
+        f"{comparison.seed}); blue: paired {comparison.level_label}, grey: unpaired "
+        f"{comparison.level_label}",
         fontsize="medium",
     )
     return fig
@@ -179,9 +188,8 @@ COLOURS = {
 """The colour of each role, shared by the planner's figures."""
 
 _PANEL_IN = (5.4, 3.5)  # width, height of one panel, inches
-_BANDS = ((5.0, 95.0, 0.18, "90 %"), (25.0, 75.0, 0.35, "50 %"))  # percentiles, alpha, name
+_INNER_BAND = 0.5  # the fans' inner band: the middle half
 _WEEK_TICKS = (0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52)
-_Z95 = 1.959963984540054
 _Corner = Literal["best", "upper left", "upper right", "lower right"]
 
 
@@ -227,15 +235,16 @@ def _vline(ax: Axes, x: float, label: str, role: str = "deadline", style: str = 
     ax.axvline(x, color=COLOURS[role], linestyle=style, linewidth=1.2, label=label)
 
 
-def _fan(ax: Axes, x: FloatArray, values: FloatArray, label: str) -> None:
-    """Median with 50 % and 90 % bands over the rows of ``values`` at each ``x``.
+def _fan(ax: Axes, x: FloatArray, values: FloatArray, label: str, level: float) -> None:
+    """Median with the central ``level`` band and the 50 % band over the rows of ``values``.
 
     NaN (a row not observed at that x) is left out; an x with no value is not drawn.
     """
     seen = np.isfinite(values).any(axis=0)
     x, values = x[seen], values[:, seen]
-    for low, high, alpha, name in _BANDS:
-        lo, hi = np.nanpercentile(values, [low, high], axis=0)
+    for band, alpha in ((level, 0.18), (_INNER_BAND, 0.35)):
+        lo, hi = np.nanquantile(values, level_quantiles(band), axis=0)
+        name = interval_label(band)
         ax.fill_between(x, lo, hi, color=COLOURS["main"], alpha=alpha, lw=0, label=f"{name} band")
     ax.plot(x, np.nanmedian(values, axis=0), color=COLOURS["main"], linewidth=1.6, label=label)
 
@@ -244,11 +253,18 @@ def _legend(ax: Axes, loc: _Corner = "best") -> None:
     ax.legend(fontsize="x-small", loc=loc)
 
 
+class MissingData(DosesimError):
+    """A figure's input is legitimately absent (e.g. the run kept no patients).
+
+    The report shows a note saying so in the figure's place.
+    """
+
+
 def _kept(result: RunResult, table: str) -> pd.DataFrame:
-    """A kept per-patient table, or a clear error when the run kept none."""
+    """A kept per-patient table, or :class:`MissingData` when the run kept none."""
     frame = result.kept.get(table)
     if frame is None or frame.empty:
-        raise DosesimError(
+        raise MissingData(
             f"the run has no kept {table!r} table: run with keep_patients >= 1 to plot "
             "per-patient results"
         )
@@ -256,8 +272,8 @@ def _kept(result: RunResult, table: str) -> pd.DataFrame:
 
 
 def _recruitment(scenario: Scenario) -> RecruitmentSettings:
-    scenario.require("recruitment", purpose="this figure")
-    assert scenario.recruitment is not None
+    if scenario.recruitment is None:
+        raise MissingData(f"{scenario.name}: the scenario has no [recruitment] table")
     return scenario.recruitment
 
 
@@ -375,18 +391,20 @@ def prednisone_by_week(result: RunResult) -> pd.DataFrame:
     return pd.DataFrame(out, index=index, columns=pd.Index(weeks, name="week"))
 
 
-def cumulative_prednisone(result: RunResult) -> Figure:
-    """Cumulative prednisone by week (median, 50 % and 90 % bands) and its spread at the end.
+def cumulative_prednisone(result: RunResult, level: float = DEFAULT_LEVEL) -> Figure:
+    """Cumulative prednisone by week (median, 50 % and ``level`` bands) and its spread at the end.
 
     Left: over the kept patients on study at each week (:func:`prednisone_by_week`),
-    the median cumulative dose (mg) with the 25-75 % and 5-95 % bands. Right: the
-    histogram over patients of the dose at the last whole week (week 52 for a
-    364-day course), with its median.
+    the median cumulative dose (mg) with the 50 % and the central ``level``
+    (default 90 %) bands. Right: the histogram over patients of the dose at the
+    last whole week (week 52 for a 364-day course), with its median.
 
     Parameters
     ----------
     result : RunResult
         A run with per-patient tables kept (``keep_patients >= 1``).
+    level : float
+        The outer band (default 0.9).
     """
     weekly = prednisone_by_week(result)
     weeks = weekly.columns.to_numpy(dtype=float)
@@ -401,7 +419,7 @@ def cumulative_prednisone(result: RunResult) -> Figure:
         width_ratios=(1.3, 1),
     )
     by_week, end = axes[0]
-    _fan(by_week, weeks, values, "median")
+    _fan(by_week, weeks, values, "median", level)
     _week_axis(by_week, weeks[-1])
     by_week.set_ylim(bottom=0)
     by_week.set_ylabel("cumulative prednisone, mg")
@@ -437,7 +455,7 @@ def mpa_auc_distribution(result: RunResult, scenario: Scenario) -> Figure:
         The run's scenario, for the window (needs ``[exposure]``).
     """
     if scenario.exposure is None:
-        raise DosesimError(f"{scenario.name}: this figure needs an [exposure] table")
+        raise MissingData(f"{scenario.name}: the scenario has no [exposure] table")
     mpa = scenario.exposure.mpa
     low, high = mpa.auc0_12_window_low_mg_h_per_l, mpa.auc0_12_window_high_mg_h_per_l
     auc = _kept(result, "patients")["mpa_auc0_12_mg_h_per_l"].to_numpy(dtype=float)
@@ -467,12 +485,14 @@ def mpa_auc_distribution(result: RunResult, scenario: Scenario) -> Figure:
 # -- competing risks ----------------------------------------------------------
 
 
-def _cif_line(ax: Axes, ci: CumulativeIncidence, end: float, label: str, colour: str) -> None:
-    """A CIF against weeks (time in days), with its pointwise 95 % band, up to ``end`` days."""
+def _cif_line(
+    ax: Axes, ci: CumulativeIncidence, end: float, label: str, colour: str, z: float
+) -> None:
+    """A CIF against weeks (time in days), with its pointwise band +/- ``z`` SE, up to ``end``."""
     x = np.append(ci.time, max(end, ci.time[-1])) / 7.0
     y = np.append(ci.estimate, ci.estimate[-1])
     se = np.append(ci.standard_error, ci.standard_error[-1])
-    lo, hi = np.clip(y - _Z95 * se, 0, 1), np.clip(y + _Z95 * se, 0, 1)
+    lo, hi = np.clip(y - z * se, 0, 1), np.clip(y + z * se, 0, 1)
     ax.fill_between(x, lo, hi, step="post", color=colour, alpha=0.12, linewidth=0)
     ax.step(x, y, where="post", color=colour, linewidth=1.5, label=f"{label} ({y[-1]:.1%})")
 
@@ -481,11 +501,12 @@ def _exit_cause(status: str, reason: str) -> str:
     return status if reason in ("", WITHDRAWAL, DEATH) else f"{status}: {reason}"
 
 
-def cumulative_incidence(result: RunResult) -> Figure:
+def cumulative_incidence(result: RunResult, level: float = DEFAULT_LEVEL) -> Figure:
     """Cumulative incidence of each adverse event and of each reason for leaving (Aalen-Johansen).
 
     Over the kept patients (pooled across kept replicates), time in days from the
-    first dose, shown in weeks, with pointwise 95 % bands (delta method):
+    first dose, shown in weeks, with pointwise ``level`` confidence bands
+    (default 90 %; delta method, normal quantile):
 
     * left: the first occurrence of each adverse event; leaving the study first
       (withdrawal, death, discontinuation) is a competing event, completing the
@@ -501,7 +522,12 @@ def cumulative_incidence(result: RunResult) -> Figure:
     result : RunResult
         A run with per-patient tables kept (``patients`` with ``ae_<name>``
         columns, ``exit_day`` and ``status``; ``events``).
+    level : float
+        Confidence level of the pointwise bands.
     """
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + check_level(level) / 2))
     patients = _kept(result, "patients")
     events = _kept(result, "events")
     key = ["replicate", "patient_id"]
@@ -522,7 +548,7 @@ def cumulative_incidence(result: RunResult) -> Figure:
         1,
         2,
         f"cumulative incidence (Aalen-Johansen), {len(p)} patients of {n_reps} kept "
-        "replicates; bands: pointwise 95 %",
+        f"replicates; bands: pointwise {interval_label(level)}",
         sharey=True,
     )
     ae_ax, exit_ax = axes[0]
@@ -532,14 +558,14 @@ def cumulative_incidence(result: RunResult) -> Figure:
         ci = aalen_johansen(
             np.where(had, t_first, exit_day), np.where(had, 1, np.where(left, 2, 0)), 1
         )
-        _cif_line(ae_ax, ci, end, name, f"C{i % 10}")
+        _cif_line(ae_ax, ci, end, name, f"C{i % 10}", z)
     labels = [_exit_cause(s, r) for s, r in zip(p["status"], p["exit_reason"], strict=True)]
     kinds = sorted({x for x, gone in zip(labels, left, strict=True) if gone})
     code = np.array(
         [kinds.index(x) + 1 if gone else 0 for x, gone in zip(labels, left, strict=True)]
     )
     for k, kind in enumerate(kinds, start=1):
-        _cif_line(exit_ax, aalen_johansen(exit_day, code, k), end, kind, f"C{(k - 1) % 10}")
+        _cif_line(exit_ax, aalen_johansen(exit_day, code, k), end, kind, f"C{(k - 1) % 10}", z)
     if not kinds:
         exit_ax.text(0.5, 0.5, "every patient completed", ha="center", va="center")
     for ax, text in (
@@ -559,15 +585,19 @@ def cumulative_incidence(result: RunResult) -> Figure:
 
 
 def enrolment_fan(
-    result: RunResult, scenario: Scenario, observed: Iterable[date | str] | None = None
+    result: RunResult,
+    scenario: Scenario,
+    observed: Iterable[date | str] | None = None,
+    level: float = DEFAULT_LEVEL,
 ) -> Figure:
-    """Cumulative enrolment against calendar date: median, 50 % and 90 % bands over replicates.
+    """Cumulative enrolment against calendar date: median, 50 % and ``level`` bands over replicates.
 
     Each kept replicate's enrolment (from each patient's ``enrol_day``) is counted
-    on every trial day; the fan is the median and the 25-75 % and 5-95 % bands of
-    those counts. The target (``recruitment.target_enrolled``) is a horizontal
-    line, the deadline (and the enrolment deadline, if set) vertical lines, and
-    ``observed`` enrolment, when given, a black step line.
+    on every trial day; the fan is the median and the central 50 % and
+    ``level`` (default 90 %) bands of those counts. The target
+    (``recruitment.target_enrolled``) is a horizontal line, the deadline (and
+    the enrolment deadline, if set) vertical lines, and ``observed``
+    enrolment, when given, a black step line.
 
     Parameters
     ----------
@@ -579,6 +609,8 @@ def enrolment_fan(
     observed : iterable of date or ISO date str, optional
         The date each patient enrolled so far (e.g. the ``enrolled_date`` column
         of the observed-enrolment CSV).
+    level : float
+        The outer band (default 0.9).
     """
     rec = _recruitment(scenario)
     patients = _kept(result, "patients")
@@ -600,10 +632,14 @@ def enrolment_fan(
             days = np.sort(by_rep.get_group(r).to_numpy(dtype=float))
             counts[i] = np.searchsorted(days, grid, side="right")
     fig, axes = _figure(
-        1, 1, f"{scenario.name}: cumulative enrolment ({len(kept)} kept replicates)", wide=1.6
+        1,
+        1,
+        f"{scenario.label}: cumulative enrolment ({len(kept)} kept replicates; bands "
+        f"{interval_label(level)} and 50 %)",
+        wide=1.6,
     )
     ax = axes[0, 0]
-    _fan(ax, _dates(rec.start_date, grid), counts, "median")
+    _fan(ax, _dates(rec.start_date, grid), counts, "median", level)
     ax.axhline(
         rec.target_enrolled,
         color=COLOURS["target"],
@@ -631,56 +667,101 @@ def enrolment_fan(
     return fig
 
 
-def milestone_dates(result: RunResult, scenario: Scenario) -> Figure:
-    """Distributions over replicates of the last-patient-in and last-visit dates.
+def milestone_dates(
+    result: RunResult | pd.DataFrame, scenario: Scenario, level: float = DEFAULT_LEVEL
+) -> Figure:
+    """When the target is reached and the last visit done, with the misses shown apart.
 
-    Histograms of ``last_patient_in_day`` and ``last_patient_last_visit_day`` of
-    every replicate (not only the kept ones), as calendar dates, with their
-    medians, the deadline (and the enrolment deadline, if set), and the
+    Top: the day the target is reached, over the replicates that reach it by
+    the enrolment deadline (histogram, calendar dates), with the quantiles of
+    the time to target over **all** replicates (median and the central
+    ``level`` interval; a quantile later than the enrolment deadline is said
+    so); beside it, a bar of the replicates that never reach the target. Bottom:
+    the last patient's last visit among the replicates that reach the target,
+    with its median and interval and the deadline. The title gives the
     probabilities of reaching the target and of completing by the deadline
-    (with Monte Carlo SE) in the title.
+    with their Monte Carlo SE.
 
     Parameters
     ----------
-    result : RunResult
-        Any run (per-patient tables are not needed).
+    result : RunResult or DataFrame
+        A run (per-patient tables are not needed) or a table of replicates with
+        ``target_reached``, ``last_patient_in_day`` and ``last_patient_last_visit_day``
+        (a forecast's ``replicates``).
     scenario : Scenario
-        The run's scenario, for the start date and deadlines.
+        The scenario, for the start date and deadlines.
+    level : float
+        The central interval (default 0.9).
     """
     rec = _recruitment(scenario)
-    table = result.replicates
-    probs = {
-        k: (float(table[k].mean()), math.sqrt(table[k].mean() * (1 - table[k].mean()) / len(table)))
-        for k in ("target_reached", "completed_by_deadline")
-    }
+    table = result if isinstance(result, pd.DataFrame) else result.replicates
+    n = len(table)
+    reached = table["target_reached"].astype(bool).to_numpy()
+    lpi = table["last_patient_in_day"].to_numpy(dtype=float)
+    lplv = table["last_patient_last_visit_day"].to_numpy(dtype=float)
+    end = rec.enrolment_deadline or rec.deadline
+    label = interval_label(level)
+
+    def share(flags: npt.NDArray[np.bool_]) -> str:
+        p = float(flags.mean()) if n else math.nan
+        return f"{p:.0%} (MCSE {math.sqrt(p * (1 - p) / n) if n else math.nan:.1%})"
+
+    completed = table["completed_by_deadline"].astype(bool).to_numpy()
     fig, axes = _figure(
         2,
-        1,
-        f"{scenario.name}: {len(table)} replicates\ntarget reached "
-        f"{probs['target_reached'][0]:.0%} (MCSE {probs['target_reached'][1]:.1%}), "
-        f"completed by the deadline {probs['completed_by_deadline'][0]:.0%} "
-        f"(MCSE {probs['completed_by_deadline'][1]:.1%})",
-        wide=1.6,
-        sharex=True,
+        2,
+        f"{scenario.label}: {n} replicates; target of {rec.target_enrolled} reached by {end} "
+        f"in {share(reached)}, last visit by {rec.deadline} in {share(completed)}",
+        wide=0.9,
+        width_ratios=(7, 1),
     )
-    panels = (
-        ("last_patient_in_day", "last patient in", rec.enrolment_deadline),
-        ("last_patient_last_visit_day", "last patient last visit", None),
+    low_q, high_q = level_quantiles(level)
+    time_to_target = np.where(reached, lpi, math.inf)
+    unconditional = {
+        "median": censored_quantile(time_to_target, 0.5),
+        f"{100 * low_q:g} %": censored_quantile(time_to_target, low_q),
+        f"{100 * high_q:g} %": censored_quantile(time_to_target, high_q),
+    }
+    rows = (
+        (
+            lpi[reached],
+            f"day the target is reached ({int(reached.sum())} replicates)",
+            "not reached",
+        ),
+        (lplv[reached], "last visit, replicates reaching the target", "target not reached"),
     )
-    for ax, (column, name, enrolment_deadline) in zip(axes[:, 0], panels, strict=True):
-        days = table[column].to_numpy(dtype=float)
+    for row, (days, title, missed) in enumerate(rows):
+        ax, bar = axes[row]
         days = days[np.isfinite(days)]
         if days.size:
             x = _dates(rec.start_date, days)
             ax.hist(x, bins="auto", color=COLOURS["main"], alpha=0.75, edgecolor="white")
-            median = float(np.median(x))
-            label = mdates.num2date(median).date().isoformat()
-            _vline(ax, median, f"median {label}", "main")
-        if enrolment_deadline is not None:
-            _vline(ax, mdates.date2num(enrolment_deadline), "enrolment deadline", style=":")
+        if row == 0:
+            for name, day in unconditional.items():
+                if math.isfinite(day):
+                    style = "-" if name == "median" else "-."
+                    text = mdates.num2date(float(_dates(rec.start_date, [day])[0])).date()
+                    x_day = float(_dates(rec.start_date, [day])[0])
+                    _vline(ax, x_day, f"{name} of all replicates {text}", "main", style)
+                elif not math.isnan(day):
+                    ax.plot([], [], " ", label=f"{name} of all replicates: later than {end}")
+            if rec.enrolment_deadline is not None:
+                _vline(ax, mdates.date2num(rec.enrolment_deadline), "enrolment deadline", style=":")
+        elif days.size:
+            lo, med, hi = np.quantile(_dates(rec.start_date, days), [low_q, 0.5, high_q])
+            _vline(ax, float(med), f"median {mdates.num2date(med).date()}", "main")
+            ax.axvspan(lo, hi, color=COLOURS["main"], alpha=0.08, label=f"{label} interval")
         _vline(ax, mdates.date2num(rec.deadline), f"deadline {rec.deadline}")
         ax.set_ylabel("replicates")
-        _title(ax, f"{name} ({days.size} replicates)")
+        _title(ax, title)
         _legend(ax, "upper left")
         _date_axis(ax)
+        misses = int(n - reached.sum())
+        bar.bar([0], [misses], color="0.6", width=0.6)
+        bar.set_xticks([0], [f"{missed}\nby {end}"], fontsize="x-small")
+        bar.set_xlim(-0.6, 0.6)
+        bar.set_ylim(0, max(1, misses) * 1.25)
+        text = f"{misses}\n({misses / n:.0%})" if n else "0"
+        bar.text(0, misses, text, ha="center", va="bottom", fontsize="x-small")
+        _title(bar, "apart")
     return fig

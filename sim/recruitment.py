@@ -38,7 +38,8 @@ from sim.population import (
     first_blocks,
     screening_criteria,
 )
-from sim.scenario import DAYS_PER_MONTH, RecruitmentSettings, Scenario, Site
+from sim.scenario import RecruitmentSettings, Scenario, Site
+from sim.site_rates import SiteDraw, SiteRate
 from sim.streams import stream
 
 if TYPE_CHECKING:
@@ -55,14 +56,6 @@ __all__ = [
 
 PERSONS_PER_SITE = 1_000_000
 _OBSERVED_PERSON = 999_000_000
-
-
-@dataclass(frozen=True)
-class SiteDraw:
-    """One replicate's realisation of a site: when it opens and how fast it screens."""
-
-    activation_day: float
-    rate_per_day: float
 
 
 @dataclass(frozen=True)
@@ -120,30 +113,6 @@ def _require(scenario: Scenario) -> RecruitmentSettings:
     scenario.require("recruitment", purpose="recruitment")
     assert scenario.recruitment is not None
     return scenario.recruitment
-
-
-def _draw_site(
-    site: Site, rec: RecruitmentSettings, rng: np.random.Generator, shape: float, rate: float
-) -> SiteDraw:
-    """Activation, then the rate (Gamma(shape, rate) per day under poisson_gamma)."""
-    u = rng.random()
-    if site.activation_day is not None:
-        activation = site.activation_day
-    else:
-        lo, hi = site.activation_day_min, site.activation_day_max
-        assert lo is not None and hi is not None
-        activation = lo + u * (hi - lo)
-    mean = site.screening_rate_per_month / DAYS_PER_MONTH
-    if rec.rate_model == "poisson":
-        return SiteDraw(activation, mean)
-    return SiteDraw(activation, float(rng.gamma(shape, 1.0 / rate)))
-
-
-def _prior(site: Site, rec: RecruitmentSettings) -> tuple[float, float]:
-    """The Gamma prior (shape, rate per day) of a site's screening rate."""
-    alpha = rec.rate_shape if rec.rate_shape is not None else math.inf
-    mean = site.screening_rate_per_month / DAYS_PER_MONTH
-    return alpha, alpha / mean
 
 
 def _next_arrival(t: float, e: float, rate: float, site: Site) -> float:
@@ -285,14 +254,14 @@ def _draw_sites(
     scenario: Scenario,
     seed: int,
     replicate: int,
-    posteriors: Sequence[tuple[float, float]] | None = None,
+    posteriors: Sequence[SiteRate] | None = None,
 ) -> list[SiteDraw]:
+    """Each site's opening day and rate for one replicate (from the prior, or ``posteriors``)."""
     rec = _require(scenario)
     draws = []
     for i, site in enumerate(rec.sites):
-        shape, rate = posteriors[i] if posteriors is not None else _prior(site, rec)
-        rng = stream(seed, "replicate", replicate, "site", i)
-        draws.append(_draw_site(site, rec, rng, shape, rate))
+        belief = posteriors[i] if posteriors is not None else SiteRate.prior(site, rec)
+        draws.append(belief.draw(stream(seed, "replicate", replicate, "site", i)))
     return draws
 
 
@@ -430,7 +399,7 @@ def _simulate(
     replicate: int,
     simulate_patients: bool,
     *,
-    posteriors: Sequence[tuple[float, float]] | None = None,
+    posteriors: Sequence[SiteRate] | None = None,
     start_day: float = 0.0,
     observed: Observed | None = None,
     extra_sites: int = 0,
@@ -504,4 +473,4 @@ def _extra_site(
         name=f"added site {j + 1}", activation_day=opens, screening_rate_per_month=mean_per_month
     )
     rng = stream(seed, "replicate", replicate, "extra_site", j)
-    return spec, _draw_site(spec, rec, rng, *_prior(spec, rec))
+    return spec, SiteRate.prior(spec, rec).draw(rng)

@@ -26,7 +26,9 @@ from matplotlib.figure import Figure
 from sim import __version__
 from sim.errors import DosesimError
 from sim.fileio import atomic_write_text
-from sim.runner import RunResult
+from sim.folders import MANIFEST, folder_lock, read_manifest, verify_files
+from sim.milestones import DEFAULT_LEVEL, interval_label, level_quantiles
+from sim.runner import RunResult, summarise
 from sim.scenario import Scenario
 
 __all__ = [
@@ -61,25 +63,59 @@ class Check:
     detail: str
 
 
-def load_results(folder: str | Path) -> tuple[Scenario, RunResult]:
-    """Read a results folder written by ``dosesim run`` back into a scenario and a RunResult."""
+def load_results(folder: str | Path, level: float | None = None) -> tuple[Scenario, RunResult]:
+    """Read a results folder written by ``dosesim run`` back into a scenario and a RunResult.
+
+    The folder must be a complete run's: its ``manifest.json`` says so, and
+    every file it lists has the sha256 recorded there (so no file of another
+    command or run can be mixed in). The summary is recomputed from
+    ``replicates.csv`` at ``level`` (default: the run's own).
+
+    Raises
+    ------
+    DosesimError
+        Not a run's folder, an incomplete one, or a file changed since.
+    """
     folder = Path(folder)
+    if not folder.is_dir():
+        raise DosesimError(f"{folder}: no such results folder")
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise DosesimError(f"{folder}: not a results folder of dosesim run (no {MANIFEST})")
+    kind = manifest.get("command", "run")
+    if kind != "run":
+        raise DosesimError(
+            f"{folder}: holds the results of dosesim {kind}; dosesim report reads the folder "
+            "of dosesim run (dosesim forecast and compare write their own report.html)"
+        )
+    if manifest.get("status", "complete") != "complete":
+        raise DosesimError(
+            f"{folder}: the run that writes this folder did not finish (it was stopped, or is "
+            "still writing); finish it with dosesim run ... --resume"
+        )
+    verify_files(folder, manifest)
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        summary = json.loads((folder / "summary.json").read_text())
         replicates = pd.read_csv(folder / "replicates.csv")
+        kept = {
+            name: pd.read_csv(folder / f"{name}.csv", keep_default_na=True)
+            for name in _TABLES
+            if (folder / f"{name}.csv").exists()
+        }
+        scenario = Scenario.model_validate_json(json.dumps(manifest["scenario"]))
     except FileNotFoundError as exc:
         raise DosesimError(
             f"{folder}: not a results folder of dosesim run (missing {Path(exc.filename).name})"
         ) from None
-    except (json.JSONDecodeError, pd.errors.ParserError) as exc:
+    except (KeyError, ValueError, pd.errors.ParserError) as exc:
         raise DosesimError(f"{folder}: a results file is damaged ({exc})") from None
-    scenario = Scenario.model_validate_json(json.dumps(manifest["scenario"]))
-    kept = {
-        name: pd.read_csv(folder / f"{name}.csv", keep_default_na=True)
-        for name in _TABLES
-        if (folder / f"{name}.csv").exists()
-    }
+    files = tuple((f["path"], f["sha256"]) for f in manifest.get("scenario_files", []))
+    scenario = scenario.with_provenance(files, tuple(manifest.get("overrides", [])))
+    if level is None:
+        try:
+            level = float(json.loads((folder / "summary.json").read_text())["level"])
+        except (OSError, KeyError, TypeError, ValueError):
+            level = DEFAULT_LEVEL
+    summary = summarise(replicates, scenario, level)
     return scenario, RunResult(replicates, summary, folder, kept, manifest)
 
 
@@ -160,28 +196,60 @@ def _png(fig: Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figures(scenario: Scenario, result: RunResult) -> list[tuple[str, Figure]]:
-    """Every planner figure the data allow; a figure that cannot be drawn is left out."""
+Drawn = tuple[str, "Figure | str"]
+"""A report figure: its title, and the figure or the note that stands in its place."""
+
+
+def _figures(scenario: Scenario, result: RunResult, level: float) -> list[Drawn]:
+    """Every planner figure, or a visible note where its input is legitimately absent.
+
+    Raises
+    ------
+    DosesimError
+        A figure that should be drawable cannot be (a damaged folder).
+    """
     from sim import plots
 
-    candidates: list[tuple[str, str, tuple[Any, ...]]] = [
-        ("Dose schedules", "dose_schedules", (scenario,)),
-        ("Cumulative prednisone", "cumulative_prednisone", (result,)),
-        ("MPA AUC0-12 against the target window", "mpa_auc_distribution", (result, scenario)),
-        ("Cumulative incidence (Aalen-Johansen)", "cumulative_incidence", (result,)),
-        ("Enrolment", "enrolment_fan", (result, scenario)),
-        ("Last patient in and last visit", "milestone_dates", (result, scenario)),
+    candidates: list[tuple[str, Callable[[], Figure]]] = [
+        ("Dose schedules", lambda: plots.dose_schedules(scenario)),
+        ("Cumulative prednisone", lambda: plots.cumulative_prednisone(result, level)),
+        (
+            "MPA AUC0-12 against the target window",
+            lambda: plots.mpa_auc_distribution(result, scenario),
+        ),
+        (
+            "Cumulative incidence (Aalen-Johansen)",
+            lambda: plots.cumulative_incidence(result, level),
+        ),
+        ("Enrolment", lambda: plots.enrolment_fan(result, scenario, level=level)),
+        (
+            "When the target is reached, and the last visit",
+            lambda: plots.milestone_dates(result, scenario, level),
+        ),
     ]
-    figures = []
-    for title, name, args in candidates:
-        fn: Callable[..., Figure] | None = getattr(plots, name, None)
-        if fn is None:
-            continue
+    figures: list[Drawn] = []
+    for title, draw in candidates:
         try:
-            figures.append((title, fn(*args)))
-        except (DosesimError, KeyError, ValueError, IndexError):
-            continue  # not enough kept data for this figure (e.g. no patients kept)
+            figures.append((title, draw()))
+        except plots.MissingData as exc:
+            figures.append((title, f"Not drawn: {exc}."))
+        except (KeyError, ValueError, IndexError, TypeError) as exc:
+            raise DosesimError(
+                f"{result.out or 'the run'}: the figure {title!r} cannot be drawn "
+                f"({type(exc).__name__}: {exc}); is a results file damaged?"
+            ) from None
     return figures
+
+
+def _figure_html(figures: list[Drawn]) -> str:
+    out = []
+    for title, fig in figures:
+        out.append(f"<h3>{html.escape(title)}</h3>")
+        if isinstance(fig, str):
+            out.append(f"<p class='missing'>{html.escape(fig)}</p>")
+        else:
+            out.append(f"<img alt='{html.escape(title)}' src='data:image/png;base64,{_png(fig)}'>")
+    return "".join(out)
 
 
 _CSS = """
@@ -194,6 +262,7 @@ text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:
 .pass{color:#126b1e;font-weight:bold}.warn{color:#9a6700;font-weight:bold}
 .fail{color:#b00020;font-weight:bold}img{max-width:100%;border:1px solid #eee}
 pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.85em}.note{color:#555}
+.missing{border:1px dashed #b0b0b0;padding:1em;color:#555;background:#fafafa}
 """
 
 
@@ -225,17 +294,13 @@ def render_page(
     title: str,
     intro: str,
     sections: list[tuple[str, str]],
-    figures: list[tuple[str, Figure]] | None = None,
+    figures: list[Drawn] | None = None,
 ) -> str:
     """A self-contained page in the report's style: ``sections`` are (heading, HTML body).
 
     Used for the reports of ``dosesim compare`` and ``dosesim forecast``.
     """
-    fig_html = "".join(
-        f"<h3>{html.escape(t)}</h3>"
-        f"<img alt='{html.escape(t)}' src='data:image/png;base64,{_png(f)}'>"
-        for t, f in (figures or [])
-    )
+    fig_html = _figure_html(figures or [])
     body = "".join(f"<h2>{html.escape(h)}</h2>{b}" for h, b in sections)
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
@@ -257,16 +322,55 @@ def frame_html(frame: pd.DataFrame) -> str:
     return _table([str(c) for c in frame.columns], frame.astype(object).values.tolist())
 
 
+def _milestone_rows(m: dict[str, Any]) -> list[list[Any]]:
+    def when(entry: dict[str, Any] | None) -> str:
+        if entry is None:
+            return "-"
+        return f"later than {m['enrolment_deadline']}" if entry["later"] else str(entry["date"])
+
+    rows: list[list[Any]] = [
+        [
+            "day the target is reached, all replicates (not reached counts as later)",
+            when(m["time_to_target"]["low"]),
+            when(m["time_to_target"]["median"]),
+            when(m["time_to_target"]["high"]),
+        ]
+    ]
+    for key, name in (
+        ("last_patient_in", "last patient in"),
+        ("last_patient_last_visit", "last patient last visit"),
+    ):
+        e = m[key]
+        rows.append(
+            [
+                f"{name}, the {e['n']} replicates reaching the target",
+                when(e["low"]),
+                when(e["median"]),
+                when(e["high"]),
+            ]
+        )
+    e = m["enrolled"]
+    rows.append([f"enrolled by {m['enrolment_deadline']}", e["low"], e["median"], e["high"]])
+    return rows
+
+
 def render_report(
     scenario: Scenario,
     result: RunResult,
-    figures: list[tuple[str, Figure]] | None = None,
+    figures: list[Drawn] | None = None,
     extra_sections: list[tuple[str, str]] | None = None,
 ) -> str:
-    """The report as one HTML string (figures embedded, no external resources)."""
+    """The report as one HTML string (figures embedded, no external resources).
+
+    Intervals are at the summary's level (``result.summary["level"]``); a
+    figure whose input is absent (no kept patients) has a note in its place.
+    """
     s = result.summary
+    level = float(s.get("level", DEFAULT_LEVEL))
+    label = interval_label(level)
+    low_name, high_name = (f"{100 * q:g} %" for q in level_quantiles(level))
     seed = result.manifest.get("seed", "")
-    figs = _figures(scenario, result) if figures is None else figures
+    figs = _figures(scenario, result, level) if figures is None else figures
     metrics = s["metrics"]
     key_rows = []
     labels = {
@@ -278,64 +382,65 @@ def render_report(
         "discontinued": "discontinued per trial",
         "enrolled": "enrolled per trial",
         "screened": "screened per trial",
-        "last_patient_in_day": "last patient in, trial day",
-        "last_patient_last_visit_day": "last patient last visit, trial day",
     }
-    for key, label in labels.items():
+
+    def cells(m: dict[str, Any]) -> list[Any]:
+        return [m["mean"], m["median"], m["low"], m["high"], m["mcse"] or 0.0]
+
+    for key, name in labels.items():
         if key in metrics:
-            m = metrics[key]
-            key_rows.append([label, m["mean"], m["median"], m["p5"], m["p95"], m["mcse"] or 0.0])
+            key_rows.append([name, *cells(metrics[key])])
     for key, m in metrics.items():
         if key.startswith("ae_"):
-            key_rows.append(
-                [
-                    f"{key[3:]} events per trial",
-                    m["mean"],
-                    m["median"],
-                    m["p5"],
-                    m["p95"],
-                    m["mcse"] or 0.0,
-                ]
-            )
+            key_rows.append([f"{key[3:]} events per trial", *cells(m)])
     prob_rows = [
         [k.replace("_", " "), v["p"], v["mcse"]] for k, v in s.get("probabilities", {}).items()
     ]
-    date_rows = [
-        [k.replace("_", " "), d["p5"], d["median"], d["p95"]] for k, d in s.get("dates", {}).items()
-    ]
+    milestones = s.get("milestones")
+    milestone_html = (
+        _table(["milestone", low_name, "median", high_name], _milestone_rows(milestones))
+        if milestones
+        else ""
+    )
     checks = validation_checks(scenario, result)
     check_rows = "".join(
         f"<tr><td>{html.escape(c.name)}</td><td class='{c.status}'>{c.status}</td>"
         f"<td>{html.escape(c.detail)}</td></tr>"
         for c in checks
     )
-    fig_html = "".join(
-        f"<h3>{html.escape(t)}</h3>"
-        f"<img alt='{html.escape(t)}' src='data:image/png;base64,{_png(f)}'>"
-        for t, f in figs
-    )
     extra = "".join(f"<h2>{html.escape(t)}</h2>{body}" for t, body in (extra_sections or []))
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    modified = (
+        f"<p class='missing'>Modified by --set: {html.escape('; '.join(scenario.overrides))}. "
+        "The numbers below are not those of the scenario file as written.</p>"
+        if scenario.overrides
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>dosesim report: {html.escape(scenario.name)}</title><style>{_CSS}</style></head>
+<title>dosesim report: {html.escape(scenario.label)}</title><style>{_CSS}</style></head>
 <body>
-<h1>dosesim report: {html.escape(scenario.name)}</h1>
+<h1>dosesim report: {html.escape(scenario.label)}</h1>
 <p class="note">{html.escape(scenario.description)}</p>
+{modified}
 <p>Scenario sha256 <code>{scenario.hash}</code>; seed {html.escape(str(seed))};
 {s.get("replicates", len(result.replicates))} replicates; dosesim {__version__}; made {created}.
 A planning tool, not a dosing aid for individual patients. The model, every default and its
 source are described in <code>{MODEL_DOC}</code> of the dosesim repository.</p>
 <h2>Key numbers</h2>
-<p class="note">Per replicate trial: mean, median and 90 % interval over replicates, and the Monte
-Carlo standard error of the mean.</p>
-{_table(["metric", "mean", "median", "5 %", "95 %", "MCSE"], key_rows)}
+<p class="note">Per replicate trial: mean, median and {label} interval over replicates
+({low_name} to {high_name}), and the Monte Carlo standard error of the mean.</p>
+{_table(["metric", "mean", "median", low_name, high_name, "MCSE"], key_rows)}
 {_table(["probability", "estimate", "MCSE"], prob_rows)}
-{_table(["milestone date", "5 %", "median", "95 %"], date_rows)}
+<h2>Recruitment milestones</h2>
+<p class="note">A replicate that does not reach the target by the enrolment deadline has no day
+the target is reached: it counts as later than the deadline in the first row, and is left out
+of the last-patient rows, which describe the replicates that reach the target.</p>
+{milestone_html}
 <p>Deadline: {html.escape(str(s.get("deadline")))}.</p>
 <h2>Figures</h2>
-{fig_html or "<p class='note'>No figure could be drawn from this folder.</p>"}
+{_figure_html(figs) or "<p class='missing'>No figure could be drawn from this folder.</p>"}
 {extra}
 <h2>Built-in validation checks</h2>
 <table><thead><tr><th>check</th><th>status</th><th>detail</th></tr></thead>
@@ -347,9 +452,24 @@ Carlo standard error of the mean.</p>
 """
 
 
-def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.html`` (or ``out``) for the results folder; returns its path."""
-    scenario, result = load_results(folder)
-    path = Path(out) if out is not None else Path(folder) / "report.html"
-    atomic_write_text(path, render_report(scenario, result))
+def write_report(
+    folder: str | Path, out: str | Path | None = None, level: float | None = None
+) -> Path:
+    """Write ``report.html`` (or ``out``) for the results folder of a run; returns its path.
+
+    Parameters
+    ----------
+    folder : path
+        A complete results folder of ``dosesim run`` (checked: :func:`load_results`).
+    out : path, optional
+        Where to write (default ``folder/report.html``).
+    level : float, optional
+        The intervals' level (default: the run's own, 0.9 unless it was run otherwise).
+    """
+    if not Path(folder).is_dir():
+        raise DosesimError(f"{folder}: no such results folder")
+    with folder_lock(folder):  # no run writes the folder while its report is made
+        scenario, result = load_results(folder, level)
+        path = Path(out) if out is not None else Path(folder) / "report.html"
+        atomic_write_text(path, render_report(scenario, result))
     return path

@@ -17,16 +17,11 @@ import json
 import math
 import os
 import pickle
-import platform
 import shutil
 import statistics
-import sys
-import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +30,24 @@ import pandas as pd
 
 from sim.collector import young_collections_only
 from sim.errors import DosesimError
+from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Chunk, Executor, chunks_of
 from sim.fileio import atomic_write_bytes, atomic_write_text
+from sim.folders import CHECKPOINT, ResultsFolder, environment
+from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, milestone_summary
+from sim.progress import progress_bar
 from sim.recruitment import simulate_trials
 from sim.scenario import Scenario
 
-__all__ = ["RunResult", "replicate_row", "run"]
+__all__ = [
+    "CHECKPOINT",
+    "RunResult",
+    "provenance",
+    "replicate_row",
+    "run",
+    "sites_table",
+    "summarise",
+]
 
-CHECKPOINT = ".checkpoint"
 SUMMARY_PERCENTILES = (5, 25, 50, 75, 95)
 _KEPT_TABLES = ("patients", "events", "dosing_nonmem", "ex", "ae", "ds")
 
@@ -77,8 +83,8 @@ def replicate_row(scenario: Scenario, replicate: int, trial: Any) -> dict[str, A
         row[f"ae_{name}"] = int(o[f"ae_{name}"].sum())
     for criterion, n in sorted(m["screen_failures"].items()):
         row[f"failed_{criterion}"] = n
-    for site, n in m["enrolled_per_site"].items():
-        row[f"enrolled_site_{site}"] = n
+    for i, n in enumerate(m["enrolled_per_site"].values()):  # by index: names are not identifiers
+        row[f"enrolled_site_{i}"] = n
     return row
 
 
@@ -101,7 +107,7 @@ def _kept_tables(scenario: Scenario, replicate: int, trial: Any) -> dict[str, pd
     }
 
 
-def _run_chunk(scenario: Scenario, seed: int, first: int, last: int, keep: int) -> dict[str, Any]:
+def _run_chunk(scenario: Scenario, seed: int, keep: int, first: int, last: int) -> dict[str, Any]:
     """Replicates ``first`` .. ``last - 1``: their rows and, for those below ``keep``, tables."""
     rows = []
     kept: dict[str, list[pd.DataFrame]] = {name: [] for name in _KEPT_TABLES}
@@ -119,62 +125,6 @@ def _run_chunk(scenario: Scenario, seed: int, first: int, last: int, keep: int) 
         "rows": pd.DataFrame(rows),  # compact: memory stays flat as replicates grow
         "kept": {k: pd.concat(v, ignore_index=True) for k, v in kept.items() if v},
     }
-
-
-# ---------------------------------------------------------------------------
-# Executors
-# ---------------------------------------------------------------------------
-
-Chunk = tuple[int, int]
-
-
-def _in_process(scenario: Scenario, seed: int, chunks: list[Chunk], keep: int) -> Iterator[Any]:
-    for first, last in chunks:
-        yield _run_chunk(scenario, seed, first, last, keep)
-
-
-def _process_pool(
-    scenario: Scenario, seed: int, chunks: list[Chunk], keep: int, workers: int
-) -> Iterator[Any]:
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending: set[Future[Any]] = set()
-        queue = list(chunks)
-        while queue or pending:
-            while queue and len(pending) < 2 * workers:  # bounded: memory stays flat
-                first, last = queue.pop(0)
-                pending.add(pool.submit(_run_chunk, scenario, seed, first, last, keep))
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
-
-
-def _dask(
-    scenario: Scenario, seed: int, chunks: list[Chunk], keep: int, scheduler: Any
-) -> Iterator[Any]:
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise DosesimError(
-            "--scheduler needs dask.distributed: pip install 'dosesim[dask]'"
-        ) from None
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
-    try:
-        scattered = client.scatter(scenario, broadcast=True)
-        futures = [
-            client.submit(_run_chunk, scattered, seed, first, last, keep, pure=False)
-            for first, last in chunks
-        ]
-        for future in as_completed(futures):
-            yield future.result()
-            future.release()
-    finally:
-        if not isinstance(scheduler, Client):
-            client.close()
-
-
-# ---------------------------------------------------------------------------
-# The run
-# ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -208,20 +158,25 @@ class RunResult:
         return run_html(self)
 
 
-def _chunks(replicates: int, size: int) -> list[Chunk]:
-    return [(a, min(a + size, replicates)) for a in range(0, replicates, size)]
-
-
-def _identity(
-    scenario: Scenario, replicates: int, seed: int, keep: int, size: int
-) -> dict[str, Any]:
+def _identity(scenario: Scenario, replicates: int, seed: int, keep: int) -> dict[str, Any]:
+    """What a run's results are of: a folder holding another identity is not mixed with it."""
     return {
         "scenario_hash": scenario.hash,
         "scenario_name": scenario.name,
+        "overrides": list(scenario.overrides),
         "seed": seed,
         "replicates": replicates,
         "keep_patients": keep,
-        "chunk_size": size,
+    }
+
+
+def provenance(scenario: Scenario, command_line: Sequence[str] | None) -> dict[str, Any]:
+    """Where a result came from: the command line, overrides and scenario files read."""
+    return {
+        "command_line": list(command_line) if command_line is not None else None,
+        "overrides": list(scenario.overrides),
+        "scenario_files": [{"path": path, "sha256": digest} for path, digest in scenario.files],
+        "scenario_source": scenario.source,
     }
 
 
@@ -236,6 +191,10 @@ def run(
     resume: bool = False,
     progress: bool = False,
     chunk_size: int | None = None,
+    level: float = DEFAULT_LEVEL,
+    overwrite: bool = False,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    command_line: Sequence[str] | None = None,
 ) -> RunResult:
     """Simulate ``replicates`` whole trials and summarise them.
 
@@ -252,101 +211,170 @@ def run(
     scheduler : str or distributed.Client, optional
         A Dask scheduler address (``tcp://host:port``) or client; overrides ``workers``.
     out : path, optional
-        Results folder; nothing is written without it.
+        Results folder; nothing is written without it. A folder holding another
+        command's results, or another run's (scenario, overrides, seed,
+        replicates, kept patients), is refused unless ``overwrite``; one
+        process writes it at a time (:mod:`sim.folders`).
     keep_patients : int or None
         Keep per-patient tables for the first K replicates (None: all).
     resume : bool
-        Continue an interrupted run in ``out`` (same scenario, seed and settings).
+        Continue an interrupted run in ``out`` (the same run only).
     progress : bool
-        Show a progress bar on stderr.
+        Show a progress bar (``tqdm.auto``: a widget in notebooks).
     chunk_size : int, optional
-        Replicates per task (default: about 8 tasks per worker, 10 to 200 each).
+        Replicates per task (default: about 8 tasks per worker, 10 to 200 each;
+        a resumed run keeps the chunks it started with).
+    level : float
+        The central interval of the summary (default 0.9: 5th to 95th percentile).
+    overwrite : bool
+        Remove whatever results ``out`` holds first.
+    connect_timeout_s : float
+        Seconds to wait for a Dask scheduler given by address; an unreachable
+        one is an error before anything is written.
+    command_line : sequence of str, optional
+        The command that asked for this run, recorded in the manifest.
+
+    Raises
+    ------
+    DosesimError
+        Bad arguments, a folder that holds other results or is being written
+        by another process, an unreachable or vanished Dask scheduler.
     """
     if replicates < 1:
         raise DosesimError(f"replicates must be >= 1, got {replicates}")
     if seed < 0:
         raise DosesimError(f"seed must be >= 0, got {seed}")
+    if resume and overwrite:
+        raise DosesimError("--resume continues a run and --overwrite removes it: give one")
+    if out is None and resume:
+        raise DosesimError("resume needs the results folder of the interrupted run (out)")
+    level = check_level(level)
     scenario.require("recruitment", "population", "exposure", "dropout", purpose="a run")
     keep = replicates if keep_patients is None else max(0, min(keep_patients, replicates))
-    lanes = 1 if scheduler is None and workers <= 1 else max(workers, 2)
-    size = chunk_size or int(min(200, max(10, math.ceil(replicates / (8 * lanes)))))
-    chunks = _chunks(replicates, size)
-    identity = _identity(scenario, replicates, seed, keep, size)
-    started = datetime.now(UTC)
-    folder = Path(out) if out is not None else None
-    done: dict[int, dict[str, Any]] = {}
-    if folder is not None:
-        finished = _prepare(folder, identity, resume)
-        done = {a: {"first": a, "last": b} for a, b in chunks if a in finished}
-    todo = [c for c in chunks if c[0] not in done]
-    if scheduler is not None:
-        stream: Iterable[Any] = _dask(scenario, seed, todo, keep, scheduler)
-    elif workers > 1:
-        stream = _process_pool(scenario, seed, todo, keep, workers)
-    else:
-        stream = _in_process(scenario, seed, todo, keep)
-    bar = _progress(replicates, sum(c["last"] - c["first"] for c in done.values()), progress)
+    identity = _identity(scenario, replicates, seed, keep)
+    with Executor(workers, scheduler, connect_timeout_s) as executor:
+        default_size = int(min(200, max(10, math.ceil(replicates / (8 * executor.lanes)))))
+        size = chunk_size or default_size
+        if out is None:
+            parts: dict[int, dict[str, Any]] = {}
+            chunks = chunks_of(replicates, size)
+            with progress_bar(replicates, "run", progress) as tick:
+                for result in _stream(executor, scenario, seed, keep, chunks):
+                    parts[result["first"]] = result
+                    tick(result["last"] - result["first"])
+            table, kept = _assemble(parts[first] for first, _ in chunks)
+            summary = summarise(table, scenario, level)
+            manifest = {
+                **identity,
+                "identity": identity,
+                **provenance(scenario, command_line),
+                **executor.describe(),
+                **environment(),
+            }
+            return RunResult(table, summary, None, kept, manifest)
+        folder = ResultsFolder(
+            out,
+            "run",
+            identity,
+            overwrite=overwrite,
+            provenance={**provenance(scenario, command_line), **executor.describe()},
+        )
+        with folder:
+            return _run_into(
+                folder, executor, scenario, seed, keep, size, chunk_size, resume, level, progress
+            )
+
+
+def _stream(
+    executor: Executor, scenario: Scenario, seed: int, keep: int, chunks: list[Chunk]
+) -> Iterator[dict[str, Any]]:
+    with closing(executor.map(_run_chunk, (scenario, seed, keep), chunks)) as results:
+        yield from results
+
+
+def _run_into(
+    folder: ResultsFolder,
+    executor: Executor,
+    scenario: Scenario,
+    seed: int,
+    keep: int,
+    size: int,
+    chunk_size: int | None,
+    resume: bool,
+    level: float,
+    progress: bool,
+) -> RunResult:
+    path = folder.path
+    replicates = folder.identity["replicates"]
+    size, finished = _prepare(path, folder.identity, resume, size, chunk_size)
+    chunks = chunks_of(replicates, size)
+    todo = [c for c in chunks if c[0] not in finished]
+    already = sum(b - a for a, b in chunks if a in finished)
+    done_now = 0
     try:
-        for result in stream:
-            if folder is not None:
-                _checkpoint(folder, result)
-                done[result["first"]] = {"first": result["first"], "last": result["last"]}
-            else:
-                done[result["first"]] = result
-            bar(result["last"] - result["first"])
-    finally:
-        bar(0, close=True)
-    parts = (
-        (_load_chunk(folder, first) for first, _ in chunks)
-        if folder is not None
-        else (done[first] for first, _ in chunks)
-    )
-    table, kept = _assemble(parts)
-    summary = summarise(table, scenario)
-    manifest = _manifest(scenario, identity, started)
-    if folder is not None:
-        _write_results(folder, table, kept, summary, manifest)
-        shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
-    return RunResult(table, summary, folder, kept, manifest)
+        with progress_bar(replicates, "run", progress) as tick:
+            tick(already)
+            for result in _stream(executor, scenario, seed, keep, todo):
+                _checkpoint(path, result)
+                done_now += 1
+                tick(result["last"] - result["first"])
+    except BaseException:
+        if not finished and not done_now:  # nothing to resume: a plain retry must not be refused
+            shutil.rmtree(path / CHECKPOINT, ignore_errors=True)
+        raise
+    table, kept = _assemble(_load_chunk(path, first) for first, _ in chunks)
+    summary = summarise(table, scenario, level)
+    folder.begin()
+    _write_results(folder, table, kept, summary, scenario)
+    manifest = folder.complete({"scenario": scenario.to_dict_json(), "chunk_size": size})
+    shutil.rmtree(path / CHECKPOINT, ignore_errors=True)
+    return RunResult(table, summary, path, kept, manifest)
 
 
-def _progress(total: int, already: int, show: bool) -> Callable[..., None]:
-    if not show:
-        return lambda n, close=False: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, initial=already, unit="replicate", file=sys.stderr, smoothing=0.1)
-
-    def update(n: int, close: bool = False) -> None:
-        if n:
-            bar.update(n)
-        if close:
-            bar.close()
-
-    return update
-
-
-def _prepare(folder: Path, identity: dict[str, Any], resume: bool) -> set[int]:
-    """Check the folder; return the first replicates of the chunks a resumed run has."""
+def _prepare(
+    folder: Path,
+    identity: dict[str, Any],
+    resume: bool,
+    size: int,
+    chunk_size: int | None,
+) -> tuple[int, set[int]]:
+    """Check the folder's checkpoint: the chunk size to use, and the chunks a resumed run has."""
     cp = folder / CHECKPOINT
     marker = cp / "run.json"
     if marker.exists():
-        previous = json.loads(marker.read_text())
+        try:
+            previous = json.loads(marker.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise DosesimError(
+                f"{folder}: the checkpoint of an interrupted run is damaged; start again "
+                "with --overwrite"
+            ) from None
         if not resume:
             raise DosesimError(
-                f"{folder}: holds an interrupted run ({previous['scenario_name']}, seed "
-                f"{previous['seed']}); continue it with --resume, or delete the folder"
+                f"{folder}: holds an interrupted run ({previous.get('scenario_name')}, seed "
+                f"{previous.get('seed')}); continue it with --resume, or start again with "
+                "--overwrite"
             )
-        different = [k for k in identity if previous.get(k) != identity[k]]
+        old = {k: previous.get(k, [] if k == "overrides" else None) for k in identity}
+        different = [k for k in identity if old[k] != identity[k]]
         if different:
-            what = ", ".join(f"{k} {previous.get(k)!r} (now {identity[k]!r})" for k in different)
-            raise DosesimError(f"{folder}: the interrupted run there differs: {what}")
-        return {int(f.stem.split("_")[1]) for f in cp.glob("chunk_*.pkl")}
+            what = ", ".join(f"{k} {old[k]!r} (now {identity[k]!r})" for k in different)
+            raise DosesimError(
+                f"{folder}: the interrupted run there differs: {what}; --resume continues "
+                "the same run only"
+            )
+        kept_size = int(previous.get("chunk_size", size))
+        if chunk_size is not None and chunk_size != kept_size:
+            raise DosesimError(
+                f"{folder}: the interrupted run there has chunks of {kept_size} "
+                f"(now {chunk_size}); resume it with the same chunk size"
+            )
+        return kept_size, {int(f.stem.split("_")[1]) for f in cp.glob("chunk_*.pkl")}
     if resume:
         raise DosesimError(f"{folder}: no interrupted run to resume here")
     cp.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(marker, json.dumps(identity, sort_keys=True))
-    return set()
+    atomic_write_text(marker, json.dumps({**identity, "chunk_size": size}, sort_keys=True))
+    return size, set()
 
 
 def _checkpoint(folder: Path, result: dict[str, Any]) -> None:
@@ -370,7 +398,12 @@ def _assemble(parts: Iterable[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, 
             kept[name].append(frame)
     table = pd.concat(rows, ignore_index=True)
     fixed = [c for c in table.columns if not c.startswith(("failed_", "enrolled_site_"))]
-    varying = sorted(c for c in table.columns if c not in fixed)
+    failed = sorted(c for c in table.columns if c.startswith("failed_"))
+    per_site = sorted(
+        (c for c in table.columns if c.startswith("enrolled_site_")),
+        key=lambda c: int(c.removeprefix("enrolled_site_")),
+    )
+    varying = failed + per_site
     table = table[fixed + varying]
     for col in varying:
         table[col] = table[col].fillna(0).astype(int)
@@ -382,15 +415,23 @@ def _assemble(parts: Iterable[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, 
 # ---------------------------------------------------------------------------
 
 _PROBABILITIES = ("target_reached", "completed_by_deadline")
-_DAYS = ("first_patient_in_day", "last_patient_in_day", "last_patient_last_visit_day")
 
 
-def summarise(table: pd.DataFrame, scenario: Scenario) -> dict[str, Any]:
-    """Every numeric metric's mean, median, percentiles and Monte Carlo SE; probabilities.
+def summarise(
+    table: pd.DataFrame, scenario: Scenario, level: float = DEFAULT_LEVEL
+) -> dict[str, Any]:
+    """Every numeric metric's mean, median, percentiles and Monte Carlo SE; the milestones.
 
     The Monte Carlo SE is that of the mean over replicates, sd / sqrt(n); for a
-    probability, sqrt(p (1 - p) / n).
+    probability, sqrt(p (1 - p) / n). ``low`` and ``high`` bound the central
+    ``level`` interval of the replicates (also ``p5`` ... ``p95``). The
+    recruitment milestones are summarised as a planner reads them
+    (:func:`sim.milestones.milestone_summary`): the day the target is reached,
+    last patient in and last visit among the replicates that reach it, and
+    the number enrolled by the enrolment deadline.
     """
+    level = check_level(level)
+    low_q, high_q = level_quantiles(level)
     n = len(table)
     metrics: dict[str, Any] = {}
     for col in table.columns:
@@ -401,6 +442,7 @@ def summarise(table: pd.DataFrame, scenario: Scenario) -> dict[str, Any]:
         if values.size == 0:
             continue
         q = np.percentile(values, SUMMARY_PERCENTILES)
+        low, high = np.quantile(values, [low_q, high_q])
         entry = {
             "n": int(values.size),
             "mean": float(values.mean()),
@@ -409,6 +451,8 @@ def summarise(table: pd.DataFrame, scenario: Scenario) -> dict[str, Any]:
                 f"p{p}" if p != 50 else "median": float(v)
                 for p, v in zip(SUMMARY_PERCENTILES, q, strict=True)
             },
+            "low": float(low),
+            "high": float(high),
         }
         metrics[col] = entry
     probabilities = {}
@@ -416,27 +460,24 @@ def summarise(table: pd.DataFrame, scenario: Scenario) -> dict[str, Any]:
         p = float(table[col].mean())
         probabilities[col] = {"p": p, "mcse": math.sqrt(p * (1 - p) / n)}
     rec = scenario.recruitment
-    dates: dict[str, Any] = {}
+    milestones = None
     if rec is not None:
-        for col in _DAYS:
-            if col in metrics:
-                m = metrics[col]
-                dates[col.removesuffix("_day") + "_date"] = {
-                    k: _date(rec.start_date, m[k]) for k in ("p5", "p25", "median", "p75", "p95")
-                }
+        milestones = milestone_summary(
+            table,
+            rec.start_date,
+            rec.target_enrolled,
+            rec.enrolment_deadline or rec.deadline,
+            rec.deadline,
+            level,
+        )
     return {
         "replicates": n,
+        "level": level,
         "deadline": rec.deadline.isoformat() if rec else None,
         "probabilities": probabilities,
-        "dates": dates,
+        "milestones": milestones,
         "metrics": metrics,
     }
-
-
-def _date(start: date, day: float) -> str:
-    from datetime import timedelta
-
-    return (start + timedelta(days=math.floor(day))).isoformat()
 
 
 # ---------------------------------------------------------------------------
@@ -444,42 +485,49 @@ def _date(start: date, day: float) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("dosesim", "numpy", "scipy", "simpy", "pandas", "pydantic", "tqdm"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
-
-
 def _csv(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
-def _manifest(scenario: Scenario, identity: dict[str, Any], started: datetime) -> dict[str, Any]:
-    return {
-        **identity,
-        "scenario": json.loads(scenario.model_dump_json(exclude_none=True)),
-        "scenario_source": scenario.source,
-        "versions": _versions(),
-        "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "time_seconds": round(time.time() - started.timestamp(), 3),
-    }
+def sites_table(scenario: Scenario) -> pd.DataFrame:
+    """The scenario's sites by index: what the ``enrolled_site_<index>`` columns refer to."""
+    rec = scenario.recruitment
+    rows = [
+        {
+            "index": i,
+            "name": site.name,
+            "activation_day": site.activation_day,
+            "activation_day_min": site.activation_day_min,
+            "activation_day_max": site.activation_day_max,
+            "screening_rate_per_month": site.screening_rate_per_month,
+            "cap": site.cap,
+        }
+        for i, site in enumerate(rec.sites if rec is not None else [])
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "index",
+            "name",
+            "activation_day",
+            "activation_day_min",
+            "activation_day_max",
+            "screening_rate_per_month",
+            "cap",
+        ],
+    )
 
 
 def _write_results(
-    folder: Path,
+    folder: ResultsFolder,
     table: pd.DataFrame,
     kept: dict[str, pd.DataFrame],
     summary: dict[str, Any],
-    manifest: dict[str, Any],
+    scenario: Scenario,
 ) -> None:
-    files: dict[str, pd.DataFrame] = {"replicates": table, **kept}
+    files: dict[str, pd.DataFrame] = {"replicates": table, "sites": sites_table(scenario), **kept}
     for name, frame in files.items():
-        atomic_write_text(folder / f"{name}.csv", _csv(frame))
+        folder.write_text(f"{name}.csv", _csv(frame))
     try:
         import pyarrow  # noqa: F401
     except ImportError:
@@ -490,8 +538,5 @@ def _write_results(
 
             buf = io.BytesIO()
             frame.to_parquet(buf, index=False)
-            atomic_write_bytes(folder / f"{name}.parquet", buf.getvalue())
-    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(
-        folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    )
+            folder.write_bytes(f"{name}.parquet", buf.getvalue())
+    folder.write_text("summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -13,6 +13,7 @@ Everything is checked at load. Every problem is reported together, each as
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import math
 import os
@@ -151,13 +152,14 @@ def load_scenario(
     """
     problems: list[Problem] = []
     file = Path(path)
-    resolved = _resolve(file, [], problems)
+    files: list[tuple[str, str]] = []
+    resolved = _resolve(file, [], problems, files)
     if resolved is None:
         raise ScenarioError(problems)
     raw, prov = resolved
     if "name" not in raw:
         raw["name"] = file.stem
-    return _validate(raw, prov, _display(file), overrides, problems)
+    return _validate(raw, prov, _display(file), overrides, problems, files)
 
 
 def scenario_from_dict(
@@ -177,7 +179,7 @@ def scenario_from_dict(
         The name to show in error messages.
     """
     raw = _copy(dict(data))
-    return _validate(raw, {(): source}, source, overrides, [])
+    return _validate(raw, {(): source}, source, overrides, [], [])
 
 
 def _validate(
@@ -186,9 +188,11 @@ def _validate(
     source: str,
     overrides: Mapping[str, Any] | Sequence[str] | None,
     problems: list[Problem],
+    files: list[tuple[str, str]],
 ) -> Scenario:
+    applied: list[str] = []
     if overrides:
-        _apply_overrides(raw, prov, overrides, problems)
+        applied = _apply_overrides(raw, prov, overrides, problems)
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
@@ -196,6 +200,8 @@ def _validate(
     if problems:
         raise ScenarioError(problems)
     scenario._source = source
+    scenario._files = tuple(files)
+    scenario._overrides = tuple(applied)
     return scenario
 
 
@@ -208,10 +214,13 @@ def _display(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def _read_toml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
+def _read_toml(
+    path: Path, problems: list[Problem], files: list[tuple[str, str]] | None = None
+) -> dict[str, Any] | None:
     shown = _display(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except FileNotFoundError:
         problems.append(Problem(shown, "", "", "no such file"))
         return None
@@ -224,6 +233,8 @@ def _read_toml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     except OSError as exc:
         problems.append(Problem(shown, "", "", f"cannot be read ({exc.strerror})"))
         return None
+    if files is not None:
+        files.append((shown, hashlib.sha256(data).hexdigest()))
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -232,10 +243,13 @@ def _read_toml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
 
 
 def _resolve(
-    path: Path, chain: list[Path], problems: list[Problem]
+    path: Path, chain: list[Path], problems: list[Problem], files: list[tuple[str, str]]
 ) -> tuple[dict[str, Any], dict[KeyPath, str]] | None:
-    """The file's data with its ``extends`` chain merged in, and where each value came from."""
-    data = _read_toml(path, problems)
+    """The file's data with its ``extends`` chain merged in, and where each value came from.
+
+    ``files`` gets ``(path, sha256)`` of every file read, this one first.
+    """
+    data = _read_toml(path, problems, files)
     if data is None:
         return None
     shown = _display(path)
@@ -258,7 +272,7 @@ def _resolve(
                 Problem(shown, "extends", _toml(ext), f"{what} (looked for {_display(base_path)})")
             )
             return None
-        base = _resolve(base_path, chain + [here], problems)
+        base = _resolve(base_path, chain + [here], problems, files)
         if base is None:
             return None
         base_data, prov = base
@@ -336,7 +350,8 @@ def _apply_overrides(
     prov: dict[KeyPath, str],
     overrides: Mapping[str, Any] | Sequence[str],
     problems: list[Problem],
-) -> None:
+) -> list[str]:
+    """Set each override in ``raw``; returns them as ``key.path=value`` (TOML values), in order."""
     items: Iterable[tuple[str, Any]]
     if isinstance(overrides, Mapping):
         items = overrides.items()
@@ -349,7 +364,9 @@ def _apply_overrides(
                 continue
             parsed.append((key.strip(), _parse_override_value(value)))
         items = parsed
+    applied: list[str] = []
     for key, value in items:
+        applied.append(f"{key}={_toml(value)}")
         path = _parse_key_path(key)
         if path is None:
             problems.append(Problem("--set", key, "", "is not a key path like a.b[0].c"))
@@ -369,6 +386,7 @@ def _apply_overrides(
             problems.append(Problem("--set", key, _toml(value), rule))
             continue
         _overwrite(prov, path, "--set")
+    return applied
 
 
 def _set_path(raw: dict[str, Any], path: KeyPath, value: Any) -> str | None:

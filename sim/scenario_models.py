@@ -642,6 +642,8 @@ class Scenario(_Model):
     recruitment: RecruitmentSettings | None = None
 
     _source: str | None = PrivateAttr(default=None)
+    _files: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+    _overrides: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _fits_treatment(self) -> Self:
@@ -722,9 +724,45 @@ class Scenario(_Model):
         """The file this scenario was loaded from, if any."""
         return self._source
 
+    @property
+    def files(self) -> tuple[tuple[str, str], ...]:
+        """``(path, sha256)`` of every file read to make this scenario (its ``extends`` chain)."""
+        return self._files
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """The ``--set`` overrides applied after loading, as ``key.path=value`` (TOML values)."""
+        return self._overrides
+
+    @property
+    def label(self) -> str:
+        """The name, marked as modified when ``--set`` overrides changed the scenario.
+
+        ``nct05129410 (modified by --set prednisone.start_mg_per_kg=0.5)``: what
+        every report header and summary shows, so that a changed scenario is
+        never taken for its file.
+        """
+        if not self._overrides:
+            return self.name
+        return f"{self.name} (modified by --set {'; '.join(self._overrides)})"
+
+    def with_provenance(
+        self, files: tuple[tuple[str, str], ...], overrides: tuple[str, ...]
+    ) -> Self:
+        """A copy that records these files and overrides (e.g. a sweep's variant, its base's)."""
+        copy = self.model_copy()
+        copy._source = self._source
+        copy._files = tuple(files)
+        copy._overrides = tuple(overrides)
+        return copy
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved scenario as plain data (what :meth:`to_toml` writes)."""
         return self.model_dump(mode="python", exclude_none=True)
+
+    def to_dict_json(self) -> Any:
+        """The resolved scenario as JSON-compatible data (dates as ISO strings), for manifests."""
+        return json.loads(self.model_dump_json(exclude_none=True))
 
     def to_toml(self) -> str:
         """The resolved scenario as TOML: every value explicit, no ``extends``."""

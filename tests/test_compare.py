@@ -35,13 +35,13 @@ def test_a_scenario_compared_with_itself_differs_by_exactly_zero() -> None:
     assert set(t["metric"]) >= {BURDEN, "completed_fraction", "ae_serious_infection"}
     second = t[t["scenario"] == "nct05129410 (2)"]
     assert len(second) == len(result.metrics)
-    for col in ("difference", "paired_low_95", "paired_high_95", "unpaired_difference"):
+    for col in ("difference", "paired_low", "paired_high", "unpaired_difference"):
         assert (second[col] == 0.0).all(), col
     first = t[t["scenario"] == "nct05129410"].set_index("metric")
     assert (second.set_index("metric")["mean"].equals(first["mean"])) is True
     # the unpaired interval does not know the runs are paired: it has width
     burden = second.set_index("metric").loc[BURDEN]
-    assert burden["unpaired_high_95"] > 0 > burden["unpaired_low_95"]
+    assert burden["unpaired_high"] > 0 > burden["unpaired_low"]
 
 
 def test_default_metrics_in_order(base_vs_low: Comparison) -> None:
@@ -68,11 +68,11 @@ def test_paired_interval_narrower_than_unpaired(base_vs_low: Comparison) -> None
     t = base_vs_low.table.set_index(["scenario", "metric"])
     for metric in (BURDEN, "mean_cumulative_prednisone_mg_week52"):
         row = t.loc[("nct05129410_low_start", metric)]
-        paired = row["paired_high_95"] - row["paired_low_95"]
-        unpaired = row["unpaired_high_95"] - row["unpaired_low_95"]
+        paired = row["paired_high"] - row["paired_low"]
+        unpaired = row["unpaired_high"] - row["unpaired_low"]
         assert 0 < paired < unpaired, metric
         assert row["difference"] < 0  # 0.5 mg/kg starts lower than 1.0 mg/kg
-        assert row["paired_high_95"] < 0
+        assert row["paired_high"] < 0
 
 
 def test_difference_is_the_mean_of_the_per_replicate_differences(
@@ -94,7 +94,7 @@ def test_stats_drop_pairs_with_a_nan() -> None:
     s = _stats(x, ref)
     assert (s["n"], s["n_pairs"]) == (3, 2)
     assert s["mean"] == pytest.approx(7 / 3)
-    assert (s["difference"], s["paired_low_95"], s["paired_high_95"]) == (1.0, 1.0, 1.0)
+    assert (s["difference"], s["paired_low"], s["paired_high"]) == (1.0, 1.0, 1.0)
     assert s["unpaired_difference"] == pytest.approx(7 / 3 - 2 / 3)
 
 
@@ -105,8 +105,8 @@ def test_stats_match_scipy_intervals() -> None:
     s = _stats(pd.Series(x), pd.Series(ref))
     paired = stats.ttest_rel(x, ref).confidence_interval(0.95)
     welch = stats.ttest_ind(x, ref, equal_var=False).confidence_interval(0.95)
-    assert (s["paired_low_95"], s["paired_high_95"]) == pytest.approx(tuple(paired), rel=1e-9)
-    assert (s["unpaired_low_95"], s["unpaired_high_95"]) == pytest.approx(tuple(welch), rel=1e-9)
+    assert (s["paired_low"], s["paired_high"]) == pytest.approx(tuple(paired), rel=1e-9)
+    assert (s["unpaired_low"], s["unpaired_high"]) == pytest.approx(tuple(welch), rel=1e-9)
 
 
 def test_sweep_names_and_values() -> None:

@@ -1,0 +1,246 @@
+r"""Recruitment milestones as a planner reads them, and the interval convention.
+
+A planner asks "when will we have our target?". Replicates that never reach
+the target by the enrolment deadline have no such day; pooling their last
+enrolment with the others (as a plain "last patient in" does) gives dates that
+are not that answer. So the milestones are summarised in three parts:
+
+* :math:`P(\text{target reached by the enrolment deadline})`, with its Monte
+  Carlo SE;
+* the **time to target** over all replicates, a replicate that does not reach
+  the target counting as "later than the enrolment deadline". Its quantile
+  :math:`q` exists (is a day) only while :math:`q` is below the share that
+  reached the target; above it, the quantile is "later than the deadline";
+* last patient in and last patient last visit **among the replicates that
+  reach the target**, and the number enrolled by the enrolment deadline as a
+  distribution of its own.
+
+Every interval is the central ``level`` interval of the replicates (the
+``(1 - level)/2`` and ``(1 + level)/2`` quantiles, numpy's linear rule);
+:data:`DEFAULT_LEVEL` is 90 %, and every command takes ``--interval``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from sim.errors import DosesimError
+
+__all__ = [
+    "DEFAULT_LEVEL",
+    "censored_quantile",
+    "check_level",
+    "format_milestones",
+    "interval_label",
+    "level_quantiles",
+    "milestone_summary",
+]
+
+#: The default central interval: 90 % of replicates (eventPred's ``pilevel``).
+DEFAULT_LEVEL = 0.90
+
+
+def check_level(level: float) -> float:
+    """``level`` as a fraction in (0, 1), or a clear error.
+
+    Raises
+    ------
+    DosesimError
+        Outside (0, 1).
+    """
+    if not (isinstance(level, int | float) and 0.0 < float(level) < 1.0):
+        raise DosesimError(f"interval level {level!r}: must be a fraction in (0, 1), e.g. 0.9")
+    return float(level)
+
+
+def level_quantiles(level: float) -> tuple[float, float]:
+    """The lower and upper quantiles, as fractions, of the central ``level`` interval."""
+    level = check_level(level)
+    return (1.0 - level) / 2.0, (1.0 + level) / 2.0
+
+
+def interval_label(level: float) -> str:
+    """``0.9`` -> ``"90 %"``; ``0.975`` -> ``"97.5 %"``."""
+    return f"{100.0 * check_level(level):g} %"
+
+
+def censored_quantile(values: npt.ArrayLike, q: float) -> float:
+    """The ``q`` quantile of ``values`` where ``inf`` means "later than anything observed".
+
+    The linear rule of :func:`numpy.quantile` (position :math:`h = (n - 1) q`
+    between the order statistics :math:`x_{\\lfloor h \\rfloor}` and
+    :math:`x_{\\lceil h \\rceil}`); ``inf`` when the upper one is ``inf`` (the
+    quantile is then later than the censoring day), NaN for no values.
+    """
+    x = np.sort(np.asarray(values, dtype=float))
+    if x.size == 0:
+        return math.nan
+    h = (x.size - 1) * q
+    lo, hi = math.floor(h), math.ceil(h)
+    if not math.isfinite(x[hi]):
+        return math.inf
+    return float(x[lo] + (h - lo) * (x[hi] - x[lo]))
+
+
+def _day(start: date, day: float) -> dict[str, Any]:
+    """A trial day as a JSON entry: the day, its date, or "later" for ``inf``."""
+    if math.isinf(day) and day > 0:
+        return {"day": None, "date": None, "later": True}
+    if not math.isfinite(day):
+        return {"day": None, "date": None, "later": False}
+    return {
+        "day": float(day),
+        "date": (start + timedelta(days=math.floor(day))).isoformat(),
+        "later": False,
+    }
+
+
+def _days_summary(days: npt.NDArray[np.float64], start: date, level: float) -> dict[str, Any]:
+    low_q, high_q = level_quantiles(level)
+    finite = days[np.isfinite(days)]
+    if finite.size == 0:
+        return {"n": 0, "median": None, "low": None, "high": None}
+    lo, med, hi = np.quantile(finite, [low_q, 0.5, high_q])
+    return {
+        "n": int(finite.size),
+        "median": _day(start, float(med)),
+        "low": _day(start, float(lo)),
+        "high": _day(start, float(hi)),
+    }
+
+
+def _probability(flags: pd.Series) -> dict[str, Any]:
+    n = len(flags)
+    p = float(flags.mean()) if n else math.nan
+    return {"p": p, "mcse": math.sqrt(p * (1 - p) / n) if n else math.nan, "n": n}
+
+
+def milestone_summary(
+    table: pd.DataFrame,
+    start_date: date,
+    target: int,
+    enrolment_deadline: date,
+    deadline: date,
+    level: float = DEFAULT_LEVEL,
+) -> dict[str, Any]:
+    """Recruitment milestones over replicates, as a planner reads them.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per replicate with ``enrolled``, ``target_reached`` (0/1),
+        ``last_patient_in_day``, ``last_patient_last_visit_day`` (trial days)
+        and ``completed_by_deadline`` (0/1).
+    start_date : datetime.date
+        Trial day 0.
+    target : int
+        The enrolment target.
+    enrolment_deadline, deadline : datetime.date
+        The last day of enrolment, and the day the last visit should be done by.
+    level : float
+        The central interval, a fraction (default 0.9).
+
+    Returns
+    -------
+    dict
+        ``level``; ``target_reached`` and ``completed_by_deadline`` (``p``,
+        ``mcse``, ``n``); ``time_to_target`` over all replicates (``median``,
+        ``low``, ``high``, each ``{"day", "date", "later"}`` with ``later``
+        true when the quantile is later than the enrolment deadline);
+        ``last_patient_in`` and ``last_patient_last_visit`` over the replicates
+        that reach the target (``n``, ``median``, ``low``, ``high``);
+        ``enrolled`` by the enrolment deadline (``mean``, ``median``, ``low``,
+        ``high``, ``p_target``).
+    """
+    level = check_level(level)
+    low_q, high_q = level_quantiles(level)
+    reached = table["target_reached"].astype(bool).to_numpy()
+    lpi = table["last_patient_in_day"].to_numpy(dtype=float)
+    lplv = table["last_patient_last_visit_day"].to_numpy(dtype=float)
+    time_to_target = np.where(reached, lpi, math.inf)
+    enrolled = table["enrolled"].to_numpy(dtype=float)
+    if enrolled.size:
+        e_lo, e_med, e_hi = np.quantile(enrolled, [low_q, 0.5, high_q])
+        e_mean = float(enrolled.mean())
+    else:
+        e_lo = e_med = e_hi = e_mean = math.nan
+    return {
+        "level": level,
+        "replicates": len(table),
+        "target": int(target),
+        "enrolment_deadline": enrolment_deadline.isoformat(),
+        "deadline": deadline.isoformat(),
+        "target_reached": _probability(table["target_reached"].astype(float)),
+        "completed_by_deadline": _probability(table["completed_by_deadline"].astype(float)),
+        "time_to_target": {
+            key: _day(start_date, censored_quantile(time_to_target, q))
+            for key, q in (("low", low_q), ("median", 0.5), ("high", high_q))
+        },
+        "last_patient_in": _days_summary(lpi[reached], start_date, level),
+        "last_patient_last_visit": _days_summary(lplv[reached], start_date, level),
+        "enrolled": {
+            "mean": e_mean,
+            "median": float(e_med),
+            "low": float(e_lo),
+            "high": float(e_hi),
+            "p_target": float(np.mean(enrolled >= target)) if enrolled.size else math.nan,
+        },
+    }
+
+
+def _when(entry: dict[str, Any] | None, deadline: str) -> str:
+    if entry is None:
+        return "-"
+    if entry["later"]:
+        return f"later than {deadline}"
+    return str(entry["date"])
+
+
+def format_milestones(m: dict[str, Any], what: str = "trials") -> list[str]:
+    """The milestone summary as the lines the commands print.
+
+    Parameters
+    ----------
+    m : dict
+        :func:`milestone_summary`'s result.
+    what : str
+        What a replicate is called ("trials", "replicates").
+    """
+    label = interval_label(m["level"])
+    end = m["enrolment_deadline"]
+    reached = m["target_reached"]
+    ttt = m["time_to_target"]
+    lines = [
+        f"target of {m['target']} by the enrolment deadline {end}: reached in "
+        f"{reached['p']:.1%} of {what} (MCSE {reached['mcse']:.1%})",
+        f"day the target is reached: median {_when(ttt['median'], end)} ({label}: "
+        f"{_when(ttt['low'], end)} to {_when(ttt['high'], end)}; not reached counts as later)",
+    ]
+    e = m["enrolled"]
+    if math.isfinite(e["median"]):
+        lines.append(
+            f"enrolled by {end}: median {e['median']:g} ({label}: {e['low']:g}-{e['high']:g}), "
+            f"mean {e['mean']:.1f}"
+        )
+    lpi, lplv = m["last_patient_in"], m["last_patient_last_visit"]
+    if lpi["n"]:
+        lines.append(
+            f"{what} reaching the target ({lpi['n']}): last patient in median "
+            f"{lpi['median']['date']} ({label}: {lpi['low']['date']} to {lpi['high']['date']}); "
+            f"last visit median {lplv['median']['date']} "
+            f"({label}: {lplv['low']['date']} to {lplv['high']['date']})"
+        )
+    else:
+        lines.append(f"no {what[:-1] if what.endswith('s') else what} reached the target")
+    done = m["completed_by_deadline"]
+    lines.append(
+        f"P(target reached and last visit by {m['deadline']}) {done['p']:.3f} "
+        f"(MCSE {done['mcse']:.3f})"
+    )
+    return lines
