@@ -403,7 +403,7 @@ def _assemble(parts: Iterable[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, 
         (c for c in table.columns if c.startswith("enrolled_site_")),
         key=lambda c: int(c.removeprefix("enrolled_site_")),
     )
-    varying = failed + per_site
+    varying = per_site + failed
     table = table[fixed + varying]
     for col in varying:
         table[col] = table[col].fillna(0).astype(int)

@@ -234,7 +234,7 @@ def _read_toml(
         problems.append(Problem(shown, "", "", f"cannot be read ({exc.strerror})"))
         return None
     if files is not None:
-        files.append((shown, hashlib.sha256(data).hexdigest()))
+        files.append((str(path.resolve()), hashlib.sha256(data).hexdigest()))
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -247,7 +247,7 @@ def _resolve(
 ) -> tuple[dict[str, Any], dict[KeyPath, str]] | None:
     """The file's data with its ``extends`` chain merged in, and where each value came from.
 
-    ``files`` gets ``(path, sha256)`` of every file read, this one first.
+    ``files`` gets ``(absolute path, sha256)`` of every file read, this one first.
     """
     data = _read_toml(path, problems, files)
     if data is None:

@@ -726,7 +726,8 @@ class Scenario(_Model):
 
     @property
     def files(self) -> tuple[tuple[str, str], ...]:
-        """``(path, sha256)`` of every file read to make this scenario (its ``extends`` chain)."""
+        """``(absolute path, sha256)`` of every file read to make this scenario (its ``extends``
+        chain, the named file first)."""
         return self._files
 
     @property

@@ -39,3 +39,13 @@ MINIMAL: dict[str, Any] = {
 def minimal() -> dict[str, Any]:
     """A fresh deep copy of :data:`MINIMAL` to edit."""
     return copy.deepcopy(MINIMAL)
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_fresh_folder(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test starts in an empty folder of its own: a command's default results folder
+    (``results/...``) never lands in the repository. Tests that need the repository as the
+    working folder say so with ``monkeypatch.chdir(REPO)``."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

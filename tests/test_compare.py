@@ -102,11 +102,13 @@ def test_stats_match_scipy_intervals() -> None:
     rng = np.random.default_rng(11)
     ref = rng.normal(10, 3, 30)
     x = ref + rng.normal(1, 0.5, 30)
-    s = _stats(pd.Series(x), pd.Series(ref))
-    paired = stats.ttest_rel(x, ref).confidence_interval(0.95)
-    welch = stats.ttest_ind(x, ref, equal_var=False).confidence_interval(0.95)
-    assert (s["paired_low"], s["paired_high"]) == pytest.approx(tuple(paired), rel=1e-9)
-    assert (s["unpaired_low"], s["unpaired_high"]) == pytest.approx(tuple(welch), rel=1e-9)
+    for level in (0.9, 0.95):
+        s = _stats(pd.Series(x), pd.Series(ref), level)
+        paired = stats.ttest_rel(x, ref).confidence_interval(level)
+        welch = stats.ttest_ind(x, ref, equal_var=False).confidence_interval(level)
+        assert (s["paired_low"], s["paired_high"]) == pytest.approx(tuple(paired), rel=1e-9)
+        assert (s["unpaired_low"], s["unpaired_high"]) == pytest.approx(tuple(welch), rel=1e-9)
+        assert s["level"] == level
 
 
 def test_sweep_names_and_values() -> None:

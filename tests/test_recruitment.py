@@ -141,10 +141,17 @@ def test_forecast_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
             "--replicates", "40", "--seed", "3"]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "enrolled so far: 2 of 20" in out
-    assert "last patient in: median" in out and "80 %:" in out and "95 %:" in out
-    assert "P(last visit by 2023-11-30):" in out
+    assert "enrolled so far: 2 of 20" in out and "intervals are 90 % of replicates" in out
+    assert "site 0 Xi'an: prior 2.00" in out and "posterior" in out and "2 enrolled in 182" in out
+    assert "target of 20 by the enrolment deadline 2023-11-30: reached in" in out
+    assert "day the target is reached: median" in out and "(90 %:" in out
+    assert "replicates reaching the target" in out and "last patient in median" in out
+    assert "P(target reached and last visit by 2023-11-30)" in out
     assert "site(s) like the prior" in out or "no more sites needed" in out
+    assert "forecast-2021-06-01" in out  # the default folder: one per cut-off
+    # the same forecast again at another interval: the same data, so the folder is rewritten
+    assert main([*args, "--interval", "80"]) == 0
+    assert "(80 %:" in capsys.readouterr().out
 
 
 def test_design_stage_forecast_command(capsys: pytest.CaptureFixture[str]) -> None:

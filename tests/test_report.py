@@ -50,7 +50,10 @@ def test_report_command(results: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["report", str(results), "-o", str(out)]) == 0
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert main(["report", str(tmp_path / "nothing")]) == 2
-    assert "not a results folder" in capsys.readouterr().err
+    assert "no such results folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "not a results folder of dosesim run" in capsys.readouterr().err
 
 
 def test_render_escapes_scenario_text(results: Path) -> None:
@@ -99,5 +102,5 @@ def test_compare_and_forecast_write_reports(tmp_path: Path) -> None:
             "--replicates", "10", "--out", str(tmp_path / "f")]  # fmt: skip
     assert main(args) == 0
     page = (tmp_path / "f" / "report.html").read_text()
-    assert "P(last visit by 2023-11-30)" in page and page.count("<img ") == 1
+    assert "P(target reached and last visit by 2023-11-30)" in page and page.count("<img ") == 1
     assert (tmp_path / "f" / "forecast_replicates.csv").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -19,17 +20,23 @@ from sim.runner import CHECKPOINT, run
 from tests.conftest import BASE, REPO
 
 SCENARIO = load_scenario(BASE)
-COMPARED = ("replicates.csv", "summary.json", "patients.csv", "events.csv",
+COMPARED = ("replicates.csv", "sites.csv", "summary.json", "patients.csv", "events.csv",
             "dosing_nonmem.csv", "ex.csv", "ae.csv", "ds.csv")  # fmt: skip
+# how and when a run was made, not what it holds
+_HOW = ("started", "finished", "time_seconds", "command_line", "executor", "workers", "scheduler")
 
 
 def _same_files(a: Path, b: Path) -> None:
     for name in COMPARED:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     ma, mb = (json.loads((d / "manifest.json").read_text()) for d in (a, b))
-    for key in ("started", "finished", "time_seconds"):  # the manifest's times excepted
-        ma.pop(key), mb.pop(key)
+    for key in _HOW:
+        ma.pop(key, None), mb.pop(key, None)
+    for m in (ma, mb):  # the scenario file as the command named it; its content must agree
+        m["scenario_files"] = [f["sha256"] for f in m["scenario_files"]]
+        m.pop("scenario_source")
     assert ma == mb
+    assert set(ma["files"]) >= set(COMPARED)  # every file's sha256 is recorded
 
 
 def test_identical_results_for_one_two_workers_and_dask(tmp_path: Path) -> None:
@@ -61,14 +68,25 @@ def test_results_folder_contents(tmp_path: Path) -> None:
         assert col in table.columns, col
     patients = pd.read_csv(tmp_path / "r" / "patients.csv")
     assert set(patients["replicate"]) == {0, 1, 2}
+    assert "enrolled_site_0" in table.columns  # sites by index; names are in sites.csv
+    sites = pd.read_csv(tmp_path / "r" / "sites.csv")
+    assert list(sites["index"]) == [0] and list(sites["name"]) == ["Xi'an"]
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     entry = summary["metrics"]["completed_fraction"]
-    assert set(entry) == {"n", "mean", "mcse", "p5", "p25", "median", "p75", "p95"}
+    assert set(entry) == {"n", "mean", "mcse", "p5", "p25", "median", "p75", "p95", "low", "high"}
+    assert (entry["low"], entry["high"]) == (entry["p5"], entry["p95"])  # 90 %: 5-95
     assert set(summary["probabilities"]) == {"target_reached", "completed_by_deadline"}
+    assert summary["level"] == 0.9 and summary["milestones"]["target"] == 20
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["command"] == "run" and manifest["status"] == "complete"
     assert manifest["scenario_hash"] == SCENARIO.hash and manifest["seed"] == 2
     assert manifest["replicates"] == 30 and "numpy" in manifest["versions"]
+    assert manifest["platform"]["python_implementation"] and manifest["overrides"] == []
     assert manifest["scenario"]["recruitment"]["start_date"] == "2020-12-01"
+    assert [f["path"] for f in manifest["scenario_files"]] == [str(BASE)]
+    assert manifest["executor"] == "this process"
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((tmp_path / "r" / name).read_bytes()).hexdigest() == digest
     assert result.summary == summary
     for name in ("dosing_nonmem", "ex", "ae", "ds"):
         assert (tmp_path / "r" / f"{name}.csv").exists()
@@ -131,6 +149,7 @@ def test_run_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
             "--keep-patients", "all", "--quiet"]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "steroid burden" in out and "retention" in out and "last patient in: median" in out
+    assert "steroid burden" in out and "retention" in out and "last patient in median" in out
+    assert "day the target is reached: median" in out
     assert len(set(pd.read_csv(tmp_path / "x" / "patients.csv")["replicate"])) == 20
     assert main([*args[:-3], "--keep-patients", "some"]) == 2

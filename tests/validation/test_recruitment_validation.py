@@ -256,15 +256,24 @@ def _prior(scenario: Scenario) -> list[tuple[float, float]]:
     ]
 
 
+def _gammas(beliefs: list[Any]) -> list[tuple[float, float]]:
+    """(shape, rate per day) of each site's rate, for sites whose opening day is known."""
+    return [(b.shape, b.rate_per_day) for b in beliefs]
+
+
 @pytest.mark.parametrize("path", [BASE, FOUR_SITES], ids=["base", "four_sites"])
 def test_posterior_without_observations_is_the_prior(path: Path) -> None:
-    r"""With no observed rows every site keeps its prior
-    :math:`\mathrm{Gamma}(\alpha, \alpha / m)`, whatever the as-of date."""
+    r"""With no data every site keeps its prior :math:`\mathrm{Gamma}(\alpha, \alpha / m)`,
+    whatever the as-of date; at the start date nothing can have been observed either."""
     scenario = load_scenario(path)
     prior = _prior(scenario)
-    assert site_posteriors(scenario, Observed(0.0, [], {})) == prior
+    beliefs = site_posteriors(scenario, Observed(0.0, [], {}))
+    assert [(b.shape, b.prior_rate) for b in beliefs] == prior
+    assert not any(b.updated for b in beliefs)
     for as_of in (START, START + timedelta(days=500)):
-        assert site_posteriors(scenario, read_observed(None, scenario, as_of)) == prior
+        beliefs = site_posteriors(scenario, read_observed(None, scenario, as_of))
+        assert [(b.shape, b.prior_rate) for b in beliefs] == prior
+        assert not any(b.updated for b in beliefs)
 
 
 def _poisson_days(rng: np.random.Generator, rate_per_day: float, days: float) -> np.ndarray:
@@ -302,7 +311,7 @@ def test_posterior_converges_to_the_observed_rate(tmp_path: Path) -> None:
     for tau in (300, 1_000, 3_000):
         days = [float(d) for d in np.floor(_poisson_days(rng, enrol_rate, tau))]
         observed = Observed(float(tau), [(0, d) for d in days], {})
-        [(shape, rate)] = site_posteriors(scenario, observed)
+        [(shape, rate)] = _gammas(site_posteriors(scenario, observed))
         assert shape == pytest.approx(alpha + len(days))
         assert rate == pytest.approx(beta + p * tau)
         mean, sd = shape / rate, math.sqrt(shape) / rate
@@ -319,7 +328,9 @@ def test_posterior_converges_to_the_observed_rate(tmp_path: Path) -> None:
     from_csv = read_observed(csv_path, scenario, START + timedelta(days=3_000))
     assert from_csv.as_of_day == 3_000.0
     np.testing.assert_allclose(
-        site_posteriors(scenario, from_csv), site_posteriors(scenario, observed), rtol=1e-12
+        _gammas(site_posteriors(scenario, from_csv)),
+        _gammas(site_posteriors(scenario, observed)),
+        rtol=1e-12,
     )
 
 
@@ -351,7 +362,7 @@ def test_posterior_from_screening_counts(tmp_path: Path) -> None:
     assert observed.screened == {0: screened.size}
     assert len(observed.enrolments) == int(enrolled.sum())
 
-    [(shape, rate)] = site_posteriors(scenario, observed)
+    [(shape, rate)] = _gammas(site_posteriors(scenario, observed))
     assert shape == pytest.approx(alpha + screened.size)
     assert rate == pytest.approx(beta + tau)
     mean, sd = shape / rate, math.sqrt(shape) / rate
@@ -375,7 +386,8 @@ def test_forecast_from_the_start_without_data_is_the_design_stage(path: Path) ->
     scenario = load_scenario(path)
     seed, replicates = 20240706, 30
     result = forecast(scenario, None, START, replicates, seed, max_extra_sites=0)
-    assert result.posteriors == _prior(scenario)
+    assert [(b.shape, b.prior_rate) for b in result.posteriors] == _prior(scenario)
+    assert not any(b.updated for b in result.posteriors)
     table = result.replicates.sort_values("replicate", ignore_index=True)
     assert list(table["replicate"]) == list(range(replicates))
 
