@@ -112,6 +112,7 @@ class Executor:
         self._own_client = False
         self._pool: ProcessPoolExecutor | None = None
         self._before: set[Any] = set()
+        self._quiet: _QuietDask | None = None
 
     @property
     def lanes(self) -> int:
@@ -130,6 +131,7 @@ class Executor:
 
     def __enter__(self) -> Executor:
         if isinstance(self.scheduler, str):
+            self._quiet = _QuietDask()  # a lost scheduler is one line of ours, not Dask's log
             self._client = _connect(self.scheduler, self.connect_timeout_s)
             self._own_client = True
         elif self.scheduler is not None:
@@ -148,6 +150,9 @@ class Executor:
             with contextlib.suppress(Exception):  # the scheduler may be gone already
                 self._client.close(timeout=5)
             self._client = None
+        if self._quiet is not None:
+            self._quiet.restore()
+            self._quiet = None
 
     def map(
         self, fn: Callable[..., Any], args: tuple[Any, ...], chunks: Sequence[Chunk]
@@ -253,7 +258,59 @@ def _address(scheduler: Any) -> str:
     return str(inner.address if inner is not None else scheduler)
 
 
+class _QuietDask:
+    """Dask's own loggers raised to CRITICAL while a client we opened is in use.
+
+    When the scheduler goes away, Dask logs each failed reconnection with a
+    traceback; the command reports it in one line instead. Restored after.
+    """
+
+    def __init__(self) -> None:
+        import logging
+
+        with contextlib.suppress(ImportError):  # its loggers exist once it is imported
+            import distributed  # noqa: F401
+
+        names = ["distributed"] + [
+            n for n in logging.root.manager.loggerDict if n.startswith("distributed.")
+        ]
+        self._levels = {n: logging.getLogger(n).level for n in names}
+        for n in names:
+            logging.getLogger(n).setLevel(logging.CRITICAL)
+
+    def restore(self) -> None:
+        import logging
+
+        for n, level in self._levels.items():
+            logging.getLogger(n).setLevel(level)
+
+
+_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+
+
+def check_address(address: str) -> str:
+    """A Dask scheduler address as ``scheme://host:port`` (``host:port`` means tcp).
+
+    Raises
+    ------
+    DosesimError
+        Not of that form (checked before Dask sees it: a malformed address makes
+        Dask's client hang on exit).
+    """
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    host, colon, port = rest.rpartition(":")
+    if scheme not in _SCHEMES or not colon or not host or not port.isdigit():
+        raise DosesimError(
+            f"--scheduler {address}: not a scheduler address; give SCHEME://HOST:PORT, e.g. "
+            f"tcp://10.0.0.5:8786 (schemes: {', '.join(_SCHEMES)})"
+        )
+    return f"{scheme}://{rest}"
+
+
 def _connect(scheduler: str, timeout_s: float) -> Any:
+    scheduler = check_address(scheduler)
     try:
         from distributed import Client
     except ImportError:
@@ -281,7 +338,7 @@ def _dask_results(
     try:
         task = client.scatter(_Task(fn, args), broadcast=True)
         futures = [client.submit(_call, task, first, last, pure=False) for first, last in chunks]
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             yield future.result()
             future.release()
     except DosesimError:
