@@ -218,7 +218,7 @@ def format_milestones(m: dict[str, Any], what: str = "trials") -> list[str]:
     ttt = m["time_to_target"]
     lines = [
         f"target of {m['target']} by the enrolment deadline {end}: reached in "
-        f"{reached['p']:.1%} of {what} (MCSE {reached['mcse']:.1%})",
+        f"{100 * reached['p']:.1f} % of {what} (MCSE {100 * reached['mcse']:.1f} %)",
         f"day the target is reached: median {_when(ttt['median'], end)} ({label}: "
         f"{_when(ttt['low'], end)} to {_when(ttt['high'], end)}; not reached counts as later)",
     ]

@@ -241,6 +241,58 @@ def test_poisson_gamma_mean_time_to_n_enrolments() -> None:
     assert ks.pvalue > 0.01, ks
 
 
+def test_the_reported_time_to_target_is_beta_prime_censored_at_the_deadline() -> None:
+    r"""What ``sim.run`` reports, against the closed form (issue 13).
+
+    The base scenario's one site opens on day :math:`a = 30` and screens at a rate
+    :math:`\lambda \sim \mathrm{Gamma}(\alpha, \beta)`; each person is eligible with
+    the closed-form probability :math:`p`, so enrolment is Poisson with rate
+    :math:`p\lambda \sim \mathrm{Gamma}(\alpha, \beta / p)`, and the day the
+    :math:`n`-th patient enrols is :math:`T_n = a + (\beta/p)\,\mathrm{BetaPrime}(n, \alpha)`.
+    Enrolment stops at the deadline :math:`D`, so:
+
+    * :math:`P(\text{target reached}) = F((D - a) p / \beta)`, :math:`F` the beta-prime
+      CDF: within 4 MCSE;
+    * among the replicates that reach it, the day is :math:`T_n` given :math:`T_n \le D`
+      (KS against the truncated CDF, alpha = 0.01);
+    * the reported median over all replicates (a miss counts as later) is the
+      beta-prime median, within 4 SE of a sample median,
+      :math:`\sqrt{q(1-q)/R} / f(x_q)`.
+
+    2,000 replicates of the whole trial (every patient simulated), per-patient tables
+    not kept.
+    """
+    from sim import run
+
+    a_day, replicates = 30.0, 2_000
+    scenario = load_scenario(BASE, {"recruitment.sites[0].activation_day": a_day})
+    rec = scenario.recruitment
+    assert rec is not None and rec.rate_shape is not None and scenario.population is not None
+    n, alpha = rec.target_enrolled, rec.rate_shape
+    p = eligibility_probability(scenario.population, scenario.eligibility)
+    beta = alpha / (rec.sites[0].screening_rate_per_month / DAYS_PER_MONTH)
+    t_n = stats.betaprime(n, alpha, loc=a_day, scale=beta / p)
+    deadline = rec.enrolment_deadline_day
+
+    result = run(scenario, replicates, seed=20261128, keep_patients=0, workers=2)
+    m = result.summary["milestones"]
+    p_reached = float(t_n.cdf(deadline))
+    mcse = math.sqrt(p_reached * (1 - p_reached) / replicates)
+    assert abs(m["target_reached"]["p"] - p_reached) < 4 * mcse, (m["target_reached"], p_reached)
+
+    table = result.replicates
+    days = table.loc[table["target_reached"] == 1, "last_patient_in_day"].to_numpy(dtype=float)
+    ks = stats.kstest(days, lambda x: t_n.cdf(x) / p_reached)
+    assert ks.pvalue > 0.01, ks
+
+    median = float(t_n.median())
+    assert median < deadline  # the median exists as a day
+    se = math.sqrt(0.25 / replicates) / float(t_n.pdf(median))
+    assert abs(m["time_to_target"]["median"]["day"] - median) < 4 * se
+    high = m["time_to_target"]["high"]  # the 95th percentile: later than the deadline
+    assert high["later"] == (t_n.ppf(0.95) > deadline)
+
+
 # ---------------------------------------------------------------------------
 # 4. Re-forecast: the conjugate posterior of a site's rate
 # ---------------------------------------------------------------------------
@@ -367,6 +419,43 @@ def test_posterior_from_screening_counts(tmp_path: Path) -> None:
     assert rate == pytest.approx(beta + tau)
     mean, sd = shape / rate, math.sqrt(shape) / rate
     assert abs(mean - lam) < 4 * sd, (mean, lam, sd)
+
+
+def test_a_site_that_enrolled_nobody_learns_from_it_and_the_forecast_follows() -> None:
+    r"""A site open for :math:`t` days with no enrolment (issue 13).
+
+    Its rate's posterior is :math:`\mathrm{Gamma}(\alpha, \beta + p t)`, exactly; the
+    number enrolled over the :math:`R` days left is then negative binomial,
+    :math:`\mathrm{NB}(\alpha, (\beta + pt)/(\beta + pt + pR))` (a Poisson count
+    :math:`p\lambda R` mixed over the posterior), so the forecast's
+    :math:`P(\text{target reached}) = P(N \ge n)` is checked within 4 MCSE. Before
+    the fix the site kept its prior, and the forecast was optimistic exactly when a
+    site was failing.
+    """
+    scenario = load_scenario(BASE)
+    rec = scenario.recruitment
+    assert rec is not None and rec.rate_shape is not None and scenario.population is not None
+    p = eligibility_probability(scenario.population, scenario.eligibility)
+    alpha = rec.rate_shape
+    beta = alpha / (rec.sites[0].screening_rate_per_month / DAYS_PER_MONTH)
+    t = 120.0
+    as_of = START + timedelta(days=int(t))
+    empty = pd.DataFrame({"site": [], "enrolled_date": []})
+    observed = read_observed(empty, scenario, as_of)
+    [belief] = site_posteriors(scenario, observed)
+    assert (belief.shape, belief.rate_per_day) == (alpha, beta + p * t)
+
+    replicates = 2_000
+    result = forecast(scenario, observed, as_of, replicates, seed=11, max_extra_sites=0, workers=2)
+    rest = rec.enrolment_deadline_day - t
+    rate = beta + p * t
+    n_left = stats.nbinom(alpha, rate / (rate + p * rest))
+    p_reached = float(n_left.sf(rec.target_enrolled - 1))
+    got = result.summary["milestones"]["target_reached"]["p"]
+    mcse = math.sqrt(p_reached * (1 - p_reached) / replicates)
+    assert abs(got - p_reached) < 4 * mcse, (got, p_reached, mcse)
+    prior = stats.nbinom(alpha, beta / (beta + p * rest)).sf(rec.target_enrolled - 1)
+    assert prior - p_reached > 8 * mcse  # keeping the prior would have been visibly optimistic
 
 
 # ---------------------------------------------------------------------------
