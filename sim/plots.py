@@ -193,20 +193,48 @@ _WEEK_TICKS = (0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52)
 _Corner = Literal["best", "upper left", "upper right", "lower right"]
 
 
+#: Fixed margins, inches: room for tick and axis labels, panel titles and the suptitle.
+_MARGIN_IN = {
+    "left": 0.9,
+    "right": 0.3,
+    "bottom": 0.75,
+    "top": 0.45,
+    "line": 0.22,
+    "wgap": 0.9,
+    "hgap": 0.8,
+}
+
+
 def _figure(
     nrows: int, ncols: int, title: str, wide: float = 1.0, **kwargs: Any
 ) -> tuple[Figure, Any]:
-    """A constrained-layout figure of ``nrows`` x ``ncols`` gridded panels of one size.
+    """A figure of ``nrows`` x ``ncols`` gridded panels of one size, laid out by fixed margins.
 
-    ``wide`` widens every panel (calendar axes need room).
+    ``wide`` widens every panel (calendar axes need room). The margins are fixed
+    in inches (:data:`_MARGIN_IN`, the suptitle's lines counted) rather than
+    computed by matplotlib's constrained layout, which measures every text
+    again at each save: the report's figures render in about half the time
+    (``benchmarks/README.md``).
     """
-    width, height = _PANEL_IN[0] * wide * ncols, _PANEL_IN[1] * nrows
-    fig = Figure(figsize=(width, height), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+    m = _MARGIN_IN
+    panel_w, panel_h = _PANEL_IN[0] * wide, _PANEL_IN[1]
+    top = m["top"] + m["line"] * (title.count("\n") + 1)
+    width = m["left"] + ncols * panel_w + (ncols - 1) * m["wgap"] + m["right"]
+    height = m["bottom"] + nrows * panel_h + (nrows - 1) * m["hgap"] + top
+    fig = Figure(figsize=(width, height))
+    grid = {
+        "left": m["left"] / width,
+        "right": 1 - m["right"] / width,
+        "bottom": m["bottom"] / height,
+        "top": 1 - top / height,
+        "wspace": m["wgap"] / panel_w,
+        "hspace": m["hgap"] / panel_h,
+    }
+    axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=grid, **kwargs)
     for ax in axes.flat:
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize="small")
-    fig.suptitle(title, fontsize="medium")
+    fig.suptitle(title, fontsize="medium", y=1 - 0.12 / height, va="top")
     return fig, axes
 
 
@@ -525,9 +553,9 @@ def cumulative_incidence(result: RunResult, level: float = DEFAULT_LEVEL) -> Fig
     level : float
         Confidence level of the pointwise bands.
     """
-    from scipy.stats import norm
+    from scipy.special import ndtri
 
-    z = float(norm.ppf(0.5 + check_level(level) / 2))
+    z = float(ndtri(0.5 + check_level(level) / 2))
     patients = _kept(result, "patients")
     events = _kept(result, "events")
     key = ["replicate", "patient_id"]
@@ -704,7 +732,8 @@ def milestone_dates(
 
     def share(flags: npt.NDArray[np.bool_]) -> str:
         p = float(flags.mean()) if n else math.nan
-        return f"{p:.0%} (MCSE {math.sqrt(p * (1 - p) / n) if n else math.nan:.1%})"
+        mcse = math.sqrt(p * (1 - p) / n) if n else math.nan
+        return f"{100 * p:.0f} % (MCSE {100 * mcse:.1f} %)"
 
     completed = table["completed_by_deadline"].astype(bool).to_numpy()
     fig, axes = _figure(
@@ -742,14 +771,14 @@ def milestone_dates(
                     style = "-" if name == "median" else "-."
                     text = mdates.num2date(float(_dates(rec.start_date, [day])[0])).date()
                     x_day = float(_dates(rec.start_date, [day])[0])
-                    _vline(ax, x_day, f"{name} of all replicates {text}", "main", style)
+                    _vline(ax, x_day, f"{name} of all replicates {text}", "target", style)
                 elif not math.isnan(day):
                     ax.plot([], [], " ", label=f"{name} of all replicates: later than {end}")
             if rec.enrolment_deadline is not None:
                 _vline(ax, mdates.date2num(rec.enrolment_deadline), "enrolment deadline", style=":")
         elif days.size:
             lo, med, hi = np.quantile(_dates(rec.start_date, days), [low_q, 0.5, high_q])
-            _vline(ax, float(med), f"median {mdates.num2date(med).date()}", "main")
+            _vline(ax, float(med), f"median {mdates.num2date(med).date()}", "target")
             ax.axvspan(lo, hi, color=COLOURS["main"], alpha=0.08, label=f"{label} interval")
         _vline(ax, mdates.date2num(rec.deadline), f"deadline {rec.deadline}")
         ax.set_ylabel("replicates")
@@ -761,7 +790,7 @@ def milestone_dates(
         bar.set_xticks([0], [f"{missed}\nby {end}"], fontsize="x-small")
         bar.set_xlim(-0.6, 0.6)
         bar.set_ylim(0, max(1, misses) * 1.25)
-        text = f"{misses}\n({misses / n:.0%})" if n else "0"
+        text = f"{misses}\n({100 * misses / n:.0f} %)" if n else "0"
         bar.text(0, misses, text, ha="center", va="bottom", fontsize="x-small")
-        _title(bar, "apart")
+        _title(bar, "never reached")
     return fig

@@ -7,10 +7,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sim.cli import main
+from sim.cli import _parser, main
 from tests.conftest import BASE, REPO, SCENARIOS
 
 GOLDEN = SCENARIOS / "schedules"
@@ -173,3 +174,89 @@ def test_check_from_a_subprocess_exit_status(tmp_path: Path) -> None:
     assert "nct05129410_mmf_1g5: mmf, 45 kg: schedule changed" in done.stdout
     assert "days 14-363: golden 1500 mg/day, now 1750 mg/day" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def _options() -> list[tuple[str, Any]]:
+    """Every option of every subcommand: (command, argparse action)."""
+    sub = next(a for a in _parser()._actions if a.dest == "command")
+    out = []
+    for name, parser in sub.choices.items():  # type: ignore[union-attr]
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                out.append((name, action))
+    return out
+
+
+def test_every_option_has_help_that_states_its_default() -> None:
+    for command, action in _options():
+        flag = "/".join(action.option_strings)
+        assert action.help, f"dosesim {command} {flag} has no help"
+        if action.required or action.dest == "overrides":
+            continue
+        assert "default" in action.help or "no default" in action.help, (
+            f"dosesim {command} {flag}: the help does not say the default ({action.help!r})"
+        )
+        if action.default not in (None, False, []):
+            shown = (
+                action.default if not isinstance(action.default, float) else f"{action.default:g}"
+            )
+            if action.dest == "interval":
+                shown = "90"
+            assert str(shown) in action.help, (command, flag, action.default, action.help)
+
+
+def test_main_help_points_to_the_readme_and_the_model() -> None:
+    text = _parser().format_help()
+    assert "README.md" in text and "docs/model.md" in text and "not a dosing aid" in text
+
+
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_version_and_help_answer_without_the_numerical_stack(flag: str) -> None:
+    """Measured by what is imported, not by a clock: numpy, pandas, scipy and matplotlib
+    cost most of a second to import; --version and --help need none of them."""
+    code = (
+        "import sys\n"
+        "from sim.cli import main\n"
+        "try:\n"
+        f"    main([{flag!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('numpy', 'pandas', 'scipy', 'matplotlib', 'pydantic', 'simpy')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert "HEAVY []" in done.stdout, done.stdout
+    assert ("dosesim 0." in done.stdout) if flag == "--version" else ("COMMAND" in done.stdout)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [("0.9", "not 0.9"), ("100", "below 100"), ("ninety", "not a number")]
+)
+def test_interval_is_a_percent(
+    value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["cohort", str(BASE), "--patients", "3", "--seed", "1", "--interval", value])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_interval_changes_every_printed_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cohort", str(BASE), "--patients", "40", "--seed", "1", "--interval", "80"]) == 0
+    assert "(80 %:" in capsys.readouterr().out
+    args = ["exposure", str(BASE), "--weight-kg", "70", "--patients", "200", "--seed", "1"]
+    assert main([*args, "--interval", "50"]) == 0
+    assert "(50 %:" in capsys.readouterr().out
+
+
+def test_progress_bars_show_on_request_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from sim.progress import progress_bar
+
+    with progress_bar(10, "run", show=True) as tick:
+        tick(10)
+    assert "run:" in capsys.readouterr().err  # the bar was drawn (and cleared when done)
+    with progress_bar(10, "run", show=False) as tick:
+        tick(10)
+    assert capsys.readouterr().err == ""
