@@ -104,3 +104,31 @@ def test_compare_and_forecast_write_reports(tmp_path: Path) -> None:
     page = (tmp_path / "f" / "report.html").read_text()
     assert "P(target reached and last visit by 2023-11-30)" in page and page.count("<img ") == 1
     assert (tmp_path / "f" / "forecast_replicates.csv").exists()
+
+
+def test_a_figure_without_its_data_is_a_visible_note(tmp_path: Path) -> None:
+    """No kept patients: the four per-patient figures say why they are absent, in place."""
+    out = tmp_path / "r"
+    run(load_scenario(BASE), 6, seed=3, out=out, keep_patients=0)
+    page = (write_report(out)).read_text()
+    assert page.count("<p class='missing'>Not drawn: the run has no kept") == 4
+    assert page.count("<img ") == 2  # the dose schedules and the milestones need no patients
+    for title in ("Cumulative prednisone", "Enrolment", "MPA AUC0-12 against the target window"):
+        assert f"<h3>{title}</h3><p class='missing'>" in page
+
+
+def test_a_figure_that_cannot_be_drawn_is_an_error(results: Path) -> None:
+    """A damaged table is not silently left out: the report names the figure and stops."""
+    from sim.errors import DosesimError
+
+    scenario, result = load_results(results)
+    result.kept["patients"] = result.kept["patients"].drop(columns=["mpa_auc0_12_mg_h_per_l"])
+    with pytest.raises(DosesimError, match="'MPA AUC0-12 against the target window' cannot be"):
+        render_report(scenario, result)
+
+
+def test_intervals_follow_the_level(results: Path, tmp_path: Path) -> None:
+    assert main(["report", str(results), "-o", str(tmp_path / "80.html"), "--interval", "80"]) == 0
+    page = (tmp_path / "80.html").read_text()
+    assert "80 % interval over replicates" in page and "<th>10 %</th>" in page
+    assert "Recruitment milestones" in page and "replicates reaching the target" in page
