@@ -17,7 +17,7 @@ $(STAMP): setup.cfg pyproject.toml
 run: $(STAMP)
 	$(BIN)/dosesim validate scenarios/*.toml
 	$(BIN)/dosesim schedule scenarios/nct05129410.toml --weight-kg 60
-	$(BIN)/dosesim run scenarios/nct05129410.toml --replicates 1000 --seed 20201201 --workers 2 --out results/nct05129410
+	$(BIN)/dosesim run scenarios/nct05129410.toml --replicates 1000 --seed 20201201 --workers 2
 
 ## test: lint, type-check, golden schedules, and every test
 test: $(STAMP) lint

@@ -6,6 +6,8 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sim.milestones import level_quantiles
+
 if TYPE_CHECKING:
     from sim.runner import RunResult
     from sim.scenario import Scenario
@@ -95,7 +97,7 @@ def run_html(result: RunResult) -> str:
     ]
     keys += [k for k in s["metrics"] if k.startswith("ae_")]
     level = float(s.get("level", 0.9))
-    low, high = f"{50 * (1 - level):g} %", f"{50 * (1 + level):g} %"
+    low, high = (f"{100 * q:g} %" for q in level_quantiles(level))
     rows = [
         (k, m["mean"], m["median"], m["low"], m["high"], m["mcse"] or 0.0)
         for k in keys

@@ -325,7 +325,10 @@ class ResultsFolder:
                 f"{self.path}: holds the results of dosesim {kind}, not of dosesim {self.kind}; "
                 "write elsewhere with --out, or add --overwrite to replace them"
             )
-        previous = old.get("identity") or {k: old.get(k) for k in self.identity}
+        # manifests before 0.2 hold the identity at the top level, without overrides
+        previous = old.get("identity") or {
+            k: old.get(k, [] if k == "overrides" else None) for k in self.identity
+        }
         if dict(previous) != self.identity:
             raise DosesimError(
                 f"{self.path}: holds the results of another dosesim {kind}: "

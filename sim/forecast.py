@@ -28,7 +28,7 @@ import pandas as pd
 
 from sim.errors import DosesimError
 from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Executor, chunks_of
-from sim.milestones import DEFAULT_LEVEL, check_level, milestone_summary
+from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, milestone_summary
 from sim.population import eligibility_probability
 from sim.recruitment import _require, _simulate
 from sim.scenario import Scenario
@@ -402,7 +402,7 @@ def forecast(
 
 def _site_summary(index: int, belief: SiteRate, level: float) -> dict[str, Any]:
     """A site's prior and posterior screening rate, people per month, with the interval."""
-    low_q, high_q = (1 - level) / 2, (1 + level) / 2
+    low_q, high_q = level_quantiles(level)
     entry: dict[str, Any] = {
         "index": index,
         "name": belief.name,

@@ -60,9 +60,14 @@ def check_level(level: float) -> float:
 
 
 def level_quantiles(level: float) -> tuple[float, float]:
-    """The lower and upper quantiles, as fractions, of the central ``level`` interval."""
+    """The lower and upper quantiles, as fractions, of the central ``level`` interval.
+
+    Rounded to 12 decimals, so that 0.9 gives exactly 0.05 and 0.95 (``(1 - 0.9) / 2``
+    is 0.04999999999999999 in floating point, which would move a quantile between
+    two tied neighbours).
+    """
     level = check_level(level)
-    return (1.0 - level) / 2.0, (1.0 + level) / 2.0
+    return round((1.0 - level) / 2.0, 12), round((1.0 + level) / 2.0, 12)
 
 
 def interval_label(level: float) -> str:
