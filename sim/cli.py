@@ -897,7 +897,7 @@ def _compare(args: argparse.Namespace) -> int:
             ],
         )
         folder.write_text("report.html", page)
-        folder.complete()
+        folder.complete({"scenarios": [s.to_dict_json() for s in scenarios]})
     print(
         f"\nwrote {out / 'comparison.csv'}, {out / 'comparison_forest.png'} "
         f"and {out / 'report.html'}"

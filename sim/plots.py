@@ -332,7 +332,7 @@ def dose_schedules(
     for w in weights_kg:
         groups.setdefault(build_schedules(scenario, float(w))["prednisone"], []).append(w)
     mmf = build_schedules(scenario, float(weights_kg[0]))["mmf"]
-    fig, axes = _figure(1, 2, f"{scenario.name}: planned daily doses", width_ratios=(1.4, 1))
+    fig, axes = _figure(1, 2, f"{scenario.label}: planned daily doses", width_ratios=(1.4, 1))
     pred_ax, mmf_ax = axes[0]
     for i, (schedule, weights) in enumerate(groups.items()):
         pred_ax.stairs(
@@ -489,7 +489,7 @@ def mpa_auc_distribution(result: RunResult, scenario: Scenario) -> Figure:
     auc = _kept(result, "patients")["mpa_auc0_12_mg_h_per_l"].to_numpy(dtype=float)
     auc = auc[np.isfinite(auc)]
     fig, axes = _figure(
-        1, 1, f"{scenario.name}: MPA AUC0-12 at the MMF target dose ({auc.size} patients)"
+        1, 1, f"{scenario.label}: MPA AUC0-12 at the MMF target dose ({auc.size} patients)"
     )
     ax = axes[0, 0]
     below, above = float(np.mean(auc < low)), float(np.mean(auc > high))
