@@ -28,7 +28,7 @@ import pandas as pd
 
 from sim.errors import DosesimError
 from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Executor, chunks_of
-from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, milestone_summary
+from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, recruitment_milestones
 from sim.population import eligibility_probability
 from sim.recruitment import _require, _simulate
 from sim.scenario import Scenario
@@ -387,14 +387,7 @@ def forecast(
         "level": level,
         "max_extra_sites": max_extra_sites,
         "search_replicates": n_search,
-        "milestones": milestone_summary(
-            table,
-            rec.start_date,
-            rec.target_enrolled,
-            rec.enrolment_deadline or rec.deadline,
-            rec.deadline,
-            level,
-        ),
+        "milestones": recruitment_milestones(table, rec, level),
         "sites": [_site_summary(i, belief, level) for i, belief in enumerate(posteriors)],
     }
     return ForecastResult(table, summary, posteriors, needed, prob)

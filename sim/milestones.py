@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import math
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from sim.errors import DosesimError
+
+if TYPE_CHECKING:
+    from sim.scenario import RecruitmentSettings
 
 __all__ = [
     "DEFAULT_LEVEL",
@@ -40,6 +43,7 @@ __all__ = [
     "interval_label",
     "level_quantiles",
     "milestone_summary",
+    "recruitment_milestones",
 ]
 
 #: The default central interval: 90 % of replicates (eventPred's ``pilevel``).
@@ -197,6 +201,20 @@ def milestone_summary(
             "p_target": float(np.mean(enrolled >= target)) if enrolled.size else math.nan,
         },
     }
+
+
+def recruitment_milestones(
+    table: pd.DataFrame, rec: RecruitmentSettings, level: float = DEFAULT_LEVEL
+) -> dict[str, Any]:
+    """:func:`milestone_summary` with the calendar, target and deadlines of ``[recruitment]``."""
+    return milestone_summary(
+        table,
+        rec.start_date,
+        rec.target_enrolled,
+        rec.enrolment_deadline or rec.deadline,
+        rec.deadline,
+        level,
+    )
 
 
 def _when(entry: dict[str, Any] | None, deadline: str) -> str:

@@ -33,7 +33,7 @@ from sim.errors import DosesimError
 from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Chunk, Executor, chunks_of
 from sim.fileio import atomic_write_bytes, atomic_write_text
 from sim.folders import CHECKPOINT, ResultsFolder, environment
-from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, milestone_summary
+from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, recruitment_milestones
 from sim.progress import progress_bar
 from sim.recruitment import simulate_trials
 from sim.scenario import Scenario
@@ -462,14 +462,7 @@ def summarise(
     rec = scenario.recruitment
     milestones = None
     if rec is not None:
-        milestones = milestone_summary(
-            table,
-            rec.start_date,
-            rec.target_enrolled,
-            rec.enrolment_deadline or rec.deadline,
-            rec.deadline,
-            level,
-        )
+        milestones = recruitment_milestones(table, rec, level)
     return {
         "replicates": n,
         "level": level,
