@@ -85,10 +85,13 @@ def exposure_days(site: Site, opened: float, until: float) -> float:
 class _Weight:
     r"""The opening's relative posterior weight as a function of exposure :math:`u`.
 
-    Gamma: :math:`w(u) = ((\beta + f u)/s)^{-M}` with :math:`s = \beta + f u_{min}`;
-    known rate: :math:`w(u) = e^{-g (u - u_{min})}` with :math:`g = f\mu`. Both are
-    1 at :math:`u_{min}`, the smallest exposure over the range, so nothing
-    overflows. ``phi`` is an antiderivative in :math:`u`, ``phi_inv`` its inverse.
+    Gamma: :math:`w(u) = x^{-M}`, :math:`x = (\beta + f u)/s`, :math:`s = \beta + f
+    u_{min}`; known rate: :math:`w(u) = e^{-g (u - u_{min})}`, :math:`g = f\mu`. Both
+    are 1 at :math:`u_{min}`, the smallest exposure over the range. :meth:`integral`
+    and :meth:`solve` are written so that nothing overflows or cancels: with
+    :math:`d = 1 - M`, :math:`\int_{u_0}^{u_1} w = (s/f)\,x_0^{d}\,
+    \mathrm{expm1}(d \ln(x_1/x_0))/d` (:math:`(s/f)\ln(x_1/x_0)` at :math:`d = 0`),
+    which stays accurate as :math:`M \to 1`.
     """
 
     shape: float  # M = alpha + k; inf for a known rate
@@ -101,34 +104,56 @@ class _Weight:
     def flat(self) -> bool:
         return self.factor == 0.0 or (math.isinf(self.shape) and self.g == 0.0)
 
+    @property
+    def _s(self) -> float:
+        return self.beta + self.factor * self.u_min
+
+    def _x(self, u: float) -> float:
+        return (self.beta + self.factor * u) / self._s
+
     def w(self, u: float) -> float:
+        """The weight at exposure ``u`` (1 at the smallest exposure)."""
         if self.flat:
             return 1.0
         if math.isinf(self.shape):
             return math.exp(-self.g * (u - self.u_min))
-        s = self.beta + self.factor * self.u_min
-        return float(((self.beta + self.factor * u) / s) ** (-self.shape))
+        return math.exp(-self.shape * math.log(self._x(u)))
 
-    def phi(self, u: float) -> float:
+    def integral(self, lo: float, hi: float) -> float:
+        r""":math:`\int_{lo}^{hi} w(u)\,du` for exposures ``lo <= hi``."""
+        if hi <= lo:
+            return 0.0
+        if self.flat:
+            return hi - lo
         if math.isinf(self.shape):
-            return -math.exp(-self.g * (u - self.u_min)) / self.g
-        s = self.beta + self.factor * self.u_min
-        x = (self.beta + self.factor * u) / s
-        one_m = 1.0 - self.shape
-        if abs(one_m) < 1e-12:
-            return s / self.factor * math.log(x)
-        return s / self.factor * x**one_m / one_m
+            return math.exp(-self.g * (lo - self.u_min)) * -math.expm1(-self.g * (hi - lo)) / self.g
+        x0, x1 = self._x(lo), self._x(hi)
+        d = 1.0 - self.shape
+        span = math.log(x1 / x0)
+        ratio = span if d == 0.0 else math.expm1(d * span) / d
+        return self._s / self.factor * math.exp(d * math.log(x0)) * ratio
 
-    def phi_inv(self, y: float) -> float:
+    def solve(self, hi: float, r: float) -> float:
+        r"""The exposure ``u <= hi`` with :math:`\int_u^{hi} w = r` (``r`` >= 0)."""
+        if r <= 0.0:
+            return hi
+        if self.flat:
+            return hi - r
         if math.isinf(self.shape):
-            return self.u_min - math.log(-y * self.g) / self.g
-        s = self.beta + self.factor * self.u_min
-        one_m = 1.0 - self.shape
-        if abs(one_m) < 1e-12:
-            x = math.exp(y * self.factor / s)
-        else:
-            x = (y * self.factor * one_m / s) ** (1.0 / one_m)
-        return (x * s - self.beta) / self.factor
+            top = -self.g * (hi - self.u_min)
+            return self.u_min - float(np.logaddexp(top, math.log(r * self.g))) / self.g
+        s, f = self._s, self.factor
+        x1 = self._x(hi)
+        d = 1.0 - self.shape
+        if d == 0.0:
+            x = x1 * math.exp(-r * f / s)
+        elif d > 0.0:  # x^d = x1^d - r f d / s, with z in (-1, 0]
+            z = -r * f * d / (s * math.exp(d * math.log(x1)))
+            x = x1 * math.exp(math.log1p(max(z, -1.0 + 1e-16)) / d)
+        else:  # z = r f |d| / (s x1^d) > 0 may be huge: log1p(z) = logaddexp(0, log z)
+            log_z = math.log(r) + math.log(f) + math.log(-d) - math.log(s) - d * math.log(x1)
+            x = x1 * math.exp(float(np.logaddexp(0.0, log_z)) / d)
+        return (x * s - self.beta) / f
 
 
 @dataclass(frozen=True)
@@ -137,7 +162,7 @@ class OpeningPosterior:
 
     Between the breakpoints (the range's ends, the rate changes and :math:`T`)
     the exposure is linear, :math:`E(A) = e_0 - c (A - a_0)`, so each piece's
-    mass :math:`\int w(E(A))\,dA = (\Phi(e_0) - \Phi(e_1))/c` and its inverse
+    mass :math:`\int w(E(A))\,dA = \int_{e_1}^{e_0} w(u)\,du / c` and its inverse
     are closed-form. With a flat weight (no update) the quantile is
     ``lo + u * (hi - lo)``, the prior's, exactly.
 
@@ -192,7 +217,7 @@ class OpeningPosterior:
             if weight.flat or c <= 0.0:
                 masses.append(weight.w(e0) * (a1 - a0))
             else:
-                masses.append((weight.phi(e0) - weight.phi(e1)) / c)
+                masses.append(weight.integral(e1, e0) / c)
         total = math.fsum(masses)
         if weight.flat:
             return cls(lo, hi)
@@ -215,8 +240,8 @@ class OpeningPosterior:
             c = (e0 - e1) / (a1 - a0)
             if w.flat or c <= 0.0:
                 return a0 + share * (a1 - a0)
-            r = share * (w.phi(e0) - w.phi(e1))  # c times the piece's mass up to the day
-            e = w.phi_inv(w.phi(e0) - r)
+            # the exposure e at which the piece's integral from e to e0 is the share wanted
+            e = w.solve(e0, share * w.integral(e1, e0))
             return min(max(a0 + (e0 - e) / c, a0), a1)
         return self.hi  # pragma: no cover - u within [0, 1]
 
@@ -241,7 +266,8 @@ class OpeningPosterior:
                 part = (day - a0) / (a1 - a0)
             else:
                 e = e0 - c * (day - a0)
-                part = (w.phi(e0) - w.phi(e)) / (w.phi(e0) - w.phi(e1))
+                whole = w.integral(e1, e0)
+                part = w.integral(e, e0) / whole if whole > 0 else 0.0
             return total + mass * part
         return 1.0  # pragma: no cover
 

@@ -160,3 +160,34 @@ def test_nobody_seen_while_the_range_straddles_the_as_of_day_means_a_later_openi
 def test_known_opening_is_not_drawn() -> None:
     opening = OpeningPosterior(12.0, 12.0)
     assert opening.known and opening.quantile(0.3) == 12.0 and opening.cdf(11.9) == 0.0
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 1 + 2e-12, 1 + 1e-10, 1 - 1e-9, 3.0])
+def test_the_opening_cdf_stays_exact_as_the_shape_nears_one(alpha: float) -> None:
+    """At alpha + k = 1 the antiderivative changes form (a logarithm); near it the
+    closed form must not cancel (expm1): checked against quadrature to 1e-10."""
+    site = _site(**RANGE)
+    belief = SiteRate.posterior(site, _rec(shape=alpha), 0, 0.4, 400.0)
+    dens = _density(site, 400.0, belief.shape, belief.prior_rate, 0.4, belief.mean_per_day)
+    total = integrate.quad(dens, 60.0, 240.0, epsabs=0, epsrel=1e-13)[0]
+    for day in (61.0, 100.0, 150.0, 239.0):
+        expected = integrate.quad(dens, 60.0, day, epsabs=0, epsrel=1e-13)[0] / total
+        assert belief.opening.cdf(day) == pytest.approx(expected, abs=1e-10)
+        assert belief.opening.cdf(belief.opening.quantile(expected)) == pytest.approx(
+            expected, abs=1e-10
+        )
+
+
+@pytest.mark.parametrize(
+    ("model", "count", "rate"),
+    [("poisson_gamma", 1000, 2.0), ("poisson", 0, 500.0), ("poisson", 40, 2.0)],
+)
+def test_extreme_posteriors_draw_without_error(model: str, count: int, rate: float) -> None:
+    """A thousand enrolments, or a known rate times a long exposure: weights far below
+    the smallest float must neither divide by zero nor take a log of zero, at u = 0 too."""
+    site = Site.model_validate({"name": "s", "screening_rate_per_month": rate, **RANGE})
+    belief = SiteRate.posterior(site, _rec(model), count, 0.4, 2000.0, 239.0 if count else None)
+    for u in (0.0, 5e-324, 1e-300, 0.5, 1 - 1e-16):
+        day = belief.opening.quantile(u)
+        assert 60.0 <= day <= 240.0 and math.isfinite(day)
+    assert belief.opening.quantile(0.0) == 60.0  # the first day the opening can be
