@@ -29,7 +29,7 @@ import platform
 import re
 import shutil
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
@@ -301,24 +301,48 @@ class ResultsFolder:
             self._lock_fd = None
 
     def _contents(self) -> list[str]:
-        return sorted(p.name for p in self.path.iterdir() if p.name != LOCK_FILE)
+        """What the folder holds, but for the lock and the temporary files of atomic writes.
+
+        A ``.NAME.xxxx.tmp`` is what a write killed before its rename leaves; with
+        the lock held no other process is writing it, so it is removed.
+        """
+        names = []
+        for p in self.path.iterdir():
+            if p.name == LOCK_FILE:
+                continue
+            if p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file():
+                p.unlink(missing_ok=True)
+                continue
+            names.append(p.name)
+        return sorted(names)
 
     def _check(self) -> None:
         contents = self._contents()
         if not contents:
             return
-        old = read_manifest(self.path) if MANIFEST in contents else None
+        try:
+            old = read_manifest(self.path) if MANIFEST in contents else None
+        except DosesimError as exc:
+            if not self.overwrite:
+                raise DosesimError(f"{exc}; start again with --overwrite") from None
+            old = {}  # dosesim's manifest, damaged: the folder is dosesim's
+        if old is None:
+            if contents == [CHECKPOINT] and self.kind == "run" and not self.overwrite:
+                return  # an interrupted run: the runner checks its checkpoint
+            foreign = [n for n in contents if n not in _KNOWN_NAMES and n != CHECKPOINT]
+            if foreign or not self.overwrite:
+                shown = ", ".join((foreign or contents)[:5])
+                more = ", ..." if len(foreign or contents) > 5 else ""
+                raise DosesimError(
+                    f"{self.path}: holds files that dosesim did not write here ({shown}{more}); "
+                    "write elsewhere with --out"
+                    + ("" if foreign else ", or add --overwrite to replace them")
+                )
+            self._clear(None)  # files of an older dosesim, which wrote no manifest
+            return
         if self.overwrite:
             self._clear(old)
             return
-        if old is None:
-            if contents == [CHECKPOINT] and self.kind == "run":
-                return  # an interrupted run: the runner checks its checkpoint
-            shown = ", ".join(contents[:5]) + (", ..." if len(contents) > 5 else "")
-            raise DosesimError(
-                f"{self.path}: holds files that are not dosesim {self.kind} results ({shown}); "
-                "write elsewhere with --out, or add --overwrite to replace dosesim's files there"
-            )
         kind = old.get("command", "run")  # manifests before 0.2 were written by run only
         if kind != self.kind:
             raise DosesimError(
@@ -337,7 +361,12 @@ class ResultsFolder:
             )
 
     def _clear(self, old: Mapping[str, Any] | None) -> None:
-        """Remove the results of whatever wrote this folder (``--overwrite``)."""
+        """Remove dosesim's results from this folder (``--overwrite``).
+
+        Only files dosesim writes: those the folder's manifest lists and the names
+        dosesim's commands write (the folder is dosesim's: it holds a manifest, or
+        only such names). Any other file stays.
+        """
         names = set(_KNOWN_NAMES)
         if old is not None:
             names |= {str(n) for n in old.get("files", {})}
@@ -387,12 +416,6 @@ class ResultsFolder:
         text = json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
         atomic_write_bytes(self.path / MANIFEST, text.encode("utf-8"))
         return manifest
-
-
-def command_line(argv: Iterable[str] | None = None) -> list[str]:
-    """The command as typed: ``dosesim`` and its arguments (``sys.argv`` by default)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    return ["dosesim", *args]
 
 
 # -- OS-level locks -------------------------------------------------------------
@@ -450,7 +473,8 @@ def acquire_lock(folder: Path) -> int:
             "finish, or write elsewhere with --out"
         )
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, f"{os.getpid()}\n".encode())
     return fd
 
 
@@ -472,7 +496,8 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
 
 def _read_pid(fd: int) -> int | None:
     try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 32).decode("ascii", "replace").strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None

@@ -113,17 +113,43 @@ def test_an_occupied_folder_is_refused_until_overwrite(
     assert left == sorted([LOCK_FILE, "events.csv", "manifest.json", "patients.csv"])
 
 
-def test_a_folder_of_other_files_is_refused(
+def test_a_folder_of_other_files_is_refused_even_with_overwrite(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """``--overwrite`` never removes a file dosesim did not write, even one named like its own."""
     out = tmp_path / "mine"
     out.mkdir()
-    (out / "notes.txt").write_text("my notes")
-    assert main(["cohort", str(BASE), "--patients", "5", "--seed", "1", "--out", str(out)]) == 2
-    assert "not dosesim cohort results (notes.txt)" in capsys.readouterr().err
-    assert main(["cohort", str(BASE), "--patients", "5", "--seed", "1", "--out", str(out),
-                 "--overwrite"]) == 0  # fmt: skip
-    assert (out / "notes.txt").read_text() == "my notes"  # --overwrite removes dosesim's files only
+    for name, text in (("notes.txt", "my notes"), ("events.csv", "mine"), ("summary.json", "{}")):
+        (out / name).write_text(text)
+    cohort = ["cohort", str(BASE), "--patients", "5", "--seed", "1", "--out", str(out)]
+    assert main(cohort) == 2
+    assert "holds files that dosesim did not write here (notes.txt)" in capsys.readouterr().err
+    assert main([*cohort, "--overwrite"]) == 2
+    assert (out / "notes.txt").read_text() == "my notes"
+    assert (out / "events.csv").read_text() == "mine" and (out / "summary.json").exists()
+
+
+def test_an_older_dosesims_folder_and_leftovers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder of dosesim's names and no manifest (an older version's cohort) is replaced
+    with --overwrite only; a temporary file left by a killed write is not in the way."""
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "patients.csv").write_text("old")
+    (out / "events.csv").write_text("old")
+    cohort = ["cohort", str(BASE), "--patients", "5", "--seed", "1", "--out", str(out)]
+    assert main(cohort) == 2
+    assert "or add --overwrite to replace them" in capsys.readouterr().err
+    assert main([*cohort, "--overwrite"]) == 0
+    assert (out / "patients.csv").read_text() != "old"
+    (out / ".manifest.json.x1y2.tmp").write_text("{half")  # a write killed before its rename
+    assert main(cohort) == 0
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+    (out / "manifest.json").write_text("{damaged")
+    assert main(cohort) == 2
+    assert "damaged" in (err := capsys.readouterr().err) and "--overwrite" in err
+    assert main([*cohort, "--overwrite"]) == 0
 
 
 def test_report_refuses_a_mixed_or_foreign_folder(
