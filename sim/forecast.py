@@ -99,13 +99,16 @@ def read_observed(
     if source is None:
         return Observed(as_of_day, [], {}, {}, has_data=False)
     name = "<table>" if isinstance(source, pd.DataFrame) else str(source)
-    rows = _rows(source, name)
+    header, rows = _rows(source, name)
     names = [s.name for s in rec.sites]
     problems: list[str] = []
     enrolments: list[tuple[int, float]] = []
     screened: dict[int, int] = {}
     first_seen: dict[int, float] = {}
-    has_screened = "screened_date" in rows[0][1] if rows else False
+    has_screened = "screened_date" in header
+    if has_screened:  # screening is known for every site: one with no row screened nobody
+        screened = {i: 0 for i in range(len(rec.sites))}
+    closes = rec.enrolment_deadline or rec.deadline
     for line, row in rows:
         site = (row.get("site") or "").strip()
         if site not in names:
@@ -140,6 +143,10 @@ def read_observed(
                     f"{name}: line {line}: {col} {d} is before site {site!r} can have opened "
                     f"(trial day {opens:g} in the scenario)"
                 )
+            elif d > closes:
+                problems.append(
+                    f"{name}: line {line}: {col} {d} is after the enrolment deadline {closes}"
+                )
             got[col] = d
         enrolled, screened_on = got["enrolled_date"], got["screened_date"]
         if (
@@ -152,6 +159,11 @@ def read_observed(
             problems.append(f"{name}: line {line}: screened_date is after enrolled_date")
         if enrolled is not None:
             enrolments.append((i, float((enrolled - start).days)))
+            cap = spec.cap
+            if cap is not None and sum(1 for s, _ in enrolments if s == i) == cap + 1:
+                problems.append(
+                    f"{name}: line {line}: site {site!r} has more enrolments than its cap ({cap})"
+                )
         if has_screened and (screened_on is not None or enrolled is not None):
             screened[i] = screened.get(i, 0) + 1
         seen = [float((d - start).days) for d in (enrolled, screened_on) if d is not None]
@@ -162,7 +174,10 @@ def read_observed(
     return Observed(as_of_day, sorted(enrolments, key=lambda x: x[1]), screened, first_seen)
 
 
-def _rows(source: str | Path | pd.DataFrame, name: str) -> list[tuple[int, dict[str, str]]]:
+def _rows(
+    source: str | Path | pd.DataFrame, name: str
+) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The CSV's header and its rows, each with its line number."""
     if isinstance(source, pd.DataFrame):
         frame = source.astype(str).replace({"nan": "", "NaT": "", "None": ""})
         header = list(frame.columns)
@@ -189,7 +204,7 @@ def _rows(source: str | Path | pd.DataFrame, name: str) -> list[tuple[int, dict[
             f"{name}: line 1: missing column(s) {', '.join(missing)}; "
             "expected a header with site,enrolled_date (and optionally screened_date)"
         )
-    return lines
+    return header, lines
 
 
 def site_posteriors(scenario: Scenario, observed: Observed) -> list[SiteRate]:
@@ -197,9 +212,10 @@ def site_posteriors(scenario: Scenario, observed: Observed) -> list[SiteRate]:
 
     Every site that may have been open before the as-of day learns from its own
     count and exposure, a count of 0 included (:mod:`sim.site_rates`): its
-    exposure runs from its opening to the as-of day, or to the day its cap was
-    filled. A site that cannot have opened yet keeps its prior and activation
-    rule. Screened counts (a ``screened_date`` column) are used when known,
+    exposure runs from its opening to the as-of day (or the enrolment deadline,
+    if earlier), or to the day its cap was filled. A site that cannot have
+    opened yet keeps its prior and activation rule. Screened counts (a
+    ``screened_date`` column, then known for every site) are used when known,
     enrolments otherwise. With ``observed.has_data`` false every site keeps its
     prior.
     """
@@ -212,7 +228,7 @@ def site_posteriors(scenario: Scenario, observed: Observed) -> list[SiteRate]:
     out = []
     for i, site in enumerate(rec.sites):
         days = sorted(d for s, d in observed.enrolments if s == i)
-        until = observed.as_of_day
+        until = min(observed.as_of_day, rec.enrolment_deadline_day)  # no screening after it
         if site.cap is not None and len(days) >= site.cap:
             until = min(until, days[site.cap - 1])  # screening stopped when the cap was filled
         if i in observed.screened:
@@ -383,6 +399,7 @@ def forecast(
         "as_of": as_of.isoformat(),
         "as_of_day": obs.as_of_day,
         "observed_enrolled": len(obs.enrolments),
+        "observed": obs.has_data,
         "replicates": len(table),
         "level": level,
         "max_extra_sites": max_extra_sites,

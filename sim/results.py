@@ -153,7 +153,8 @@ def format_forecast(scenario: Scenario, result: ForecastResult) -> list[str]:
             f"{prior['high_per_month']:.2f})"
         )
         if not belief.updated:
-            out.append(head + text + "; not open by the as-of date: prior kept")
+            why = "not open by the as-of date" if s.get("observed", True) else "no observed data"
+            out.append(head + text + f"; {why}: prior kept")
             continue
         what = "screened" if belief.screened else "enrolled"
         if belief.opening.known:

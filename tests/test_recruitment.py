@@ -12,7 +12,7 @@ import pytest
 from sim import load_scenario, simulate_trial
 from sim.cli import main
 from sim.errors import DosesimError
-from sim.forecast import forecast, read_observed
+from sim.forecast import forecast, read_observed, site_posteriors
 from sim.recruitment import simulate_trials
 from sim.scenario import Scenario
 from tests.conftest import BASE, SCENARIOS
@@ -264,3 +264,53 @@ def test_replicates_in_batches_equal_replicates_one_by_one(scenario: Scenario, b
 def test_replicates_in_batches_are_each_taken_once() -> None:
     with pytest.raises(ValueError, match="each replicate once"):
         list(simulate_trials(SCENARIO, 1, [0, 1, 0]))
+
+
+def test_observed_data_must_fit_the_sites(tmp_path: Path) -> None:
+    """No enrolment before a site can have opened, after the enrolment deadline, or past a
+    site's cap: each would make its posterior wrong."""
+    closes_2022 = load_scenario(SCENARIOS / "nct05129410_enrolment_closes_2022.toml")
+    with pytest.raises(
+        DosesimError, match="line 2: enrolled_date 2022-12-05 is after the enrolment"
+    ):
+        read_observed(_csv(tmp_path, "site,enrolled_date\nXi'an,2022-12-05\n"), closes_2022,
+                      date(2023, 1, 1))  # fmt: skip
+    with pytest.raises(DosesimError, match="before site 'site B' can have opened"):
+        read_observed(_csv(tmp_path, "site,enrolled_date\nsite B,2021-01-05\n"), FOUR,
+                      date(2022, 1, 1))  # fmt: skip
+    capped = load_scenario(BASE, {"recruitment.sites[0].cap": 2})
+    rows = "site,enrolled_date\n" + "".join(f"Xi'an,2021-0{m}-01\n" for m in (2, 3, 4))
+    with pytest.raises(
+        DosesimError, match='line 4: site "Xi\'an" has more enrolments than its cap'
+    ):
+        read_observed(_csv(tmp_path, rows), capped, date(2022, 1, 1))
+
+
+def test_a_screening_log_covers_every_site(tmp_path: Path) -> None:
+    """With a screened_date column, a site without a row screened nobody: it learns from
+    zero screened, not from zero enrolled (which would weigh its open time by p)."""
+    text = "site,enrolled_date,screened_date\nXi'an,2021-01-05,2021-01-02\n"
+    obs = read_observed(_csv(tmp_path, text), FOUR, date(2022, 1, 1))
+    assert obs.screened == {0: 1, 1: 0, 2: 0, 3: 0}
+    b = site_posteriors(FOUR, obs)[1]
+    assert b.screened and b.factor == 1.0 and b.count == 0 and b.updated
+
+
+def test_no_exposure_after_enrolment_closes(tmp_path: Path) -> None:
+    """The posterior stops learning at the enrolment deadline: a later as-of date with the
+    same data gives the same belief."""
+    closes_2022 = load_scenario(SCENARIOS / "nct05129410_enrolment_closes_2022.toml")
+    path = _csv(tmp_path, "site,enrolled_date\nXi'an,2021-03-01\nXi'an,2022-02-01\n")
+    beliefs = [
+        site_posteriors(closes_2022, read_observed(path, closes_2022, day))[0]
+        for day in (date(2022, 12, 1), date(2023, 6, 1))
+    ]
+    assert beliefs[0].mean_per_month() == beliefs[1].mean_per_month()
+
+
+def test_design_stage_forecast_says_why_the_prior_is_kept(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["forecast", str(BASE), "--as-of", "2022-06-01", "--replicates", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "no observed data: prior kept" in out and "not open" not in out

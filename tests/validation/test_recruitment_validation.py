@@ -351,7 +351,7 @@ def test_posterior_converges_to_the_observed_rate(tmp_path: Path) -> None:
     SD decreases; and a 3,000-day CSV history read by ``read_observed`` gives the same
     posterior as the ``Observed`` built directly.
     """
-    scenario = load_scenario(BASE)
+    scenario = load_scenario(BASE, {"recruitment.deadline": FAR_DEADLINE})  # a long history
     assert scenario.population is not None
     p = eligibility_probability(scenario.population, scenario.eligibility)
     (alpha, beta) = _prior(scenario)[0]
@@ -394,7 +394,7 @@ def test_posterior_from_screening_counts(tmp_path: Path) -> None:
     (screen failures are rows with no enrolled date), gives that Gamma, with mean
     within 4 posterior SDs of :math:`\lambda`.
     """
-    scenario = load_scenario(BASE)
+    scenario = load_scenario(BASE, {"recruitment.deadline": FAR_DEADLINE})  # a long history
     assert scenario.population is not None
     p = eligibility_probability(scenario.population, scenario.eligibility)
     (alpha, beta) = _prior(scenario)[0]
