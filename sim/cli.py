@@ -648,11 +648,9 @@ def _cohort(args: argparse.Namespace) -> int:
 
 
 def _forecast(args: argparse.Namespace) -> int:
+    from sim.executors import Executor, connected
     from sim.folders import ResultsFolder, sha256_file
     from sim.forecast import forecast, read_observed
-    from sim.plots import milestone_dates
-    from sim.report import render_page
-    from sim.results import format_forecast
     from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
@@ -675,47 +673,66 @@ def _forecast(args: argparse.Namespace) -> int:
         "search_replicates": args.search_replicates,
     }
     provenance = {**_provenance(args, scenario), "observed": args.observed}
-    with ResultsFolder(out, "forecast", identity, args.overwrite, provenance) as folder:
-        result = forecast(
-            scenario,
-            observed,
-            as_of,
-            args.replicates,
-            args.seed,
-            search_replicates=args.search_replicates,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            level=args.interval,
-            progress=_show_progress(args),
-            connect_timeout_s=args.connect_timeout,
-        )
-        source = f" from {args.observed}" if args.observed else " (no observed data)"
-        head = (
-            f"{_head(scenario)}: {'forecast' if args.observed else 'design-stage forecast'} "
-            f"as of {as_of}{source}, {args.replicates} replicates, seed {args.seed}"
-        )
-        lines = [head, *format_forecast(scenario, result)]
-        print("\n".join(lines))
-        folder.begin()
-        folder.write_text(
-            "forecast_replicates.csv", result.replicates.to_csv(index=False, lineterminator="\n")
-        )
-        folder.write_text("summary.json", _json(result.summary))
-        page = render_page(
-            f"dosesim forecast: {scenario.label}",
-            _html(f"As of {as_of}; {args.replicates} replicates; seed {args.seed}."),
-            [("Forecast", "<pre>" + _html("\n".join(lines)) + "</pre>")],
-            [
-                (
-                    "Recruitment milestones",
-                    milestone_dates(result.replicates, scenario, args.interval),
-                )
-            ],
-        )
-        folder.write_text("report.html", page)
-        folder.complete({"scenario": scenario.to_dict_json()})
+    # the scheduler must answer before the folder is touched
+    with connected(args.scheduler, args.connect_timeout) as scheduler:
+        executor = Executor(args.workers, scheduler)
+        provenance.update(executor.describe() if scheduler is None else _on_dask(scheduler))
+        with ResultsFolder(out, "forecast", identity, args.overwrite, provenance) as folder:
+            result = forecast(
+                scenario,
+                observed,
+                as_of,
+                args.replicates,
+                args.seed,
+                search_replicates=args.search_replicates,
+                workers=args.workers,
+                scheduler=scheduler,
+                level=args.interval,
+                progress=_show_progress(args),
+                connect_timeout_s=args.connect_timeout,
+            )
+            _write_forecast(folder, args, scenario, as_of, result)
     print(f"wrote {out}/ (forecast_replicates.csv, summary.json, report.html)")
     return EXIT_OK
+
+
+def _on_dask(client: Any) -> dict[str, Any]:
+    """The manifest's description of a connected Dask client."""
+    from sim.executors import Executor
+
+    with Executor(scheduler=client) as executor:
+        return executor.describe()
+
+
+def _write_forecast(
+    folder: Any, args: argparse.Namespace, scenario: Any, as_of: date, result: Any
+) -> None:
+    """Print the forecast and write its folder: replicates, summary, report, manifest."""
+    from sim.plots import milestone_dates
+    from sim.report import render_page
+    from sim.results import format_forecast
+
+    source = f" from {args.observed}" if args.observed else " (no observed data)"
+    head = (
+        f"{_head(scenario)}: {'forecast' if args.observed else 'design-stage forecast'} "
+        f"as of {as_of}{source}, {args.replicates} replicates, seed {args.seed}"
+    )
+    lines = [head, *format_forecast(scenario, result)]
+    print("\n".join(lines))
+    folder.begin()
+    folder.write_text(
+        "forecast_replicates.csv", result.replicates.to_csv(index=False, lineterminator="\n")
+    )
+    folder.write_text("summary.json", _json(result.summary))
+    figure = milestone_dates(result.replicates, scenario, args.interval)
+    page = render_page(
+        f"dosesim forecast: {scenario.label}",
+        _html(f"As of {as_of}; {args.replicates} replicates; seed {args.seed}."),
+        [("Forecast", "<pre>" + _html("\n".join(lines)) + "</pre>")],
+        [("Recruitment milestones", figure)],
+    )
+    folder.write_text("report.html", page)
+    folder.complete({"scenario": scenario.to_dict_json()})
 
 
 def _json(data: Any) -> str:
@@ -808,12 +825,9 @@ def _parse_vary(text: str) -> tuple[str, list[Any]]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    import io
-
-    from sim.compare import compare, format_comparison, sweep
+    from sim.compare import compare, sweep
+    from sim.executors import Executor, connected
     from sim.folders import ResultsFolder, default_folder
-    from sim.plots import comparison_forest
-    from sim.report import frame_html, render_page
     from sim.scenario import load_scenario
 
     if not args.scenarios:
@@ -861,48 +875,61 @@ def _compare(args: argparse.Namespace) -> int:
             {"path": path, "sha256": digest} for s in scenarios for path, digest in s.files
         ],
     }
-    with ResultsFolder(out, "compare", identity, args.overwrite, provenance) as folder:
-        result = compare(
-            scenarios,
-            args.replicates,
-            args.seed,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            level=args.interval,
-            progress=_show_progress(args),
-            connect_timeout_s=args.connect_timeout,
-        )
-        if base.overrides:
-            print(f"every scenario modified by --set {'; '.join(base.overrides)}")
-        print(format_comparison(result))
-        folder.begin()
-        folder.write_text("comparison.csv", result.to_csv())
-        buf = io.BytesIO()
-        comparison_forest(result).savefig(buf, format="png", dpi=110)
-        folder.write_bytes("comparison_forest.png", buf.getvalue())
-        names = ", ".join(s.label for s in scenarios)
-        page = render_page(
-            "dosesim comparison",
-            _html(
-                f"Scenarios {names}; {args.replicates} replicates each with seed {args.seed} "
-                "(common random numbers). Differences are to the first scenario; the paired "
-                f"{result.level_label} interval uses the per-replicate differences."
-            ),
-            [("Comparison", frame_html(result.table))],
-            [
-                (
-                    f"Paired differences with {result.level_label} intervals",
-                    comparison_forest(result),
-                )
-            ],
-        )
-        folder.write_text("report.html", page)
-        folder.complete({"scenarios": [s.to_dict_json() for s in scenarios]})
+    with connected(args.scheduler, args.connect_timeout) as scheduler:
+        executor = Executor(args.workers, scheduler)
+        provenance.update(executor.describe() if scheduler is None else _on_dask(scheduler))
+        with ResultsFolder(out, "compare", identity, args.overwrite, provenance) as folder:
+            result = compare(
+                scenarios,
+                args.replicates,
+                args.seed,
+                workers=args.workers,
+                scheduler=scheduler,
+                level=args.interval,
+                progress=_show_progress(args),
+                connect_timeout_s=args.connect_timeout,
+            )
+            _write_comparison(folder, args, base, scenarios, result)
     print(
         f"\nwrote {out / 'comparison.csv'}, {out / 'comparison_forest.png'} "
         f"and {out / 'report.html'}"
     )
     return EXIT_OK
+
+
+def _write_comparison(
+    folder: Any, args: argparse.Namespace, base: Any, scenarios: list[Any], result: Any
+) -> None:
+    """Print the comparison and write its folder: table, forest figure, report, manifest."""
+    import io
+
+    from sim.compare import format_comparison
+    from sim.plots import comparison_forest
+    from sim.report import frame_html, render_page
+
+    if base.overrides:
+        print(f"every scenario modified by --set {'; '.join(base.overrides)}")
+    print(format_comparison(result))
+    folder.begin()
+    folder.write_text("comparison.csv", result.to_csv())
+    forest = comparison_forest(result)
+    buf = io.BytesIO()
+    forest.savefig(buf, format="png", dpi=110)
+    folder.write_bytes("comparison_forest.png", buf.getvalue())
+    names = ", ".join(s.label for s in scenarios)
+    intro = (
+        f"Scenarios {names}; {args.replicates} replicates each with seed {args.seed} (common "
+        "random numbers). Differences are to the first scenario; the paired "
+        f"{result.level_label} interval uses the per-replicate differences."
+    )
+    page = render_page(
+        "dosesim comparison",
+        _html(intro),
+        [("Comparison", frame_html(result.table))],
+        [(f"Paired differences with {result.level_label} intervals", forest)],
+    )
+    folder.write_text("report.html", page)
+    folder.complete({"scenarios": [s.to_dict_json() for s in scenarios]})
 
 
 def _check(args: argparse.Namespace) -> int:

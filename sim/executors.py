@@ -20,6 +20,7 @@ import signal
 import sys
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,9 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
     "Chunk",
     "Executor",
+    "LostExecutor",
     "chunks_of",
+    "connected",
     "terminate_on_sigterm",
 ]
 
@@ -41,9 +44,48 @@ Chunk = tuple[int, int]
 """Replicates ``first`` .. ``last - 1``."""
 
 
+class LostExecutor(DosesimError):
+    """The executor went away mid-run: a pool worker died, or the Dask scheduler did.
+
+    The replicates already finished are not lost where they were checkpointed
+    (``dosesim run``): the runner adds the ``--resume`` hint when there are some.
+    """
+
+
 def chunks_of(replicates: int, size: int) -> list[Chunk]:
     """``range(replicates)`` cut into chunks of ``size`` (the last may be shorter)."""
     return [(a, min(a + size, replicates)) for a in range(0, replicates, size)]
+
+
+@contextmanager
+def connected(
+    scheduler: Any, connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+) -> Iterator[Any]:
+    """Connect to a Dask scheduler given by address for the ``with`` block; yields the client.
+
+    For a command that must know the scheduler answers before it touches its
+    results folder. Anything else (None, a client) is yielded as it is. Dask's
+    own loggers stay quiet while the client is open (a lost scheduler is one
+    line of ours).
+
+    Raises
+    ------
+    DosesimError
+        As :class:`Executor`: an unreachable scheduler, a malformed address.
+    """
+    if not isinstance(scheduler, str):
+        yield scheduler
+        return
+    quiet = _QuietDask()
+    try:
+        client = _connect(scheduler, connect_timeout_s)
+        try:
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.close(timeout=5)
+    finally:
+        quiet.restore()
 
 
 @contextmanager
@@ -116,15 +158,29 @@ class Executor:
 
     @property
     def lanes(self) -> int:
-        """How many chunks run at once, roughly (for choosing a chunk size)."""
+        """How many chunks run at once, roughly (for choosing a chunk size).
+
+        On Dask, the cluster's threads once connected (at least 2).
+        """
         if self.scheduler is None and self.workers <= 1:
             return 1
+        if self._client is not None:
+            return max(2, self._dask_threads())
         return max(self.workers, 2)
+
+    def _dask_threads(self) -> int:
+        try:
+            return int(sum(self._client.nthreads().values()))
+        except Exception:  # a scheduler that does not answer: the default
+            return 0
 
     def describe(self) -> dict[str, Any]:
         """What runs the replicates, as recorded in a manifest."""
         if self.scheduler is not None:
-            return {"executor": "dask", "scheduler": _address(self.scheduler)}
+            out: dict[str, Any] = {"executor": "dask", "scheduler": _address(self.scheduler)}
+            if self._client is not None:
+                out["workers"] = self._dask_threads()  # threads on the cluster's workers
+            return out
         if self.workers > 1:
             return {"executor": "process pool", "workers": self.workers}
         return {"executor": "this process", "workers": 1}
@@ -194,7 +250,14 @@ class Executor:
                     pending.add(pool.submit(fn, *args, first, last))
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        raise LostExecutor(
+                            "a worker process died (stopped by the system, for example for "
+                            "lack of memory, or by a signal)"
+                        ) from None
+                    yield result
             clean = True
         finally:
             if not clean:  # stopped early: the workers go now, not when their chunks are done
@@ -345,9 +408,9 @@ def _dask_results(
         raise
     except Exception as exc:
         if _lost_scheduler(exc):
-            raise DosesimError(
+            raise LostExecutor(
                 f"--scheduler {address}: the Dask scheduler went away during the run "
-                f"({type(exc).__name__}); finished chunks are kept: rerun with --resume"
+                f"({type(exc).__name__})"
             ) from None
         raise
     finally:

@@ -30,7 +30,7 @@ import pandas as pd
 
 from sim.collector import young_collections_only
 from sim.errors import DosesimError
-from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Chunk, Executor, chunks_of
+from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Chunk, Executor, LostExecutor, chunks_of
 from sim.fileio import atomic_write_bytes, atomic_write_text
 from sim.folders import CHECKPOINT, ResultsFolder, environment
 from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, recruitment_milestones
@@ -318,6 +318,15 @@ def _run_into(
                 _checkpoint(path, result)
                 done_now += 1
                 tick(result["last"] - result["first"])
+    except LostExecutor as exc:
+        if not finished and not done_now:  # nothing to resume: a plain retry must not be refused
+            shutil.rmtree(path / CHECKPOINT, ignore_errors=True)
+            raise DosesimError(f"{exc}; no replicate had finished: run the command again") from None
+        n_kept = len(finished) + done_now
+        raise DosesimError(
+            f"{exc}; {n_kept} finished chunk(s) of {len(chunks)} are kept: add --resume to the "
+            "same command to continue"
+        ) from None
     except BaseException:
         if not finished and not done_now:  # nothing to resume: a plain retry must not be refused
             shutil.rmtree(path / CHECKPOINT, ignore_errors=True)

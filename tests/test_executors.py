@@ -186,3 +186,44 @@ def test_forecast_and_compare_on_dask_equal_local(tmp_path: Path) -> None:
     assert dask_f.replicates.equals(local_f.replicates)
     assert dask_f.sites_needed == local_f.sites_needed
     assert dask_c.table.equals(local_c.table)
+
+
+def test_a_dead_worker_is_a_message_and_the_run_resumes(tmp_path: Path, whole: Path) -> None:
+    """A pool worker killed from outside (the system's out-of-memory killer, say): the command
+    exits 2 with one line, keeps the finished chunks, and --resume completes the same files."""
+    if not LINUX:
+        pytest.skip("finds the worker through /proc")
+    out = tmp_path / "r"
+    cmd = [sys.executable, "-m", "sim", "run", str(BASE), "--replicates", str(REPLICATES),
+           "--seed", str(SEED), "--keep-patients", str(KEEP), "--quiet", "--out", str(out),
+           "--workers", "2"]  # fmt: skip
+    log = tmp_path / "stderr.txt"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.time() + 120
+    while time.time() < deadline and _chunks(out) < 2:
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.02)
+    workers = sorted(_children(proc.pid))
+    assert workers
+    os.kill(workers[0], signal.SIGKILL)
+    assert proc.wait(timeout=60) == 2
+    stderr = log.read_text()
+    assert "a worker process died" in stderr and "--resume" in stderr, stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+    assert main([*cmd[3:], "--resume"]) == 0
+    for name in COMPARED:
+        assert (out / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+def test_an_unreachable_scheduler_leaves_no_forecast_or_comparison_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("distributed")
+    low = str(BASE.with_name("nct05129410_low_start.toml"))
+    dask = ["--scheduler", "tcp://127.0.0.1:9", "--connect-timeout", "1", "--replicates", "4"]
+    assert main(["forecast", str(BASE), *dask, "--out", str(tmp_path / "f")]) == 2
+    assert main(["compare", str(BASE), low, *dask, "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("no Dask scheduler answered within 1 s") == 2 and "Traceback" not in err
+    assert not (tmp_path / "f").exists() and not (tmp_path / "c").exists()
