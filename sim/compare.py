@@ -27,7 +27,13 @@ from scipy.stats import t as student_t
 
 from sim.errors import DosesimError, Problem, ScenarioError
 from sim.executors import DEFAULT_CONNECT_TIMEOUT_S
-from sim.milestones import DEFAULT_LEVEL, check_level, interval_label
+from sim.milestones import (
+    DEFAULT_LEVEL,
+    MILESTONE_METRICS,
+    check_level,
+    interval_label,
+    milestone_columns,
+)
 from sim.runner import RunResult, run
 from sim.scenario import Scenario, scenario_from_dict
 
@@ -42,7 +48,9 @@ __all__ = [
     "sweep_name",
 ]
 
-#: Metrics compared by default, in this order; every ``ae_*`` column follows the first four.
+#: Metrics compared by default, in this order; every ``ae_*`` column follows the first six.
+#: The milestones are those of :func:`sim.milestones.milestone_columns`: a replicate that
+#: never reaches the target does not lend its last enrolment to "last patient in".
 DEFAULT_METRICS = (
     "median_cumulative_prednisone_mg_week52",
     "mean_cumulative_prednisone_mg_week52",
@@ -50,8 +58,7 @@ DEFAULT_METRICS = (
     "withdrawn",
     "died",
     "discontinued",
-    "last_patient_in_day",
-    "last_patient_last_visit_day",
+    *MILESTONE_METRICS,
     "target_reached",
     "completed_by_deadline",
 )
@@ -144,6 +151,14 @@ def default_metrics(tables: Sequence[pd.DataFrame]) -> list[str]:
     head = [m for m in DEFAULT_METRICS[:6] if m in columns]
     tail = [m for m in DEFAULT_METRICS[6:] if m in columns]
     return head + aes + tail
+
+
+def _with_milestones(table: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+    """The replicate table with :data:`sim.milestones.MILESTONE_METRICS` added."""
+    rec = scenario.recruitment
+    if rec is None or "target_reached" not in table.columns:
+        return table
+    return pd.concat([table, milestone_columns(table, rec.enrolment_deadline_day)], axis=1)
 
 
 def _labels(names: Sequence[str]) -> list[str]:
@@ -264,7 +279,7 @@ def compare(
         raise DosesimError("compare needs at least one scenario")
     level = check_level(level)
     labels = _labels([s.name for s in scenarios])
-    results = {}
+    results: dict[str, RunResult] = {}
     for label, scenario in zip(labels, scenarios, strict=True):
         results[label] = run(
             scenario,
@@ -277,7 +292,9 @@ def compare(
             progress=progress,
             connect_timeout_s=connect_timeout_s,
         )
-    tables = [r.replicates for r in results.values()]
+    tables = [
+        _with_milestones(r.replicates, s) for r, s in zip(results.values(), scenarios, strict=True)
+    ]
     chosen = list(metrics) if metrics is not None else default_metrics(tables)
     if metrics is not None:
         known = {str(c) for t in tables for c in t.columns}

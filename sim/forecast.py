@@ -30,7 +30,7 @@ from sim.errors import DosesimError
 from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Executor, chunks_of
 from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, recruitment_milestones
 from sim.population import eligibility_probability
-from sim.recruitment import _require, _simulate
+from sim.recruitment import recruitment_settings, simulate_replicate
 from sim.scenario import Scenario
 from sim.site_rates import SiteRate
 
@@ -91,7 +91,7 @@ def read_observed(
         is before the start date or after the as-of date, or is before the site
         can have opened (its activation day, or the start of its activation range).
     """
-    rec = _require(scenario)
+    rec = recruitment_settings(scenario)
     start = rec.start_date
     if as_of < start:
         raise DosesimError(f"--as-of {as_of}: before the trial start date {start}")
@@ -219,7 +219,7 @@ def site_posteriors(scenario: Scenario, observed: Observed) -> list[SiteRate]:
     enrolments otherwise. With ``observed.has_data`` false every site keeps its
     prior.
     """
-    rec = _require(scenario)
+    rec = recruitment_settings(scenario)
     population = scenario.population
     assert population is not None
     if not observed.has_data:
@@ -284,7 +284,7 @@ def _forecast_rows(
     """Milestones of replicates ``first .. last - 1`` of a forecast (one task of an executor)."""
     rows = []
     for r in range(first, last):
-        trial = _simulate(
+        trial = simulate_replicate(
             scenario,
             seed,
             r,
@@ -377,7 +377,7 @@ def forecast(
         raise DosesimError(f"replicates must be >= 1, got {replicates}")
     level = check_level(level)
     obs = observed if isinstance(observed, Observed) else read_observed(observed, scenario, as_of)
-    rec = _require(scenario)
+    rec = recruitment_settings(scenario)
     posteriors = site_posteriors(scenario, obs)
     with Executor(workers, scheduler, connect_timeout_s) as executor:
         with progress_bar(replicates, "forecast", progress) as tick:

@@ -37,11 +37,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_LEVEL",
+    "MILESTONE_METRICS",
     "censored_quantile",
     "check_level",
     "format_milestones",
     "interval_label",
     "level_quantiles",
+    "milestone_columns",
     "milestone_summary",
     "recruitment_milestones",
 ]
@@ -174,9 +176,9 @@ def milestone_summary(
     lplv = table["last_patient_last_visit_day"].to_numpy(dtype=float)
     time_to_target = np.where(reached, lpi, math.inf)
     enrolled = table["enrolled"].to_numpy(dtype=float)
-    if enrolled.size:
-        e_lo, e_med, e_hi = np.quantile(enrolled, [low_q, 0.5, high_q])
-        e_mean = float(enrolled.mean())
+    if enrolled.size:  # counts: the interval's ends are counts that occurred
+        e_lo, e_hi = np.quantile(enrolled, [low_q, high_q], method="inverted_cdf")
+        e_med, e_mean = float(np.median(enrolled)), float(enrolled.mean())
     else:
         e_lo = e_med = e_hi = e_mean = math.nan
     return {
@@ -214,6 +216,45 @@ def recruitment_milestones(
         rec.enrolment_deadline or rec.deadline,
         rec.deadline,
         level,
+    )
+
+
+#: Per-replicate milestone metrics that compare well (see :func:`milestone_columns`).
+MILESTONE_METRICS = (
+    "target_day_capped",
+    "last_patient_in_day_if_reached",
+    "last_patient_last_visit_day_if_reached",
+)
+
+
+def milestone_columns(table: pd.DataFrame, enrolment_deadline_day: float) -> pd.DataFrame:
+    """Per-replicate milestones that can be averaged and paired without misleading.
+
+    ``target_day_capped``: the trial day the target is reached, or the
+    enrolment deadline's day for a replicate that does not reach it; its mean
+    is the restricted mean time to target. ``last_patient_in_day_if_reached``
+    and ``last_patient_last_visit_day_if_reached``: those days for a replicate
+    that reaches the target, NaN otherwise (a paired comparison then uses the
+    replicates where both scenarios reach it). Days from the start date.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Replicate rows with ``target_reached``, ``last_patient_in_day`` and
+        ``last_patient_last_visit_day``.
+    enrolment_deadline_day : float
+        The trial day enrolment closes.
+    """
+    reached = table["target_reached"].astype(bool).to_numpy()
+    lpi = table["last_patient_in_day"].to_numpy(dtype=float)
+    lplv = table["last_patient_last_visit_day"].to_numpy(dtype=float)
+    return pd.DataFrame(
+        {
+            "target_day_capped": np.where(reached, lpi, enrolment_deadline_day),
+            "last_patient_in_day_if_reached": np.where(reached, lpi, np.nan),
+            "last_patient_last_visit_day_if_reached": np.where(reached, lplv, np.nan),
+        },
+        index=table.index,
     )
 
 

@@ -293,8 +293,8 @@ def _kept(result: RunResult, table: str) -> pd.DataFrame:
     frame = result.kept.get(table)
     if frame is None or frame.empty:
         raise MissingData(
-            f"the run has no kept {table!r} table: run with keep_patients >= 1 to plot "
-            "per-patient results"
+            f"the run has no kept {table!r} table: run with --keep-patients 1 or more "
+            "(keep_patients in the API) to plot per-patient results"
         )
     return frame
 

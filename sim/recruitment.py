@@ -49,6 +49,8 @@ __all__ = [
     "PERSONS_PER_SITE",
     "SiteDraw",
     "TrialResult",
+    "recruitment_settings",
+    "simulate_replicate",
     "simulate_trial",
     "simulate_trials",
     "trial_date",
@@ -109,7 +111,8 @@ class TrialResult:
         return self.cohort
 
 
-def _require(scenario: Scenario) -> RecruitmentSettings:
+def recruitment_settings(scenario: Scenario) -> RecruitmentSettings:
+    """The scenario's ``[recruitment]`` table, or a clear error when it has none."""
     scenario.require("recruitment", purpose="recruitment")
     assert scenario.recruitment is not None
     return scenario.recruitment
@@ -157,7 +160,7 @@ class _Recruitment:
     """Site i's people stream and first block, when drawn ahead (:func:`simulate_trials`)."""
 
     def __post_init__(self) -> None:
-        rec = _require(self.cohort.scenario)
+        rec = recruitment_settings(self.cohort.scenario)
         self.target = rec.target_enrolled
         self.last_day = rec.enrolment_deadline_day
         self.site_enrolled = list(self.enrolled_before) or [0] * len(self.sites)
@@ -257,7 +260,7 @@ def _draw_sites(
     posteriors: Sequence[SiteRate] | None = None,
 ) -> list[SiteDraw]:
     """Each site's opening day and rate for one replicate (from the prior, or ``posteriors``)."""
-    rec = _require(scenario)
+    rec = recruitment_settings(scenario)
     draws = []
     for i, site in enumerate(rec.sites):
         belief = posteriors[i] if posteriors is not None else SiteRate.prior(site, rec)
@@ -272,7 +275,7 @@ def _milestones(
     enrolment_days: Sequence[float],
     patients_simulated: bool,
 ) -> dict[str, Any]:
-    rec = _require(scenario)
+    rec = recruitment_settings(scenario)
     start = rec.start_date
     n = len(enrolment_days)
     duration = scenario.treatment.duration_days
@@ -343,7 +346,7 @@ def simulate_trial(
     -------
     TrialResult
     """
-    return _simulate(scenario, seed, replicate, simulate_patients, tables=tables)
+    return simulate_replicate(scenario, seed, replicate, simulate_patients, tables=tables)
 
 
 def simulate_trials(
@@ -372,7 +375,7 @@ def simulate_trials(
         Replicates whose first blocks are computed together (memory: about
         90 kB per replicate and site).
     """
-    rec = _require(scenario)
+    rec = recruitment_settings(scenario)
     if len(set(replicates)) != len(replicates):
         raise ValueError("simulate_trials takes each replicate once")
     ahead = len(_context(scenario).hazards) <= THRESHOLD_SLOTS
@@ -389,11 +392,11 @@ def simulate_trials(
         for (r, i, rng, _), block, prep in zip(sources, blocks, prepared, strict=True):
             drawn.setdefault(r, []).append((i, rng, block, prep))
         for r in group:
-            yield _simulate(scenario, seed, r, True, tables=r in tables, first=drawn[r])
+            yield simulate_replicate(scenario, seed, r, True, tables=r in tables, first=drawn[r])
 
 
 @young_collections_only()  # a full collection walks every object: sim.collector
-def _simulate(
+def simulate_replicate(
     scenario: Scenario,
     seed: int,
     replicate: int,
@@ -406,7 +409,26 @@ def _simulate(
     tables: bool = True,
     first: Sequence[tuple[int, np.random.Generator, People, Any]] = (),
 ) -> TrialResult:
-    rec = _require(scenario)
+    """One replicate of the trial, from the design stage or from a re-forecast's as-of day.
+
+    Parameters
+    ----------
+    scenario, seed, replicate, simulate_patients
+        As :func:`simulate_trial`.
+    posteriors : sequence of SiteRate, optional
+        Each site's opening day and rate to draw from (default: the priors).
+    start_day : float
+        Trial day the simulation starts (a re-forecast's as-of day).
+    observed : Observed, optional
+        Enrolments already seen: placed in the cohort on their days.
+    extra_sites : int
+        Sites added at a re-forecast (the average prior, opening after the delay).
+    tables : bool
+        Build the per-patient tables.
+    first : sequence, optional
+        Sites' first blocks of people drawn ahead (:func:`simulate_trials`).
+    """
+    rec = recruitment_settings(scenario)
     cohort = _Cohort(scenario, seed, replicate, patients=simulate_patients, log=tables)
     for _, _, block, prepared in first:  # sites' first blocks drawn ahead (simulate_trials)
         if prepared is not None:
@@ -466,7 +488,7 @@ def _extra_site(
     scenario: Scenario, seed: int, replicate: int, j: int, start_day: float
 ) -> tuple[Site, SiteDraw]:
     """A site added at a re-forecast: the scenario's average prior, opening after the delay."""
-    rec = _require(scenario)
+    rec = recruitment_settings(scenario)
     mean_per_month = float(np.mean([s.screening_rate_per_month for s in rec.sites]))
     opens = start_day + rec.new_site_delay_days
     spec = Site(

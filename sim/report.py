@@ -233,7 +233,7 @@ def _figures(scenario: Scenario, result: RunResult, level: float) -> list[Drawn]
             figures.append((title, draw()))
         except plots.MissingData as exc:
             figures.append((title, f"Not drawn: {exc}."))
-        except (KeyError, ValueError, IndexError, TypeError) as exc:
+        except (KeyError, ValueError, IndexError) as exc:
             raise DosesimError(
                 f"{result.out or 'the run'}: the figure {title!r} cannot be drawn "
                 f"({type(exc).__name__}: {exc}); is a results file damaged?"

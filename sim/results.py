@@ -158,7 +158,7 @@ def format_forecast(scenario: Scenario, result: ForecastResult) -> list[str]:
             continue
         what = "screened" if belief.screened else "enrolled"
         if belief.opening.known:
-            days = exposure_days(belief.site, belief.opening.lo, belief.exposure_until)
+            days = exposure_days(belief.site, belief.opening.lo, belief.exposure_until_day)
             seen = f"{belief.count} {what} in {days:,.0f} days open"
         else:
             seen = (

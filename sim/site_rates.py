@@ -313,14 +313,15 @@ class SiteRate:
     prior_shape : float
         :math:`\alpha`; ``inf`` for a known rate (``poisson``).
     prior_rate : float
-        :math:`\beta = \alpha/\mu`, in days (``inf`` for a known rate).
+        :math:`\beta = \alpha/\mu`, the Gamma rate parameter, in days (``inf``
+        for a known rate); not a screening rate.
     count : int
         Observed enrolments (or screened people, see ``screened``).
     screened : bool
         ``count`` counts screened people (then :math:`f = 1`).
     factor : float
         :math:`f`: the eligibility probability for enrolment counts, 1 for screened counts.
-    exposure_until : float
+    exposure_until_day : float
         :math:`T`, the trial day observation ends (as-of day, or the day the cap was filled).
     opening : OpeningPosterior
         The opening day's distribution.
@@ -336,7 +337,7 @@ class SiteRate:
     count: int = 0
     screened: bool = False
     factor: float = 1.0
-    exposure_until: float = 0.0
+    exposure_until_day: float = 0.0
     opening: OpeningPosterior = field(default_factory=lambda: OpeningPosterior(0.0, 0.0))
     updated: bool = False
 
@@ -428,10 +429,12 @@ class SiteRate:
         r"""The Gamma rate parameter :math:`\beta + f E(A)`, in days, given the opening day."""
         if not self.updated:
             return self.prior_rate
-        return self.prior_rate + self.factor * exposure_days(self.site, opened, self.exposure_until)
+        return self.prior_rate + self.factor * exposure_days(
+            self.site, opened, self.exposure_until_day
+        )
 
     @property
-    def rate_per_day(self) -> float:
+    def rate_parameter_days(self) -> float:
         """The Gamma rate parameter (days) when the opening day is known; NaN otherwise."""
         if not self.opening.known and self.updated:
             return math.nan

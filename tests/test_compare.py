@@ -57,11 +57,31 @@ def test_default_metrics_in_order(base_vs_low: Comparison) -> None:
     aes = [x for x in m if x.startswith("ae_")]
     assert aes == sorted(aes) and "ae_hyperglycaemia" in aes
     assert m[6 + len(aes) :] == [
-        "last_patient_in_day",
-        "last_patient_last_visit_day",
+        "target_day_capped",
+        "last_patient_in_day_if_reached",
+        "last_patient_last_visit_day_if_reached",
         "target_reached",
         "completed_by_deadline",
     ]
+
+
+def test_milestones_are_compared_as_a_planner_reads_them() -> None:
+    """Replicates that never reach the target do not lend their last enrolment to 'last patient
+    in': it is compared over the replicates where both scenarios reach the target, and the
+    day the target is reached is capped at the enrolment deadline (a restricted mean)."""
+    from sim.milestones import milestone_columns
+
+    table = pd.DataFrame(
+        {
+            "target_reached": [1, 0, 1],
+            "last_patient_in_day": [100.0, 900.0, 300.0],
+            "last_patient_last_visit_day": [464.0, 1264.0, 664.0],
+        }
+    )
+    m = milestone_columns(table, 1000.0)
+    assert list(m["target_day_capped"]) == [100.0, 1000.0, 300.0]
+    assert m["last_patient_in_day_if_reached"].tolist()[::2] == [100.0, 300.0]
+    assert np.isnan(m["last_patient_last_visit_day_if_reached"][1])
 
 
 def test_paired_interval_narrower_than_unpaired(base_vs_low: Comparison) -> None:

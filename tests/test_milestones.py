@@ -107,6 +107,7 @@ def test_milestone_summary_by_hand() -> None:
     assert m["last_patient_last_visit"]["median"]["day"] == 350.0 + 364
     e = m["enrolled"]
     assert (e["median"], e["mean"], e["p_target"]) == (20.0, (120 + 46) / 10, 0.6)
+    assert (e["low"], e["high"]) == (0.0, 20.0)  # counts that occurred, not interpolated
     lines = "\n".join(format_milestones(m))
     assert "reached in 60.0 % of trials (MCSE 15.5 %)" in lines
     assert f"to later than {END}" in lines

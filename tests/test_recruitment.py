@@ -224,7 +224,7 @@ def test_a_site_full_before_a_reforecast_screens_nobody() -> None:
     """Observed enrolments can fill a site's cap before the forecast starts: that site
     then screens and enrols nobody more, while the others go on."""
     from sim.forecast import Observed
-    from sim.recruitment import _simulate
+    from sim.recruitment import simulate_replicate
 
     scenario = load_scenario(
         SCENARIOS / "nct05129410_four_sites.toml", {"recruitment.sites[0].cap": 2}
@@ -232,7 +232,7 @@ def test_a_site_full_before_a_reforecast_screens_nobody() -> None:
     observed = Observed(as_of_day=100.0, enrolments=[(0, 10.0), (0, 50.0)], screened={})
     names = [s.name for s in scenario.recruitment.sites]  # type: ignore[union-attr]
     for r in range(20):
-        trial = _simulate(scenario, 5, r, True, observed=observed, start_day=100.0)
+        trial = simulate_replicate(scenario, 5, r, True, observed=observed, start_day=100.0)
         m = trial.milestones
         assert m["enrolled_per_site"][names[0]] == 2
         screened = trial.cohort.screened  # type: ignore[union-attr]

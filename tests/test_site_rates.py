@@ -131,7 +131,7 @@ def test_a_fixed_site_open_t_days_with_no_enrolment_gets_the_textbook_posterior(
     p, t = 0.408, 200.0
     belief = SiteRate.posterior(site, rec, 0, p, 30.0 + t)
     alpha, beta = 3.0, 3.0 / (2.0 / DAYS_PER_MONTH)
-    assert (belief.shape, belief.rate_per_day) == (alpha, beta + p * t)
+    assert (belief.shape, belief.rate_parameter_days) == (alpha, beta + p * t)
     assert belief.mean_per_month() == pytest.approx(alpha / (beta + p * t) * DAYS_PER_MONTH)
     assert belief.mean_per_month() < belief.mean_per_month(prior=True) == pytest.approx(2.0)
     lo, hi = belief.quantiles_per_month([0.05, 0.95])

@@ -310,7 +310,7 @@ def _prior(scenario: Scenario) -> list[tuple[float, float]]:
 
 def _gammas(beliefs: list[Any]) -> list[tuple[float, float]]:
     """(shape, rate per day) of each site's rate, for sites whose opening day is known."""
-    return [(b.shape, b.rate_per_day) for b in beliefs]
+    return [(b.shape, b.rate_parameter_days) for b in beliefs]
 
 
 @pytest.mark.parametrize("path", [BASE, FOUR_SITES], ids=["base", "four_sites"])
@@ -443,7 +443,7 @@ def test_a_site_that_enrolled_nobody_learns_from_it_and_the_forecast_follows() -
     empty = pd.DataFrame({"site": [], "enrolled_date": []})
     observed = read_observed(empty, scenario, as_of)
     [belief] = site_posteriors(scenario, observed)
-    assert (belief.shape, belief.rate_per_day) == (alpha, beta + p * t)
+    assert (belief.shape, belief.rate_parameter_days) == (alpha, beta + p * t)
 
     replicates = 2_000
     result = forecast(scenario, observed, as_of, replicates, seed=11, max_extra_sites=0, workers=2)
