@@ -341,7 +341,7 @@ def _parser() -> argparse.ArgumentParser:
         "--replicates", type=_positive_int, default=200, metavar="N", help="(default 200)"
     )
     p.add_argument("--seed", type=_seed, default=1, metavar="S", help="the seed (default 1)")
-    folder_options(p, "comparison", "results/NAME/compare, or results/NAME/vary-KEY")
+    folder_options(p, "comparison", "results/NAME/compare, or results/NAME/compare-vary-KEY")
 
     p = sub.add_parser(
         "report",

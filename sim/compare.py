@@ -94,7 +94,7 @@ class Comparison:
         replicates where both this scenario and the first have a value;
         ``difference``, the mean of the paired per-replicate differences to the
         first scenario, its SE ``difference_se`` and t interval
-        ``paired_low_95``-``paired_high_95``; ``unpaired_difference`` (the
+        ``paired_low``-``paired_high``; ``unpaired_difference`` (the
         difference of the two means over all finite replicates) with its Welch
         t interval ``unpaired_low``-``unpaired_high``; ``level``, the
         intervals' confidence level. Units are the metric's own (mg, days,
