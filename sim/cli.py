@@ -276,7 +276,11 @@ def _parser() -> argparse.ArgumentParser:
         help="data cut-off date (default: the scenario's start date)",
     )
     p.add_argument(
-        "--replicates", type=_positive_int, default=500, metavar="N", help="(default 500)"
+        "--replicates",
+        type=_positive_int,
+        default=500,
+        metavar="N",
+        help="replicate trials to simulate (default 500)",
     )
     p.add_argument(
         "--search-replicates",
@@ -301,7 +305,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
     p.add_argument(
-        "--replicates", type=_positive_int, default=1000, metavar="N", help="(default 1000)"
+        "--replicates",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="replicate trials to simulate (default 1000)",
     )
     p.add_argument("--seed", type=_seed, default=1, metavar="S", help="the seed (default 1)")
     folder_options(p, "run", "results/NAME/run")
@@ -338,7 +346,11 @@ def _parser() -> argparse.ArgumentParser:
         "e.g. prednisone.start_mg_per_kg=0.5,0.75,1.0 (default: none)",
     )
     p.add_argument(
-        "--replicates", type=_positive_int, default=200, metavar="N", help="(default 200)"
+        "--replicates",
+        type=_positive_int,
+        default=200,
+        metavar="N",
+        help="replicate trials to simulate (default 200)",
     )
     p.add_argument("--seed", type=_seed, default=1, metavar="S", help="the seed (default 1)")
     folder_options(p, "comparison", "results/NAME/compare, or results/NAME/compare-vary-KEY")
@@ -634,7 +646,7 @@ def _cohort(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "patients": args.patients,
     }
-    provenance = _provenance(args, scenario)
+    provenance = {**_provenance(args, scenario), "executor": "this process", "workers": 1}
     with ResultsFolder(out, "cohort", identity, args.overwrite, provenance) as folder:
         result = simulate_cohort(scenario, args.patients, args.seed)
         folder.begin()

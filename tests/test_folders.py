@@ -175,6 +175,7 @@ def test_manifest_records_what_the_result_came_from(tmp_path: Path) -> None:
     assert main(argv) == 0
     m = json.loads((out / "manifest.json").read_text())
     assert m["command"] == "cohort" and m["status"] == "complete"
+    assert (m["executor"], m["workers"]) == ("this process", 1)
     assert m["command_line"] == ["dosesim", *argv]
     assert m["overrides"] == ["prednisone.start_mg_per_kg=0.75"]
     assert [f["path"] for f in m["scenario_files"]] == [str(variant), str(BASE)]
