@@ -437,10 +437,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+#: Problems printed at most; the rest are counted (a 40,000-key typo is one message).
+MAX_PROBLEMS_SHOWN = 50
+
+
 def _error_text(exc: DosesimError) -> str:
     if isinstance(exc, ScenarioError):
-        lines = [f"error: {p}" for p in exc.problems]
+        lines = [f"error: {p}" for p in exc.problems[:MAX_PROBLEMS_SHOWN]]
         n = len(exc.problems)
+        if n > MAX_PROBLEMS_SHOWN:
+            lines.append(f"error: ... and {n - MAX_PROBLEMS_SHOWN} more problems like these")
         lines.append(f"dosesim: {n} problem{'s' if n != 1 else ''} found")
         return "\n".join(lines)
     return f"error: {exc}"

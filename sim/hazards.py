@@ -61,6 +61,10 @@ __all__ = [
 ]
 
 DAYS_PER_YEAR = 365.25
+#: The largest multiplier a log-linear driver gives when it has no cap: the largest cap
+#: a scenario may set. It keeps ``exp(1.0 * 5,000 mg*day)`` from overflowing to inf and
+#: stopping the run; no clinically meaningful multiplier comes near it.
+MULTIPLIER_CEILING = 1000.0
 _SHARED_GRIDS_MAX = 20_000
 MMF_LEVELS = ("mmf levels",)
 """Key of a template cache's MMF doses: mg/day -> column of :func:`pk_level_multipliers`."""
@@ -153,6 +157,14 @@ class Driver(ABC):
         return m
 
 
+def _capped(m: FloatArray, cap: float | None) -> FloatArray:
+    """``m`` cut at the driver's cap, or at :data:`MULTIPLIER_CEILING` without one.
+
+    Values below the ceiling are returned as they are (bit for bit).
+    """
+    return np.minimum(m, cap if cap is not None else MULTIPLIER_CEILING)
+
+
 def _inside(points: Sequence[float] | FloatArray, t0: float, t1: float) -> FloatArray:
     if isinstance(points, np.ndarray):
         return points[(points > t0) & (points < t1)]
@@ -191,8 +203,9 @@ class CurrentDose(Driver):
         return _inside(plan.prednisone.change_days, t0, t1)
 
     def _multiplier(self, iv: Intervals) -> FloatArray:
-        m = self.per_10_mg ** (iv.prednisone_mg_per_day / 10.0)
-        return np.minimum(m, self.cap) if self.cap is not None else m
+        with np.errstate(over="ignore"):  # inf is cut to the ceiling below
+            m = self.per_10_mg ** (iv.prednisone_mg_per_day / 10.0)
+        return _capped(m, self.cap)
 
 
 @dataclass(frozen=True)
@@ -252,8 +265,9 @@ class WeightedDose(Driver):
     def _multiplier(self, iv: Intervals) -> FloatArray:
         g = self.grid_days
         mids = (np.floor(iv.starts / g) + 0.5) * g
-        m = np.exp(self.beta_per_mg_day * self.wcd(iv.plan.prednisone, mids))
-        return np.minimum(m, self.cap) if self.cap is not None else m
+        with np.errstate(over="ignore"):  # inf is cut to the ceiling below
+            m = np.exp(self.beta_per_mg_day * self.wcd(iv.plan.prednisone, mids))
+        return _capped(m, self.cap)
 
 
 @dataclass(frozen=True)
@@ -269,8 +283,9 @@ class MpaAuc(Driver):
 
     def _multiplier(self, iv: Intervals) -> FloatArray:
         auc = iv.mpa_auc0_12
-        m = np.exp(self.per_mg_h_per_l * (auc - self.reference_mg_h_per_l))
-        return np.minimum(m, self.cap) if self.cap is not None else m
+        with np.errstate(over="ignore"):  # inf is cut to the ceiling below
+            m = np.exp(self.per_mg_h_per_l * (auc - self.reference_mg_h_per_l))
+        return _capped(m, self.cap)
 
 
 @dataclass(frozen=True)

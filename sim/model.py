@@ -84,6 +84,10 @@ __all__ = [
 ]
 
 LANDMARK_WEEKS = (4, 12, 24, 52)
+#: More occurrences of one adverse event than this for one patient stop the run with a
+#: message: a valid but absurd scenario (a baseline of 1,000 a year times multipliers up
+#: to 1,000) would otherwise simulate millions of events, which looks like a hang.
+MAX_EVENTS_PER_PATIENT = 10_000
 
 
 WITHDRAWAL, DEATH = "withdrawal", "death"
@@ -695,6 +699,13 @@ class _Cohort:
                 return
             fired[k] += 1
             name = hazards[k].name
+            if fired[k] > MAX_EVENTS_PER_PATIENT:
+                raise DosesimError(
+                    f"{self.scenario.source or self.scenario.name}: adverse_events.{name} "
+                    f"fired {MAX_EVENTS_PER_PATIENT:,} times for one patient before day "
+                    f"{t_next:.0f}; rates this high are far outside any trial's: check its "
+                    "baseline_per_year and multipliers"
+                )
             at = event_draws_at(k, fired[k])
             if at is not None:
                 targets[k] -= math.log1p(-draws_of.item(row, at))

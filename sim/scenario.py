@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import stat
 import tomllib
 import types
 import typing
@@ -179,12 +180,14 @@ def scenario_from_dict(
         The name to show in error messages.
     """
     raw = _copy(dict(data))
-    return _validate(raw, {(): source}, source, overrides, [], [])
+    prov = _Provenance()
+    prov.entries[()] = (0, source)
+    return _validate(raw, prov, source, overrides, [], [])
 
 
 def _validate(
     raw: dict[str, Any],
-    prov: dict[KeyPath, str],
+    prov: _Provenance,
     source: str,
     overrides: Mapping[str, Any] | Sequence[str] | None,
     problems: list[Problem],
@@ -214,37 +217,82 @@ def _display(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
+#: Scenario files are small text files: limits that keep a careless or hostile file
+#: from exhausting memory, the stack or the clock, each reported as a problem.
+MAX_SCENARIO_BYTES = 1 << 20
+MAX_NESTING = 16
+MAX_EXTENDS = 32
+
+
 def _read_toml(
     path: Path, problems: list[Problem], files: list[tuple[str, str]] | None = None
 ) -> dict[str, Any] | None:
     shown = _display(path)
+
+    def fail(rule: str) -> None:
+        problems.append(Problem(shown, "", "", rule))
+
     try:
-        data = path.read_bytes()
-        text = data.decode("utf-8")
+        info = path.stat()  # before opening: a pipe would block on open, /dev/zero never end
+        if stat.S_ISDIR(info.st_mode):
+            fail("is a folder, not a scenario file")
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            fail("is not a regular file (a device, a pipe or a socket): give a TOML file")
+            return None
+        with path.open("rb") as fh:
+            data = fh.read(MAX_SCENARIO_BYTES + 1)
     except FileNotFoundError:
-        problems.append(Problem(shown, "", "", "no such file"))
+        fail("no such file")
         return None
-    except IsADirectoryError:
-        problems.append(Problem(shown, "", "", "is a folder, not a scenario file"))
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        fail(f"cannot be read ({getattr(exc, 'strerror', None) or exc})")
         return None
+    if len(data) > MAX_SCENARIO_BYTES:
+        fail(f"is larger than {MAX_SCENARIO_BYTES // 1024} KiB; a scenario is a small text file")
+        return None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        problems.append(Problem(shown, "", "", f"is not UTF-8 text ({exc.reason})"))
-        return None
-    except OSError as exc:
-        problems.append(Problem(shown, "", "", f"cannot be read ({exc.strerror})"))
+        fail(f"is not UTF-8 text ({exc.reason})")
         return None
     if files is not None:
         files.append((str(path.resolve()), hashlib.sha256(data).hexdigest()))
     try:
-        return tomllib.loads(text)
+        parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        problems.append(Problem(shown, "", "", f"invalid TOML: {exc}"))
+        fail(f"invalid TOML: {exc}")
         return None
+    except RecursionError:
+        fail(f"values are nested more than {MAX_NESTING} levels deep")
+        return None
+    if _depth(parsed) > MAX_NESTING:
+        fail(f"values are nested more than {MAX_NESTING} levels deep")
+        return None
+    return parsed
+
+
+def _depth(value: Any) -> int:
+    """How deeply tables and lists nest in ``value`` (0 for a plain value), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Mapping):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+        if level + 1 <= MAX_NESTING + 1:  # deeper is too deep already
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _resolve(
     path: Path, chain: list[Path], problems: list[Problem], files: list[tuple[str, str]]
-) -> tuple[dict[str, Any], dict[KeyPath, str]] | None:
+) -> tuple[dict[str, Any], _Provenance] | None:
     """The file's data with its ``extends`` chain merged in, and where each value came from.
 
     ``files`` gets ``(absolute path, sha256)`` of every file read, this one first.
@@ -253,7 +301,7 @@ def _resolve(
     if data is None:
         return None
     shown = _display(path)
-    prov: dict[KeyPath, str] = {}
+    prov = _Provenance()
     base_data: dict[str, Any] = {}
     if "extends" in data:
         ext = data.pop("extends")
@@ -261,13 +309,28 @@ def _resolve(
         if not isinstance(ext, str) or not ext:
             problems.append(Problem(shown, "extends", _toml(ext), "must be a file name (a string)"))
             return None
-        base_path = (path.parent / ext).resolve()
+        if len(chain) + 1 >= MAX_EXTENDS:
+            problems.append(
+                Problem(
+                    shown, "extends", _toml(ext), f"more than {MAX_EXTENDS} files extend in a chain"
+                )
+            )
+            return None
+        try:
+            base_path = (path.parent / ext).resolve()
+            found = base_path.exists()
+        except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a name too long, a loop
+            reason = getattr(exc, "strerror", None) or str(exc).split(":")[0]
+            problems.append(
+                Problem(shown, "extends", _toml(ext[:80]), f"is not a usable file name ({reason})")
+            )
+            return None
         if base_path in chain + [here]:
             cycle = " -> ".join(_display(p) for p in chain + [here, base_path])
             problems.append(Problem(shown, "extends", _toml(ext), f"extends cycle: {cycle}"))
             return None
-        if not base_path.exists() or base_path.is_dir():
-            what = "is a folder, not a scenario file" if base_path.exists() else "no such file"
+        if not found or base_path.is_dir():
+            what = "is a folder, not a scenario file" if found else "no such file"
             problems.append(
                 Problem(shown, "extends", _toml(ext), f"{what} (looked for {_display(base_path)})")
             )
@@ -278,9 +341,9 @@ def _resolve(
         base_data, prov = base
         for key in _NOT_INHERITED:
             base_data.pop(key, None)
-            prov.pop((key,), None)
+            prov.pop((key,))
     _record(data, (), shown, prov)
-    prov[()] = shown  # anything not written anywhere (a missing key) is this file's
+    prov.entries[()] = (0, shown)  # anything not written anywhere (a missing key) is this file's
     return _merge(base_data, data), prov
 
 
@@ -303,24 +366,65 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _record(
-    data: Mapping[str, Any], prefix: KeyPath, source: str, prov: dict[KeyPath, str]
-) -> None:
+class _Provenance:
+    """Which file wrote each value: key path -> file, newest last, with prefix look-ups in O(depth).
+
+    ``below[p]`` holds the recorded paths strictly below ``p``, so replacing a table
+    by a value (and finding the file that last wrote into a table) does not scan every
+    entry: loading stays linear in the number of keys.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[KeyPath, tuple[int, str]] = {}
+        self.below: dict[KeyPath, set[KeyPath]] = {}
+        self._clock = 0
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.entries
+
+    def __getitem__(self, path: KeyPath) -> str:
+        return self.entries[path][1]
+
+    def get(self, path: KeyPath, default: str) -> str:
+        entry = self.entries.get(path)
+        return default if entry is None else entry[1]
+
+    def pop(self, path: KeyPath) -> None:
+        """Forget the entry at ``path`` (not those below it)."""
+        if self.entries.pop(path, None) is not None:
+            for n in range(len(path)):
+                self.below[path[:n]].discard(path)
+
+    def set(self, path: KeyPath, source: str) -> None:
+        """``source`` replaces everything at or below ``path``; it is the newest entry."""
+        for old in list(self.below.pop(path, ())):
+            self.pop(old)
+        self.pop(path)
+        self._clock += 1
+        self.entries[path] = (self._clock, source)
+        for n in range(len(path)):
+            self.below.setdefault(path[:n], set()).add(path)
+
+    def newest_below(self, path: KeyPath) -> str | None:
+        """The file that last wrote anything strictly below ``path``."""
+        keys = self.below.get(path)
+        if not keys:
+            return None
+        return max((self.entries[k] for k in keys), key=lambda e: e[0])[1]
+
+
+def _record(data: Mapping[str, Any], prefix: KeyPath, source: str, prov: _Provenance) -> None:
     """Note ``source`` as the origin of every value in ``data`` (lists as a whole)."""
-    for key, value in data.items():
-        path = (*prefix, key)
-        if isinstance(value, Mapping) and value:
-            prov.pop(path, None)  # a table merges into what the base wrote below it
-            _record(value, path, source, prov)
-        else:
-            _overwrite(prov, path, source)
-
-
-def _overwrite(prov: dict[KeyPath, str], path: KeyPath, source: str) -> None:
-    """``source`` replaces everything at or below ``path``; it is the newest entry."""
-    for old in [p for p in prov if p[: len(path)] == path]:
-        del prov[old]
-    prov[path] = source
+    stack: list[tuple[Mapping[str, Any], KeyPath]] = [(data, prefix)]
+    while stack:
+        table, at = stack.pop()
+        for key, value in table.items():
+            path = (*at, key)
+            if isinstance(value, Mapping) and value:
+                prov.pop(path)  # a table merges into what the base wrote below it
+                stack.append((value, path))
+            else:
+                prov.set(path, source)
 
 
 _PATH_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
@@ -341,13 +445,13 @@ def _parse_override_value(text: str) -> Any:
     """A ``--set`` value read as TOML (``0.5``, ``"x"``, ``[1, 2]``); a bare word is a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text.strip()
 
 
 def _apply_overrides(
     raw: dict[str, Any],
-    prov: dict[KeyPath, str],
+    prov: _Provenance,
     overrides: Mapping[str, Any] | Sequence[str],
     problems: list[Problem],
 ) -> list[str]:
@@ -366,6 +470,13 @@ def _apply_overrides(
         items = parsed
     applied: list[str] = []
     for key, value in items:
+        if _depth(value) > MAX_NESTING:
+            problems.append(
+                Problem(
+                    "--set", key, "", f"the value is nested more than {MAX_NESTING} levels deep"
+                )
+            )
+            continue
         applied.append(f"{key}={_toml(value)}")
         path = _parse_key_path(key)
         if path is None:
@@ -385,7 +496,7 @@ def _apply_overrides(
         if rule:
             problems.append(Problem("--set", key, _toml(value), rule))
             continue
-        _overwrite(prov, path, "--set")
+        prov.set(path, "--set")
     return applied
 
 
@@ -424,9 +535,7 @@ def _set_path(raw: dict[str, Any], path: KeyPath, value: Any) -> str | None:
 # ---------------------------------------------------------------------------
 
 
-def _translate(
-    exc: ValidationError, raw: dict[str, Any], prov: dict[KeyPath, str]
-) -> list[Problem]:
+def _translate(exc: ValidationError, raw: dict[str, Any], prov: _Provenance) -> list[Problem]:
     problems: list[Problem] = []
     for err in exc.errors():
         loc: tuple[str | int, ...] = tuple(err["loc"])
@@ -490,16 +599,16 @@ def _tag_values(table: dict[str, Any]) -> set[str]:
     return {v for k in _TAG_KEYS if isinstance(v := table.get(k), str)}
 
 
-def _origin(path: KeyPath, prov: dict[KeyPath, str]) -> str:
+def _origin(path: KeyPath, prov: _Provenance) -> str:
     """The file that wrote the value at ``path`` (or the table holding it)."""
     for n in range(len(path), 0, -1):
         if path[:n] in prov:
             return prov[path[:n]]
-    # A table: blame the most derived file that wrote into it (entries are
-    # kept newest last), since that file made the table what it is.
-    for key, source in reversed(prov.items()):
-        if key[: len(path)] == path and key:
-            return source
+    # A table: blame the most derived file that wrote into it (the newest entry
+    # below it), since that file made the table what it is.
+    newest = prov.newest_below(path) if path else None
+    if newest is not None:
+        return newest
     return prov.get((), "<scenario>")
 
 

@@ -429,7 +429,7 @@ def build_prednisone_from_start(
                 level_end = max(stage.until_day, level_start)
             continue
         day = level_end
-        while dose > stage.floor_mg:
+        while dose > stage.floor_mg and day < duration_days:  # no step after treatment ends
             dose = max(float(_dec(dose) - _dec(stage.step_mg)), stage.floor_mg)
             changes.append((day, dose))
             level_start, level_end = day, day + stage.every_days
