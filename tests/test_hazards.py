@@ -9,6 +9,8 @@ on the union of every breakpoint) gives.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,9 +19,12 @@ from hypothesis import strategies as st
 from sim import load_scenario
 from sim.exposure import etas_from_normals, pk_model
 from sim.hazards import (
+    MULTIPLIER_CEILING,
     CurrentDose,
+    FloatArray,
     Hazard,
     HazardGrid,
+    Intervals,
     MpaAuc,
     MpaBands,
     Plan,
@@ -275,7 +280,8 @@ def test_the_mmf_doses_hold_every_dose_a_chain_of_reductions_reaches(
 
 def test_a_looked_up_rate_that_overflows_is_refused() -> None:
     scenario, ctx, _ = _scenario_parts()
-    hazards = [Hazard("huge", 1e300, (MpaAuc(1.0, -600.0),))]  # e^(600 + AUC): finite alone
+    # the multiplier is cut at MULTIPLIER_CEILING (1000): a baseline of 1.5e308 makes the rate inf
+    hazards = [Hazard("huge", 1.5e308, (MpaAuc(1.0, -600.0),))]
     mpa = _models(scenario, 1, np.random.default_rng(4))
     plan = Plan(ctx.prednisone(45.0), ctx.planned_mmf, _row_of(mpa, 0))
     shared: dict = template_cache(ctx.mmf_levels)
@@ -289,10 +295,34 @@ def test_a_looked_up_rate_that_overflows_is_refused() -> None:
         HazardGrid(hazards, plan, END, {})
 
 
+@dataclass(frozen=True)
+class _UncappedMpaAuc(MpaAuc):
+    """A driver whose multiplier can be inf (no driver of the scenario's can be, since
+    MULTIPLIER_CEILING): the safety net below it must still refuse one."""
+
+    def _multiplier(self, iv: Intervals) -> FloatArray:
+        return np.asarray(
+            np.exp(self.per_mg_h_per_l * (iv.mpa_auc0_12 - self.reference_mg_h_per_l))
+        )
+
+
+def test_log_linear_multipliers_are_cut_at_the_ceiling() -> None:
+    scenario, ctx, _ = _scenario_parts()
+    mpa = _models(scenario, 1, np.random.default_rng(4))
+    plan = Plan(ctx.prednisone(45.0), ctx.planned_mmf, _row_of(mpa, 0))
+    starts, ends = np.array([0.0, 100.0]), np.array([100.0, 364.0])
+    with np.errstate(over="raise"):  # no overflow warning on the way either
+        big = MpaAuc(1.0, -700.0).multiplier(plan, starts, ends)
+        dose = CurrentDose(1000.0).multiplier(plan, starts, ends)
+    assert (big == MULTIPLIER_CEILING).all() and (dose == MULTIPLIER_CEILING).all()
+    small = MpaAuc(0.01, 60.0).multiplier(plan, starts, ends)
+    assert (small < MULTIPLIER_CEILING).all()  # below the ceiling: the formula's own value
+
+
 def test_no_lookup_when_a_multiplier_is_not_finite_at_some_dose() -> None:
     """The grids then compute the PK part, and refuse it only where it is reached."""
     scenario, ctx, _ = _scenario_parts()
-    hazards = [Hazard("huge", 0.1, (MpaAuc(1.0, -700.0),))]  # e^(700 + AUC): inf above 0 mg
+    hazards = [Hazard("huge", 0.1, (_UncappedMpaAuc(1.0, -700.0),))]  # e^(700 + AUC): inf
     mpa = _models(scenario, 2, np.random.default_rng(6))
     plan = Plan(ctx.prednisone(45.0), ctx.planned_mmf, _rows_of(mpa, np.arange(2)))
     with np.errstate(over="ignore"):
