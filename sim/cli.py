@@ -37,33 +37,55 @@ _EPILOG = (
 )
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0")
-    return value
+#: The bounds every numeric option is checked against (the help states them).
+LIMITS = {
+    "weight_kg": (1.0, 500.0),
+    "patients": (1, 1_000_000),
+    "exposure_patients": (1, 10_000_000),
+    "replicates": (1, 1_000_000),
+    "seed": (0, 2**63 - 1),
+    "workers": (1, 256),
+    "connect_timeout_s": (0.1, 3600.0),
+}
 
 
-def _whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``minimum``."""
+def _number_in(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number from ``low`` to ``high``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"{text!r} must be from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``minimum`` to ``maximum``."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r} must be >= {minimum}")
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be from {minimum} to {maximum:,}")
         return value
 
     return parse
 
 
-_positive_int = _whole_number(1)
-_seed = _whole_number(0)
+_weight_kg = _number_in(*LIMITS["weight_kg"])
+_connect_timeout = _number_in(*LIMITS["connect_timeout_s"])
+_patients = _whole_number(*LIMITS["patients"])  # type: ignore[arg-type]
+_exposure_patients = _whole_number(*LIMITS["exposure_patients"])  # type: ignore[arg-type]
+_replicates = _whole_number(*LIMITS["replicates"])  # type: ignore[arg-type]
+_seed = _whole_number(*LIMITS["seed"])  # type: ignore[arg-type]
+_workers = _whole_number(*LIMITS["workers"])  # type: ignore[arg-type]
 
 
 def _percent(text: str) -> float:
@@ -122,10 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     executor = argparse.ArgumentParser(add_help=False)
     executor.add_argument(
         "--workers",
-        type=_positive_int,
+        type=_workers,
         default=1,
         metavar="N",
-        help="local worker processes; results are identical for any number (default 1)",
+        help="local worker processes, 1-256; results are identical for any number (default 1)",
     )
     executor.add_argument(
         "--scheduler",
@@ -135,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     executor.add_argument(
         "--connect-timeout",
-        type=_positive_float,
+        type=_connect_timeout,
         default=DEFAULT_CONNECT_TIMEOUT_S,
         metavar="SECONDS",
         help="give up on a --scheduler that does not answer within this time, before "
@@ -185,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
     p.add_argument(
-        "--weight-kg", type=_positive_float, required=True, metavar="W", help="body weight, kg"
+        "--weight-kg", type=_weight_kg, required=True, metavar="W", help="body weight, 1-500 kg"
     )
     p.add_argument(
         "--csv",
@@ -207,7 +229,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
     p.add_argument(
-        "--weight-kg", type=_positive_float, required=True, metavar="W", help="body weight, kg"
+        "--weight-kg", type=_weight_kg, required=True, metavar="W", help="body weight, 1-500 kg"
     )
     p.add_argument(
         "--plot",
@@ -222,9 +244,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--patients",
-        type=_positive_int,
+        type=_exposure_patients,
         metavar="N",
-        help="also draw N patients of this weight (needs --seed; default: none)",
+        help="also draw N patients of this weight, up to 10,000,000 (needs --seed; default: none)",
     )
     p.add_argument("--seed", type=_seed, metavar="S", help="seed for --patients (no default)")
 
@@ -241,7 +263,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
     p.add_argument(
-        "--patients", type=_positive_int, required=True, metavar="N", help="patients to enrol"
+        "--patients",
+        type=_patients,
+        required=True,
+        metavar="N",
+        help="patients to enrol, 1-1,000,000",
     )
     p.add_argument("--seed", type=_seed, required=True, metavar="S", help="the seed (>= 0)")
     folder_options(p, "cohort", "results/NAME/cohort")
@@ -277,14 +303,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--replicates",
-        type=_positive_int,
+        type=_replicates,
         default=500,
         metavar="N",
-        help="replicate trials to simulate (default 500)",
+        help="replicate trials to simulate, up to 1,000,000 (default 500)",
     )
     p.add_argument(
         "--search-replicates",
-        type=_positive_int,
+        type=_replicates,
         metavar="N",
         help="replicates per step of the added-sites search (default: min(--replicates, 200))",
     )
@@ -306,10 +332,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
     p.add_argument(
         "--replicates",
-        type=_positive_int,
+        type=_replicates,
         default=1000,
         metavar="N",
-        help="replicate trials to simulate (default 1000)",
+        help="replicate trials to simulate, up to 1,000,000 (default 1000)",
     )
     p.add_argument("--seed", type=_seed, default=1, metavar="S", help="the seed (default 1)")
     folder_options(p, "run", "results/NAME/run")
@@ -347,10 +373,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--replicates",
-        type=_positive_int,
+        type=_replicates,
         default=200,
         metavar="N",
-        help="replicate trials to simulate (default 200)",
+        help="replicate trials to simulate, up to 1,000,000 (default 200)",
     )
     p.add_argument("--seed", type=_seed, default=1, metavar="S", help="the seed (default 1)")
     folder_options(p, "comparison", "results/NAME/compare, or results/NAME/compare-vary-KEY")
@@ -679,6 +705,8 @@ def _forecast(args: argparse.Namespace) -> int:
         raise DosesimError("--observed needs --as-of (the data cut-off date)")
     as_of = args.as_of or rec.start_date
     observed = read_observed(args.observed, scenario, as_of)  # bad data: before any folder
+    for warning in observed.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     out = _folder(args, "forecast", scenario, as_of.isoformat())
     identity = {
         "scenario_hash": scenario.hash,

@@ -71,6 +71,8 @@ class Observed:
     screened: dict[int, int]
     first_seen: dict[int, float] = field(default_factory=dict)
     has_data: bool = True
+    warnings: tuple[str, ...] = ()
+    """What a planner may mean but should know (e.g. more enrolled than the target)."""
 
 
 def read_observed(
@@ -95,6 +97,10 @@ def read_observed(
     start = rec.start_date
     if as_of < start:
         raise DosesimError(f"--as-of {as_of}: before the trial start date {start}")
+    if as_of > rec.deadline:
+        raise DosesimError(
+            f"--as-of {as_of}: after the deadline {rec.deadline}; nothing is left to forecast"
+        )
     as_of_day = float((as_of - start).days)
     if source is None:
         return Observed(as_of_day, [], {}, {}, has_data=False)
@@ -171,7 +177,16 @@ def read_observed(
             first_seen[i] = min([first_seen.get(i, math.inf), *seen])
     if problems:
         raise DosesimError("\n".join(problems))
-    return Observed(as_of_day, sorted(enrolments, key=lambda x: x[1]), screened, first_seen)
+    warnings: list[str] = []
+    if len(enrolments) > rec.target_enrolled:
+        extra = sorted(enrolments, key=lambda x: x[1])[rec.target_enrolled][1]
+        warnings.append(
+            f"{name}: {len(enrolments)} enrolments, more than the target of "
+            f"{rec.target_enrolled} (patient {rec.target_enrolled + 1} enrolled on trial day "
+            f"{extra:g}): the target is reached; the forecast is of the last visits only"
+        )
+    ordered = sorted(enrolments, key=lambda x: x[1])
+    return Observed(as_of_day, ordered, screened, first_seen, warnings=tuple(warnings))
 
 
 def _rows(
@@ -378,6 +393,14 @@ def forecast(
     level = check_level(level)
     obs = observed if isinstance(observed, Observed) else read_observed(observed, scenario, as_of)
     rec = recruitment_settings(scenario)
+    population = scenario.population
+    assert population is not None
+    if eligibility_probability(population, scenario.eligibility) <= 0.0:
+        raise DosesimError(
+            f"{scenario.source or scenario.name}: nobody screened can be eligible (the "
+            "eligibility probability of [population] under [eligibility] is 0): there is no "
+            "enrolment to forecast; check [eligibility]"
+        )
     posteriors = site_posteriors(scenario, obs)
     with Executor(workers, scheduler, connect_timeout_s) as executor:
         with progress_bar(replicates, "forecast", progress) as tick:

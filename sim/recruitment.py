@@ -58,6 +58,7 @@ __all__ = [
 
 PERSONS_PER_SITE = 1_000_000
 _OBSERVED_PERSON = 999_000_000
+_MAX_STAND_IN_DRAWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -446,10 +447,16 @@ def simulate_replicate(
         assert population is not None
         for j, (site_index, day) in enumerate(observed.enrolments):
             rng = stream(seed, "replicate", replicate, "observed", j)
-            while True:  # someone who was enrolled: an eligible draw from the population
+            for _ in range(_MAX_STAND_IN_DRAWS):  # an eligible draw stands in for the patient
                 person = draw_people(population, scenario.eligibility, rng, [_OBSERVED_PERSON + j])
                 if person.eligible[0]:
                     break
+            else:
+                raise DosesimError(
+                    f"{scenario.source or scenario.name}: {_MAX_STAND_IN_DRAWS:,} people drawn "
+                    "from [population] and none eligible; the observed patients cannot be "
+                    "represented: check [population.prevalence] and [eligibility]"
+                )
             before[site_index] += 1
             enrolment.append((site_index, day, _OBSERVED_PERSON + j))
             if simulate_patients:

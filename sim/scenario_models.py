@@ -560,6 +560,10 @@ class Site(_Model):
         return self
 
 
+#: The longest trial, start date to deadline, a scenario may plan (about 27 years).
+MAX_TRIAL_DAYS = 10_000
+
+
 class RecruitmentSettings(_Model):
     """``[recruitment]``: calendar, target, rate model and sites."""
 
@@ -582,6 +586,36 @@ class RecruitmentSettings(_Model):
         problems: list[tuple[KeyPath, Any, str]] = []
         if self.deadline <= self.start_date:
             problems.append((("deadline",), self.deadline, "must be after start_date"))
+        elif (self.deadline - self.start_date).days > MAX_TRIAL_DAYS:
+            problems.append(
+                (
+                    ("deadline",),
+                    self.deadline,
+                    f"must be at most {MAX_TRIAL_DAYS:,} days (about 27 years) after start_date",
+                )
+            )
+        else:
+            closes = float(((self.enrolment_deadline or self.deadline) - self.start_date).days)
+            for i, site in enumerate(self.sites):
+                opens = (
+                    site.activation_day
+                    if site.activation_day is not None
+                    else (site.activation_day_min)
+                )
+                if opens is not None and opens >= closes:
+                    key = (
+                        "activation_day"
+                        if site.activation_day is not None
+                        else ("activation_day_min")
+                    )
+                    problems.append(
+                        (
+                            ("sites", i, key),
+                            opens,
+                            f"must be before enrolment closes (trial day {closes:g}): the site "
+                            "would never screen anyone",
+                        )
+                    )
         e = self.enrolment_deadline
         if e is not None and not self.start_date < e <= self.deadline:
             problems.append(
