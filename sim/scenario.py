@@ -393,12 +393,15 @@ class _Provenance:
         """Forget the entry at ``path`` (not those below it)."""
         if self.entries.pop(path, None) is not None:
             for n in range(len(path)):
-                self.below[path[:n]].discard(path)
+                keys = self.below.get(path[:n])
+                if keys is not None:
+                    keys.discard(path)
 
     def set(self, path: KeyPath, source: str) -> None:
         """``source`` replaces everything at or below ``path``; it is the newest entry."""
-        for old in list(self.below.pop(path, ())):
+        for old in list(self.below.get(path, ())):
             self.pop(old)
+        self.below.pop(path, None)
         self.pop(path)
         self._clock += 1
         self.entries[path] = (self._clock, source)
@@ -606,7 +609,7 @@ def _origin(path: KeyPath, prov: _Provenance) -> str:
             return prov[path[:n]]
     # A table: blame the most derived file that wrote into it (the newest entry
     # below it), since that file made the table what it is.
-    newest = prov.newest_below(path) if path else None
+    newest = prov.newest_below(path)
     if newest is not None:
         return newest
     return prov.get((), "<scenario>")

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import tomli_w
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim import ScenarioError, load_scenario, scenario_from_dict
 from tests.conftest import BASE, SCENARIOS
@@ -176,3 +178,42 @@ def test_cross_field_rules(minimal: dict[str, Any]) -> None:
     assert rules["prednisone.stages[2].floor_mg"].startswith("must be <= the floor of stages[0]")
     assert rules["prednisone.maintenance_mg_per_day"].startswith("must be <= the last taper floor")
     assert rules["mmf.titration[0].g_per_day"] == "must be <= target_g_per_day (2)"
+
+
+# -- the provenance index equals the plain scan it replaced ---------------------------
+
+_KEYS = st.lists(st.sampled_from(["a", "b", "c", 0, 1]), min_size=1, max_size=4).map(tuple)
+
+
+def _naive_origin(path: tuple, prov: dict) -> str:  # type: ignore[type-arg]
+    for n in range(len(path), 0, -1):
+        if path[:n] in prov:
+            return str(prov[path[:n]])
+    for key, source in reversed(prov.items()):
+        if key[: len(path)] == path and key:
+            return str(source)
+    return str(prov.get((), "<scenario>"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), _KEYS, st.sampled_from(["f1", "f2", "--set"]))), _KEYS)
+def test_provenance_index_equals_the_plain_scan(ops: list, probe: tuple) -> None:  # type: ignore[type-arg]
+    """Setting a value replaces everything below it; popping forgets one entry; the file
+    blamed for a path is the same as with the plain dict scan (quadratic) it replaced."""
+    from sim.scenario import _origin, _Provenance
+
+    fast, plain = _Provenance(), {}
+    fast.entries[()] = (0, "root")
+    plain[()] = "root"
+    for is_set, path, source in ops:
+        if is_set:
+            fast.set(path, source)
+            for old in [p for p in plain if p[: len(path)] == path]:
+                del plain[old]
+            plain[path] = source
+        else:
+            fast.pop(path)
+            plain.pop(path, None)
+    assert {k: v[1] for k, v in fast.entries.items()} == plain
+    for n in range(len(probe) + 1):
+        assert _origin(probe[:n], fast) == _naive_origin(probe[:n], plain)

@@ -46,7 +46,7 @@ from tests.conftest import SCENARIOS
 BASE = SCENARIOS / "nct05129410.toml"
 FOUR_SITES = SCENARIOS / "nct05129410_four_sites.toml"
 START = date(2020, 12, 1)  # the base scenario's recruitment.start_date
-FAR_DEADLINE = date(2100, 1, 1)
+FAR_DEADLINE = START + timedelta(days=9_999)  # the longest trial a scenario may plan
 
 
 def _population(screen_failure: float = 0.0) -> dict[str, Any]:
