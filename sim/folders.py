@@ -378,6 +378,22 @@ class ResultsFolder:
                 target.unlink()
         shutil.rmtree(self.path / CHECKPOINT, ignore_errors=True)
 
+    def completed(self) -> dict[str, Any] | None:
+        """The folder's manifest if it holds this identity's complete results, files intact."""
+        try:
+            old = read_manifest(self.path)
+        except DosesimError:
+            return None
+        if old is None or old.get("status") != "complete" or old.get("command") != self.kind:
+            return None
+        if old.get("identity") != self.identity:
+            return None
+        try:
+            verify_files(self.path, old)
+        except DosesimError:
+            return None
+        return old
+
     # -- writing --------------------------------------------------------------
     def begin(self) -> None:
         """Mark the folder as being written (before the first result file)."""

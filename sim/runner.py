@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
-import shutil
 import statistics
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
@@ -28,10 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.checkpoint import Checkpoint
 from sim.collector import young_collections_only
 from sim.errors import DosesimError
 from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Chunk, Executor, LostExecutor, chunks_of
-from sim.fileio import atomic_write_bytes, atomic_write_text
 from sim.folders import CHECKPOINT, ResultsFolder, environment
 from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, recruitment_milestones
 from sim.progress import progress_bar
@@ -306,7 +304,13 @@ def _run_into(
 ) -> RunResult:
     path = folder.path
     replicates = folder.identity["replicates"]
-    size, finished = _prepare(path, folder.identity, resume, size, chunk_size)
+    if resume and not (path / CHECKPOINT).exists() and folder.completed():
+        # the run finished and only what follows it (its report) was interrupted
+        return _finished(folder, scenario, level)
+    checkpoint = Checkpoint(path)
+    size, finished = checkpoint.open(
+        folder.identity, scenario.to_dict_json(), resume, size, chunk_size
+    )
     chunks = chunks_of(replicates, size)
     todo = [c for c in chunks if c[0] not in finished]
     already = sum(b - a for a, b in chunks if a in finished)
@@ -315,12 +319,12 @@ def _run_into(
         with progress_bar(replicates, "run", progress) as tick:
             tick(already)
             for result in _stream(executor, scenario, seed, keep, todo):
-                _checkpoint(path, result)
+                checkpoint.save(result)
                 done_now += 1
                 tick(result["last"] - result["first"])
     except LostExecutor as exc:
         if not finished and not done_now:  # nothing to resume: a plain retry must not be refused
-            shutil.rmtree(path / CHECKPOINT, ignore_errors=True)
+            checkpoint.remove()
             raise DosesimError(f"{exc}; no replicate had finished: run the command again") from None
         n_kept = len(finished) + done_now
         raise DosesimError(
@@ -329,73 +333,31 @@ def _run_into(
         ) from None
     except BaseException:
         if not finished and not done_now:  # nothing to resume: a plain retry must not be refused
-            shutil.rmtree(path / CHECKPOINT, ignore_errors=True)
+            checkpoint.remove()
         raise
-    table, kept = _assemble(_load_chunk(path, first) for first, _ in chunks)
+    table, kept = _assemble(checkpoint.load(first) for first, _ in chunks)
     summary = summarise(table, scenario, level)
     folder.begin()
     _write_results(folder, table, kept, summary, scenario)
     manifest = folder.complete({"scenario": scenario.to_dict_json(), "chunk_size": size})
-    shutil.rmtree(path / CHECKPOINT, ignore_errors=True)
+    checkpoint.remove()
     return RunResult(table, summary, path, kept, manifest)
 
 
-def _prepare(
-    folder: Path,
-    identity: dict[str, Any],
-    resume: bool,
-    size: int,
-    chunk_size: int | None,
-) -> tuple[int, set[int]]:
-    """Check the folder's checkpoint: the chunk size to use, and the chunks a resumed run has."""
-    cp = folder / CHECKPOINT
-    marker = cp / "run.json"
-    if marker.exists():
-        try:
-            previous = json.loads(marker.read_text())
-        except (OSError, json.JSONDecodeError):
-            raise DosesimError(
-                f"{folder}: the checkpoint of an interrupted run is damaged; start again "
-                "with --overwrite"
-            ) from None
-        if not resume:
-            raise DosesimError(
-                f"{folder}: holds an interrupted run ({previous.get('scenario_name')}, seed "
-                f"{previous.get('seed')}); continue it with --resume, or start again with "
-                "--overwrite"
-            )
-        old = {k: previous.get(k, [] if k == "overrides" else None) for k in identity}
-        different = [k for k in identity if old[k] != identity[k]]
-        if different:
-            what = ", ".join(f"{k} {old[k]!r} (now {identity[k]!r})" for k in different)
-            raise DosesimError(
-                f"{folder}: the interrupted run there differs: {what}; --resume continues "
-                "the same run only"
-            )
-        kept_size = int(previous.get("chunk_size", size))
-        if chunk_size is not None and chunk_size != kept_size:
-            raise DosesimError(
-                f"{folder}: the interrupted run there has chunks of {kept_size} "
-                f"(now {chunk_size}); resume it with the same chunk size"
-            )
-        return kept_size, {int(f.stem.split("_")[1]) for f in cp.glob("chunk_*.pkl")}
-    if resume:
-        raise DosesimError(f"{folder}: no interrupted run to resume here")
-    cp.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(marker, json.dumps({**identity, "chunk_size": size}, sort_keys=True))
-    return size, set()
-
-
-def _checkpoint(folder: Path, result: dict[str, Any]) -> None:
-    path = folder / CHECKPOINT / f"chunk_{result['first']:09d}.pkl"
-    atomic_write_bytes(path, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-def _load_chunk(folder: Path, first: int) -> dict[str, Any]:
-    data: dict[str, Any] = pickle.loads(
-        (folder / CHECKPOINT / f"chunk_{first:09d}.pkl").read_bytes()
-    )
-    return data
+def _finished(folder: ResultsFolder, scenario: Scenario, level: float) -> RunResult:
+    """A run already written in ``folder`` (complete, its files as recorded), read back."""
+    manifest = folder.completed()
+    assert manifest is not None
+    try:
+        table = pd.read_csv(folder.path / "replicates.csv")
+        kept = {
+            name: pd.read_csv(folder.path / f"{name}.csv")
+            for name in _KEPT_TABLES
+            if (folder.path / f"{name}.csv").exists()
+        }
+    except (OSError, ValueError) as exc:
+        raise DosesimError(f"{folder.path}: a results file is damaged ({exc})") from None
+    return RunResult(table, summarise(table, scenario, level), folder.path, kept, manifest)
 
 
 def _assemble(parts: Iterable[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:

@@ -116,6 +116,7 @@ __all__ = [
     "TreatmentSettings",
     "WeightedCumulativeDose",
     "load_scenario",
+    "scenario_differences",
     "scenario_from_dict",
 ]
 
@@ -222,6 +223,44 @@ def _display(path: Path) -> str:
 MAX_SCENARIO_BYTES = 1 << 20
 MAX_NESTING = 16
 MAX_EXTENDS = 32
+
+
+def scenario_differences(
+    old: Mapping[str, Any], new: Mapping[str, Any], most: int = 5
+) -> list[str]:
+    """What differs between two resolved scenarios (their JSON data), as key paths.
+
+    ``["prednisone.start_mg_per_kg 1.0 (now 0.5)", ...]``, at most ``most`` of
+    them and then how many more, so that a refused resume or folder says which
+    settings changed rather than showing two hashes.
+    """
+
+    def flat(data: Any, prefix: KeyPath, out: dict[KeyPath, Any]) -> dict[KeyPath, Any]:
+        stack = [(data, prefix)]
+        while stack:
+            value, at = stack.pop()
+            if isinstance(value, Mapping) and value:
+                stack.extend((v, (*at, k)) for k, v in value.items())
+            elif isinstance(value, list) and value:
+                stack.extend((v, (*at, i)) for i, v in enumerate(value))
+            else:
+                out[at] = value
+        return out
+
+    a, b = flat(old, (), {}), flat(new, (), {})
+    keys = sorted(set(a) | set(b), key=lambda k: [str(x) for x in k])
+    missing = object()
+    out = []
+    for key in keys:
+        was, now = a.get(key, missing), b.get(key, missing)
+        if was == now or (key and key[-1] in _NOT_INHERITED):
+            continue
+        shown_was = "(absent)" if was is missing else _toml(was)
+        shown_now = "(absent)" if now is missing else _toml(now)
+        out.append(f"{_format_path(key)} {shown_was} (now {shown_now})")
+    if len(out) > most:
+        out = [*out[:most], f"and {len(out) - most} more"]
+    return out
 
 
 def _read_toml(

@@ -57,7 +57,7 @@ def _alive(pid: int) -> bool:
 
 
 def _chunks(out: Path) -> int:
-    return len(list((out / CHECKPOINT).glob("chunk_*.pkl")))
+    return len(list((out / CHECKPOINT).glob("chunk_*.json")))
 
 
 @pytest.mark.parametrize(

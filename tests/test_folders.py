@@ -211,7 +211,7 @@ def test_a_second_command_on_a_running_folder_exits_2(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         deadline = time.time() + 60
-        while time.time() < deadline and not list((out / CHECKPOINT).glob("chunk_*.pkl")):
+        while time.time() < deadline and not list((out / CHECKPOINT).glob("chunk_*.json")):
             assert first.poll() is None
             time.sleep(0.05)
         second = subprocess.run(

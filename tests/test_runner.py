@@ -100,13 +100,13 @@ def test_kill_and_resume_gives_the_uninterrupted_files(tmp_path: Path, sig: int)
            "--keep-patients", "3", "--quiet", "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / CHECKPOINT).glob("chunk_*.pkl"))) < 2:
+    while time.time() < deadline and len(list((out / CHECKPOINT).glob("chunk_*.json"))) < 2:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         time.sleep(0.05)
     proc.send_signal(sig)
     code = proc.wait()
     assert code == (130 if sig == signal.SIGINT else -signal.SIGKILL)
-    done_before = len(list((out / CHECKPOINT).glob("chunk_*.pkl")))
+    done_before = len(list((out / CHECKPOINT).glob("chunk_*.json")))
     assert 2 <= done_before < 8  # 160 replicates in chunks of 20
     assert not (out / "replicates.csv").exists()  # nothing half-written
     assert main([*cmd[3:], "--resume"]) == 0
