@@ -680,7 +680,8 @@ def _cohort(args: argparse.Namespace) -> int:
         "patients": args.patients,
     }
     provenance = {**_provenance(args, scenario), "executor": "this process", "workers": 1}
-    with ResultsFolder(out, "cohort", identity, args.overwrite, provenance) as folder:
+    data = scenario.to_dict_json()
+    with ResultsFolder(out, "cohort", identity, args.overwrite, provenance, data) as folder:
         result = simulate_cohort(scenario, args.patients, args.seed)
         folder.begin()
         folder.write_text("patients.csv", result.patients.to_csv(index=False))
@@ -724,7 +725,8 @@ def _forecast(args: argparse.Namespace) -> int:
     with connected(args.scheduler, args.connect_timeout) as scheduler:
         executor = Executor(args.workers, scheduler)
         provenance.update(executor.describe() if scheduler is None else _on_dask(scheduler))
-        with ResultsFolder(out, "forecast", identity, args.overwrite, provenance) as folder:
+        data = scenario.to_dict_json()
+        with ResultsFolder(out, "forecast", identity, args.overwrite, provenance, data) as folder:
             result = forecast(
                 scenario,
                 observed,

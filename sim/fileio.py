@@ -35,15 +35,15 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         the system's reason, and the old file, if any, is untouched.
     """
     target = Path(path)
-    if target.is_dir():
-        raise DosesimError(f"{target}: is a folder; give a file name")
-    for folder in target.parents:  # the nearest existing folder on the way must be one
-        if folder.exists():
-            if not folder.is_dir():
-                raise DosesimError(f"{target}: {folder} is a file, not a folder")
-            break
     tmp: str | None = None
     try:
+        if target.is_dir():
+            raise DosesimError(f"{target}: is a folder; give a file name")
+        for folder in target.parents:  # the nearest existing folder on the way must be one
+            if folder.exists():
+                if not folder.is_dir():
+                    raise DosesimError(f"{target}: {folder} is a file, not a folder")
+                break
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, "wb") as fh:

@@ -242,6 +242,9 @@ class ResultsFolder:
     provenance : mapping, optional
         Recorded in the manifest as is (command line, overrides, scenario
         files, executor, ...).
+    scenario : mapping, optional
+        The resolved scenario's data: a refusal for another scenario then says
+        which settings differ.
     """
 
     def __init__(
@@ -251,12 +254,14 @@ class ResultsFolder:
         identity: Mapping[str, Any],
         overwrite: bool = False,
         provenance: Mapping[str, Any] | None = None,
+        scenario: Mapping[str, Any] | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown results kind {kind!r}")
         self.path = Path(path)
         self.kind = kind
         self.identity = dict(identity)
+        self.scenario = scenario
         self.overwrite = overwrite
         self.provenance = dict(provenance or {})
         self.files: dict[str, str] = {}
@@ -354,10 +359,19 @@ class ResultsFolder:
             k: old.get(k, [] if k == "overrides" else None) for k in self.identity
         }
         if dict(previous) != self.identity:
+            what = _differences(previous, self.identity)
+            if (
+                previous.get("scenario_hash") != self.identity.get("scenario_hash")
+                and isinstance(old.get("scenario"), Mapping)
+                and self.scenario is not None
+            ):
+                from sim.scenario import scenario_differences
+
+                changed = "; ".join(scenario_differences(old["scenario"], self.scenario))
+                what = f"the scenario ({changed or 'only its name'}), " + what
             raise DosesimError(
-                f"{self.path}: holds the results of another dosesim {kind}: "
-                f"{_differences(previous, self.identity)}; write elsewhere with --out, or add "
-                "--overwrite to replace them"
+                f"{self.path}: holds the results of another dosesim {kind}: {what}; write "
+                "elsewhere with --out, or add --overwrite to replace them"
             )
 
     def _clear(self, old: Mapping[str, Any] | None) -> None:

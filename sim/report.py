@@ -108,14 +108,19 @@ def load_results(folder: str | Path, level: float | None = None) -> tuple[Scenar
         ) from None
     except (KeyError, ValueError, pd.errors.ParserError) as exc:
         raise DosesimError(f"{folder}: a results file is damaged ({exc})") from None
-    files = tuple((f["path"], f["sha256"]) for f in manifest.get("scenario_files", []))
-    scenario = scenario.with_provenance(files, tuple(manifest.get("overrides", [])))
-    if level is None:
-        try:
-            level = float(json.loads((folder / "summary.json").read_text())["level"])
-        except (OSError, KeyError, TypeError, ValueError):
-            level = DEFAULT_LEVEL
-    summary = summarise(replicates, scenario, level)
+    try:
+        files = tuple((f["path"], f["sha256"]) for f in manifest.get("scenario_files", []))
+        scenario = scenario.with_provenance(files, tuple(manifest.get("overrides", [])))
+        if level is None:
+            try:
+                level = float(json.loads((folder / "summary.json").read_text())["level"])
+            except (OSError, KeyError, TypeError, ValueError):
+                level = DEFAULT_LEVEL
+        summary = summarise(replicates, scenario, level)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DosesimError(
+            f"{folder}: replicates.csv or manifest.json is damaged ({type(exc).__name__}: {exc})"
+        ) from None
     return scenario, RunResult(replicates, summary, folder, kept, manifest)
 
 

@@ -276,6 +276,7 @@ def run(
             identity,
             overwrite=overwrite,
             provenance={**provenance(scenario, command_line), **executor.describe()},
+            scenario=scenario.to_dict_json(),
         )
         with folder:
             return _run_into(
