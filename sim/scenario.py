@@ -303,10 +303,10 @@ def _read_toml(
         fail(f"invalid TOML: {exc}")
         return None
     except RecursionError:
-        fail(f"values are nested more than {MAX_NESTING} levels deep")
+        fail(f"too deeply nested: tables and lists may nest at most {MAX_NESTING} levels")
         return None
     if _depth(parsed) > MAX_NESTING:
-        fail(f"values are nested more than {MAX_NESTING} levels deep")
+        fail(f"too deeply nested: tables and lists may nest at most {MAX_NESTING} levels")
         return None
     return parsed
 

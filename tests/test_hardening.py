@@ -206,7 +206,7 @@ def test_6_odd_scenario_files_are_problems_not_tracebacks(tmp_path: Path) -> Non
     done = _dosesim(["validate", *map(str, files.values())], tmp_path)
     err = _clean_error(done)
     assert err.count("error: ") == len(files), err
-    for rule in ("is not a usable file name", "nested more than 16 levels", "not a regular file",
+    for rule in ("is not a usable file name", "nest at most 16 levels", "not a regular file",
                  "more than 32 files extend", "larger than 1024 KiB"):  # fmt: skip
         assert rule in err, rule
 
