@@ -283,9 +283,9 @@ class ResultsFolder:
 
     def open(self) -> None:
         """Create the folder, take its lock, and check (or clear) what it holds."""
-        if self.path.exists() and not self.path.is_dir():
-            raise DosesimError(f"{self.path}: is a file, not a folder; choose another --out")
         try:
+            if self.path.exists() and not self.path.is_dir():
+                raise DosesimError(f"{self.path}: is a file, not a folder; choose another --out")
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DosesimError(f"{self.path}: cannot create the folder ({exc.strerror})") from None
