@@ -428,3 +428,29 @@ def test_14_a_million_exposure_patients_is_one_block(tmp_path: Path) -> None:
         tmp_path,
     )
     assert done.returncode == 0 and "1000000 patients of 70 kg" in done.stdout
+
+
+def test_11_a_kill_in_the_report_phase_then_resume(tmp_path: Path) -> None:
+    """kill -9 as soon as the data are complete (the report is then being drawn, about a
+    second): --resume writes the report and the data files stay as they were."""
+    import signal
+    import time
+
+    out = tmp_path / "r"
+    args = ["run", str(BASE), "--replicates", "60", "--seed", "6", "--keep-patients", "60",
+            "--quiet", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "sim", *args], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    manifest = out / "manifest.json"
+    deadline = time.time() + NO_HANG_S
+    while time.time() < deadline and proc.poll() is None:
+        if manifest.exists() and '"status": "complete"' in manifest.read_text():
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    data = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".csv"}
+    assert "replicates.csv" in data
+    assert main([*args, "--resume"]) == 0
+    assert (out / "report.html").exists()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".csv"} == data
