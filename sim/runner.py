@@ -305,10 +305,12 @@ def _run_into(
 ) -> RunResult:
     path = folder.path
     replicates = folder.identity["replicates"]
-    if resume and not (path / CHECKPOINT).exists() and folder.completed():
-        # the run finished and only what follows it (its report) was interrupted
-        return _finished(folder, scenario, level)
     checkpoint = Checkpoint(path)
+    if resume and folder.completed():
+        # the run finished; only what follows it was interrupted (removing the checkpoint,
+        # writing the report)
+        checkpoint.remove()
+        return _finished(folder, scenario, level)
     size, finished = checkpoint.open(
         folder.identity, scenario.to_dict_json(), resume, size, chunk_size
     )

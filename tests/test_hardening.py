@@ -403,7 +403,10 @@ def test_11_resume_finishes_a_run_whose_report_was_interrupted(tmp_path: Path) -
     assert main(args) == 0
     data = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".csv"}
     (out / "report.html").unlink()  # as a kill during the report leaves it
+    (out / CHECKPOINT).mkdir()  # and a kill while the checkpoint was being removed
+    (out / CHECKPOINT / "chunk_000000000.json").write_text("{}")
     assert main([*args, "--resume"]) == 0
+    assert not (out / CHECKPOINT).exists()
     assert (out / "report.html").exists()
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".csv"} == data
 
