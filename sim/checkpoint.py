@@ -26,13 +26,31 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import DosesimError
-from sim.fileio import atomic_write_bytes, atomic_write_text
+from sim.fileio import atomic_write_bytes, atomic_write_text, read_regular_file
 from sim.folders import CHECKPOINT
 from sim.scenario import scenario_differences
 
 __all__ = ["Checkpoint", "decode_chunk", "encode_chunk"]
 
 _MARKER = "run.json"
+_MARKER_BYTES = 64 << 20
+_CHUNK_BYTES = 4 << 30
+#: Columns every chunk's replicate rows have (the others vary with the scenario).
+_CORE_COLUMNS = ("replicate", "screened", "enrolled", "screen_failures", "target_reached")
+
+
+def _check_chunk(chunk: Mapping[str, Any], first: int, last: int) -> None:
+    """A decoded chunk is the one expected: its replicates, one row each, the core columns."""
+    if (chunk["first"], chunk["last"]) != (first, last):
+        raise ValueError(f"holds replicates {chunk['first']}-{chunk['last']}, not {first}-{last}")
+    rows = chunk["rows"]
+    missing = [c for c in _CORE_COLUMNS if c not in rows.columns]
+    if missing:
+        raise ValueError(f"its rows lack {', '.join(missing)}")
+    if list(rows["replicate"]) != list(range(first, last)):
+        raise ValueError("its rows are not one per replicate, in order")
+    if not isinstance(chunk["kept"], dict):
+        raise ValueError("its kept tables are not a table")
 
 
 def _frame_to_json(frame: pd.DataFrame) -> dict[str, Any]:
@@ -90,7 +108,7 @@ def decode_chunk(data: bytes) -> dict[str, Any]:
         "first": int(raw["first"]),
         "last": int(raw["last"]),
         "rows": _frame_from_json(raw["rows"]),
-        "kept": {str(k): _frame_from_json(v) for k, v in raw["kept"].items()},
+        "kept": {str(k): _frame_from_json(v) for k, v in dict(raw["kept"]).items()},
     }
 
 
@@ -108,6 +126,7 @@ class Checkpoint:
         self.path = folder / CHECKPOINT
         self.chunks: dict[int, str] = {}
         self._marker: dict[str, Any] = {}
+        self._size = self._replicates = 0
 
     def _damaged(self, what: str) -> DosesimError:
         return DosesimError(
@@ -148,15 +167,18 @@ class Checkpoint:
             if resume:
                 raise DosesimError(f"{self.folder}: no interrupted run to resume here")
             self._marker = {**identity, "chunk_size": size, "scenario": scenario, "chunks": {}}
+            if self.path.exists() and not self.path.is_dir():
+                raise self._damaged(f"{CHECKPOINT} is a file")
             self.path.mkdir(parents=True, exist_ok=True)
             self._write_marker()
+            self._size, self._replicates = size, int(identity["replicates"])
             return size, set()
         try:
-            previous = json.loads(marker.read_text(encoding="utf-8"))
+            previous = json.loads(read_regular_file(marker, _MARKER_BYTES).decode("utf-8"))
             if not isinstance(previous, dict):
                 raise ValueError("not a JSON object")
-        except (OSError, ValueError) as exc:
-            raise self._damaged(f"{_MARKER}: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise self._damaged(f"{_MARKER}: {type(exc).__name__}") from None
         if not resume:
             raise DosesimError(
                 f"{self.folder}: holds an interrupted run ({previous.get('scenario_name')}, "
@@ -177,10 +199,15 @@ class Checkpoint:
                 f"{self.folder}: the interrupted run there differs in {', '.join(parts)}; "
                 "--resume continues the same run only"
             )
+        replicates = int(identity["replicates"])
         try:
-            kept_size = int(previous.get("chunk_size", size))
+            kept_size = previous.get("chunk_size", size)
+            if not isinstance(kept_size, int) or not 1 <= kept_size <= max(replicates, 1):
+                raise ValueError(f"chunk_size {kept_size!r}")
             recorded = {int(k): str(v) for k, v in dict(previous.get("chunks", {})).items()}
-        except (TypeError, ValueError) as exc:
+            if any(first % kept_size or not 0 <= first < replicates for first in recorded):
+                raise ValueError("a chunk that is not one of this run's")
+        except (TypeError, ValueError, OverflowError) as exc:
             raise self._damaged(f"{_MARKER}: {exc}") from None
         if chunk_size is not None and chunk_size != kept_size:
             raise DosesimError(
@@ -193,6 +220,7 @@ class Checkpoint:
                 raise self._damaged(f"chunk_{first:09d}.json is missing or has another sha256")
         self._marker = {**previous, "scenario": previous.get("scenario", scenario)}
         self.chunks = recorded
+        self._size, self._replicates = kept_size, replicates
         return kept_size, set(self.chunks)
 
     def _check_files(self) -> None:
@@ -232,16 +260,25 @@ class Checkpoint:
     def load(self, first: int) -> dict[str, Any]:
         """A finished chunk, trusted only if its bytes have the recorded sha256."""
         path = self._file(first)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise self._damaged(f"{path.name}: {exc.strerror}") from None
+        if path.is_symlink():
+            raise self._damaged(f"{path.name} is a link")
+        data = read_regular_file(path, _CHUNK_BYTES)
         if hashlib.sha256(data).hexdigest() != self.chunks.get(first):
             raise self._damaged(f"{path.name} does not have the sha256 recorded for it")
+        last = min(first + self._size, self._replicates)
         try:
-            return decode_chunk(data)
-        except (ValueError, KeyError, TypeError) as exc:
+            chunk = decode_chunk(data)
+            _check_chunk(chunk, first, last)
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            OverflowError,
+            RecursionError,
+            AttributeError,
+        ) as exc:
             raise self._damaged(f"{path.name}: {exc}") from None
+        return chunk
 
     def remove(self) -> None:
         """Remove the checkpoint (the run is written, or nothing of it was finished)."""

@@ -343,7 +343,7 @@ def _parser() -> argparse.ArgumentParser:
         "--keep-patients",
         default="100",
         metavar="K|all",
-        help="per-patient tables for the first K replicates (default 100)",
+        help="per-patient tables for the first K replicates, 0-1,000,000 or all (default 100)",
     )
     p.add_argument(
         "--resume",
@@ -697,6 +697,7 @@ def _forecast(args: argparse.Namespace) -> int:
     from sim.executors import Executor, connected
     from sim.folders import ResultsFolder, sha256_file
     from sim.forecast import forecast, read_observed
+    from sim.recruitment import require_eligibility
     from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
@@ -706,6 +707,7 @@ def _forecast(args: argparse.Namespace) -> int:
     if args.observed is not None and args.as_of is None:
         raise DosesimError("--observed needs --as-of (the data cut-off date)")
     as_of = args.as_of or rec.start_date
+    require_eligibility(scenario)  # before any folder is made
     observed = read_observed(args.observed, scenario, as_of)  # bad data: before any folder
     for warning in observed.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -803,8 +805,8 @@ def _keep(text: str) -> int | None:
         keep = int(text)
     except ValueError:
         raise DosesimError(f"--keep-patients {text!r}: a number or 'all'") from None
-    if keep < 0:
-        raise DosesimError(f"--keep-patients {keep}: must be >= 0")
+    if not 0 <= keep <= LIMITS["replicates"][1]:
+        raise DosesimError(f"--keep-patients {keep}: must be from 0 to 1,000,000, or 'all'")
     return keep
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import re
 import signal
 import sys
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -349,6 +350,8 @@ class _QuietDask:
 
 
 _SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+#: A host name, an IPv4 address, or an IPv6 address in brackets.
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\]")
 
 
 def check_address(address: str) -> str:
@@ -364,7 +367,8 @@ def check_address(address: str) -> str:
     if not sep:
         scheme, rest = "tcp", address
     host, colon, port = rest.rpartition(":")
-    if scheme not in _SCHEMES or not colon or not host or not port.isdigit():
+    well_formed = bool(_HOST.fullmatch(host)) and port.isdigit() and 0 < int(port) < 65536
+    if scheme not in _SCHEMES or not colon or not well_formed:
         raise DosesimError(
             f"--scheduler {address}: not a scheduler address; give SCHEME://HOST:PORT, e.g. "
             f"tcp://10.0.0.5:8786 (schemes: {', '.join(_SCHEMES)})"

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from sim.errors import DosesimError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_regular_file",
+    "read_regular_file",
+]
 
 
 def _default_mode() -> int:
@@ -39,6 +45,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         if target.is_dir():
             raise DosesimError(f"{target}: is a folder; give a file name")
+        if target.exists() and not target.is_file():  # a device or a pipe: never replaced
+            raise DosesimError(f"{target}: is not a regular file; give a file name")
         for folder in target.parents:  # the nearest existing folder on the way must be one
             if folder.exists():
                 if not folder.is_dir():
@@ -66,3 +74,49 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` as UTF-8 to ``path`` atomically (see :func:`atomic_write_bytes`)."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_regular_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it is a regular file (a link to one is fine); a clear error otherwise.
+
+    A pipe would block a read forever and a device (``/dev/zero``) never end it,
+    so inputs are checked before they are opened.
+
+    Raises
+    ------
+    DosesimError
+        No such file, a folder, or not a regular file (a pipe, a device, a socket).
+    """
+    target = Path(path)
+    try:
+        info = target.stat()
+    except FileNotFoundError:
+        raise DosesimError(f"{target}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise DosesimError(
+            f"{target}: cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DosesimError(f"{target}: is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise DosesimError(f"{target}: is not a regular file (a pipe, a device or a socket)")
+    return target
+
+
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (:func:`check_regular_file`).
+
+    Raises
+    ------
+    DosesimError
+        As :func:`check_regular_file`, a file larger than ``max_bytes``, or a read error.
+    """
+    target = check_regular_file(path)
+    try:
+        with target.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise DosesimError(f"{target}: cannot be read ({exc.strerror})") from None
+    if len(data) > max_bytes:
+        raise DosesimError(f"{target}: larger than {max_bytes:,} bytes; not a file dosesim wrote")
+    return data

@@ -28,6 +28,7 @@ import os
 import platform
 import re
 import shutil
+import stat
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ from types import TracebackType
 from typing import Any
 
 from sim.errors import DosesimError
-from sim.fileio import atomic_write_bytes
+from sim.fileio import atomic_write_bytes, read_regular_file
 
 __all__ = [
     "KINDS",
@@ -159,19 +160,39 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
         The manifest is not JSON (a damaged folder).
     """
     path = Path(folder) / MANIFEST
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DosesimError(f"{path}: cannot be read ({exc})") from None
+    raw = read_regular_file(path, _MANIFEST_BYTES)
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise DosesimError(f"{path}: damaged, not JSON ({exc.msg}, line {exc.lineno})") from None
+    except (UnicodeDecodeError, RecursionError):
+        raise DosesimError(f"{path}: damaged, not a manifest") from None
+    problem = _manifest_problem(data)
+    if problem:
+        raise DosesimError(f"{path}: damaged, {problem}")
+    return dict(data)
+
+
+_MANIFEST_BYTES = 64 << 20
+
+
+def _manifest_problem(data: Any) -> str | None:
+    """What is wrong with the shape of a manifest, or None."""
     if not isinstance(data, dict):
-        raise DosesimError(f"{path}: damaged, not a manifest")
-    return data
+        return "not a manifest"
+    files = data.get("files", {})
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        return "its files are not a table of names and sha256"
+    if "identity" in data and not isinstance(data["identity"], dict):
+        return "its identity is not a table"
+    for key in ("command", "status"):
+        if key in data and not isinstance(data[key], str):
+            return f"its {key} is not text"
+    return None
 
 
 def verify_files(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> None:
@@ -185,7 +206,9 @@ def verify_files(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) ->
     folder = Path(folder)
     for name, digest in sorted(manifest.get("files", {}).items()):
         path = folder / name
-        if not path.is_file():
+        if path.parent != folder or name in ("", ".", ".."):
+            raise DosesimError(f"{folder}: {MANIFEST} lists {name!r}, not a file of this folder")
+        if path.is_symlink() or not path.is_file():
             raise DosesimError(
                 f"{folder}: {name} is missing (listed in {MANIFEST}); the folder is incomplete"
             )
@@ -390,7 +413,10 @@ class ResultsFolder:
                 continue
             if target.is_file() or target.is_symlink():
                 target.unlink()
-        shutil.rmtree(self.path / CHECKPOINT, ignore_errors=True)
+        checkpoint = self.path / CHECKPOINT
+        if checkpoint.is_symlink() or checkpoint.is_file():
+            checkpoint.unlink()
+        shutil.rmtree(checkpoint, ignore_errors=True)
 
     def completed(self) -> dict[str, Any] | None:
         """The folder's manifest if it holds this identity's complete results, files intact."""
@@ -490,10 +516,16 @@ def acquire_lock(folder: Path) -> int:
         Another process holds it (its pid is named), or the folder is not writable.
     """
     path = folder / LOCK_FILE
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, flags, 0o644)  # never through a link, never blocked by a pipe
     except OSError as exc:
-        raise DosesimError(f"{folder}: cannot write here ({exc.strerror})") from None
+        raise DosesimError(
+            f"{path}: cannot be used as the folder's lock ({exc.strerror}); remove it"
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DosesimError(f"{path}: is not a regular file; remove it")
     if not _try_lock(fd):
         holder = _read_pid(fd)
         os.close(fd)

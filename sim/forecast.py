@@ -28,9 +28,10 @@ import pandas as pd
 
 from sim.errors import DosesimError
 from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Executor, chunks_of
+from sim.fileio import read_regular_file
 from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, recruitment_milestones
 from sim.population import eligibility_probability
-from sim.recruitment import recruitment_settings, simulate_replicate
+from sim.recruitment import recruitment_settings, require_eligibility, simulate_replicate
 from sim.scenario import Scenario
 from sim.site_rates import SiteRate
 
@@ -42,6 +43,8 @@ __all__ = [
     "read_observed",
     "site_posteriors",
 ]
+
+_OBSERVED_BYTES = 100 << 20  # far above any trial's enrolment log
 
 #: The probability of completing by the deadline the sites search aims for.
 SEARCH_PROBABILITY = 0.8
@@ -109,6 +112,7 @@ def read_observed(
     names = [s.name for s in rec.sites]
     problems: list[str] = []
     enrolments: list[tuple[int, float]] = []
+    lines_of: list[int] = []  # the CSV line of each enrolment
     screened: dict[int, int] = {}
     first_seen: dict[int, float] = {}
     has_screened = "screened_date" in header
@@ -165,6 +169,7 @@ def read_observed(
             problems.append(f"{name}: line {line}: screened_date is after enrolled_date")
         if enrolled is not None:
             enrolments.append((i, float((enrolled - start).days)))
+            lines_of.append(line)
             cap = spec.cap
             if cap is not None and sum(1 for s, _ in enrolments if s == i) == cap + 1:
                 problems.append(
@@ -179,11 +184,13 @@ def read_observed(
         raise DosesimError("\n".join(problems))
     warnings: list[str] = []
     if len(enrolments) > rec.target_enrolled:
-        extra = sorted(enrolments, key=lambda x: x[1])[rec.target_enrolled][1]
+        by_day = sorted(range(len(enrolments)), key=lambda j: enrolments[j][1])
+        beyond = sorted(lines_of[j] for j in by_day[rec.target_enrolled :])
+        shown = ", ".join(str(n) for n in beyond[:5]) + (", ..." if len(beyond) > 5 else "")
         warnings.append(
             f"{name}: {len(enrolments)} enrolments, more than the target of "
-            f"{rec.target_enrolled} (patient {rec.target_enrolled + 1} enrolled on trial day "
-            f"{extra:g}): the target is reached; the forecast is of the last visits only"
+            f"{rec.target_enrolled} (beyond it: line {shown}): the target is reached; the "
+            "forecast is of the last visits only"
         )
     ordered = sorted(enrolments, key=lambda x: x[1])
     return Observed(as_of_day, ordered, screened, first_seen, warnings=tuple(warnings))
@@ -200,10 +207,8 @@ def _rows(
         lines = [(i + 2, {str(k): str(v) for k, v in r.items()}) for i, r in enumerate(records)]
     else:
         try:
-            text = Path(source).read_bytes().decode("utf-8-sig")
-        except FileNotFoundError:
-            raise DosesimError(f"{name}: no such file") from None
-        except (UnicodeDecodeError, IsADirectoryError):
+            text = read_regular_file(source, _OBSERVED_BYTES).decode("utf-8-sig")
+        except UnicodeDecodeError:
             raise DosesimError(f"{name}: not a CSV file (not UTF-8 text)") from None
         if "\x00" in text:
             raise DosesimError(f"{name}: not a CSV file")
@@ -393,14 +398,7 @@ def forecast(
     level = check_level(level)
     obs = observed if isinstance(observed, Observed) else read_observed(observed, scenario, as_of)
     rec = recruitment_settings(scenario)
-    population = scenario.population
-    assert population is not None
-    if eligibility_probability(population, scenario.eligibility) <= 0.0:
-        raise DosesimError(
-            f"{scenario.source or scenario.name}: nobody screened can be eligible (the "
-            "eligibility probability of [population] under [eligibility] is 0): there is no "
-            "enrolment to forecast; check [eligibility]"
-        )
+    require_eligibility(scenario)
     posteriors = site_posteriors(scenario, obs)
     with Executor(workers, scheduler, connect_timeout_s) as executor:
         with progress_bar(replicates, "forecast", progress) as tick:

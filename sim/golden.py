@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.errors import DosesimError
-from sim.fileio import atomic_write_text
+from sim.fileio import atomic_write_text, read_regular_file
 from sim.scenario import Scenario
 from sim.schedule import Schedule, build_schedules
 
@@ -107,6 +107,17 @@ class CheckResult:
         return not self.differences
 
 
+_GOLDEN_BYTES = 50 << 20
+
+
+def _read(path: Path) -> str:
+    """A golden file's text, or a clear error (a folder, a device, not UTF-8 text)."""
+    try:
+        return read_regular_file(path, _GOLDEN_BYTES).decode("utf-8")
+    except UnicodeDecodeError:
+        raise DosesimError(f"{path}: not a golden schedule file (not UTF-8 text)") from None
+
+
 def golden_path(scenario_file: str | Path, golden_dir: str | Path | None) -> Path:
     """Where a scenario's golden CSV lives: ``<golden_dir>/<file stem>.csv``.
 
@@ -143,7 +154,7 @@ def check_scenario(
     current = golden_text(scenario, weights_kg)
     name = Path(scenario_file).stem
     if update:
-        old = path.read_text(encoding="utf-8") if path.exists() else None
+        old = _read(path) if path.exists() and path.is_file() else None
         if old != current:
             atomic_write_text(path, current)
         return CheckResult(str(scenario_file), path, [], updated=old != current)
@@ -153,7 +164,7 @@ def check_scenario(
             path,
             [f"{name}: no golden file {path}; create it with `dosesim check --update`"],
         )
-    golden = _parse(path.read_text(encoding="utf-8"), path)
+    golden = _parse(_read(path), path)
     now = _parse(current, path)
     return CheckResult(str(scenario_file), path, _diff(name, golden, now))
 

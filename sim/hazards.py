@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from sim.errors import DosesimError
 from sim.exposure import OralOneCompartment, steady_state_window_auc
 from sim.scenario import (
     AdverseEvent,
@@ -65,6 +66,22 @@ DAYS_PER_YEAR = 365.25
 #: a scenario may set. It keeps ``exp(1.0 * 5,000 mg*day)`` from overflowing to inf and
 #: stopping the run; no clinically meaningful multiplier comes near it.
 MULTIPLIER_CEILING = 1000.0
+
+
+class RateOverflow(DosesimError, FloatingPointError):
+    """A hazard's rate is not a finite number: its baseline times its multipliers overflow.
+
+    A :class:`~sim.errors.DosesimError` (the command says so, exit status 2), and a
+    ``FloatingPointError`` as before.
+    """
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()}: a baseline_per_year times its multipliers exceeds what "
+            "a floating-point number holds; lower them, or give the multipliers a cap"
+        )
+
+
 _SHARED_GRIDS_MAX = 20_000
 MMF_LEVELS = ("mmf levels",)
 """Key of a template cache's MMF doses: mg/day -> column of :func:`pk_level_multipliers`."""
@@ -153,7 +170,7 @@ class Driver(ABC):
     def _checked(self, iv: Intervals) -> FloatArray:
         m = np.asarray(self._multiplier(iv), dtype=np.float64)
         if not np.all(np.isfinite(m) & (m >= 0)):
-            raise FloatingPointError(f"{type(self).__name__} gave a multiplier that is not finite")
+            raise RateOverflow(f"{type(self).__name__} gave a multiplier that is not finite")
         return m
 
 
@@ -412,7 +429,7 @@ def _grid(
     rates = np.vstack([h._rate(iv) for h in hazards])
     if not np.all(np.isfinite(rates) & (rates >= 0)):  # one check for every driver
         bad = [h.name for h, r in zip(hazards, rates, strict=True) if not np.all(np.isfinite(r))]
-        raise FloatingPointError(f"hazard(s) {', '.join(bad)} gave a rate that is not finite")
+        raise RateOverflow(f"hazard(s) {', '.join(bad)} gave a rate that is not finite")
     return starts, ends, rates
 
 
@@ -499,7 +516,7 @@ class HazardGrid:
         cum = np.zeros((len(hazards), starts.size + 1))
         np.add.accumulate(rates * widths, 1, out=cum[:, 1:])  # what np.cumsum does
         if checked and not math.isfinite(cum[:, -1].sum()):
-            raise FloatingPointError("a hazard gave a rate that is not finite")
+            raise RateOverflow("a hazard gave a rate that is not finite")
         self._set(starts, ends, rates, cum)
 
     def _set(
@@ -601,7 +618,7 @@ def _sorted_edges(points: Iterable[float], *more: FloatArray) -> FloatArray:
 def _check_rates(rates: FloatArray) -> None:
     # the sum is finite only if every rate is (NaN and infinity both spread)
     if not (rates.min() >= 0 and math.isfinite(rates.sum())):
-        raise FloatingPointError("a hazard gave a rate that is not finite")
+        raise RateOverflow("a hazard gave a rate that is not finite")
 
 
 class _Template(NamedTuple):

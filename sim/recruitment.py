@@ -35,6 +35,7 @@ from sim.population import (
     People,
     PeopleSource,
     draw_people,
+    eligibility_probability,
     first_blocks,
     screening_criteria,
 )
@@ -46,10 +47,12 @@ if TYPE_CHECKING:
     from sim.forecast import Observed
 
 __all__ = [
+    "MAX_SCREENED_PER_REPLICATE",
     "PERSONS_PER_SITE",
     "SiteDraw",
     "TrialResult",
     "recruitment_settings",
+    "require_eligibility",
     "simulate_replicate",
     "simulate_trial",
     "simulate_trials",
@@ -59,6 +62,9 @@ __all__ = [
 PERSONS_PER_SITE = 1_000_000
 _OBSERVED_PERSON = 999_000_000
 _MAX_STAND_IN_DRAWS = 100_000
+#: More people screened in one replicate than this stop the run with a message: each
+#: person drawn holds a row of random numbers, and no trial screens this many.
+MAX_SCREENED_PER_REPLICATE = 200_000
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,24 @@ class TrialResult:
         return self.cohort
 
 
+def require_eligibility(scenario: Scenario) -> None:
+    """A clear error when nobody screened can be eligible (the closed-form probability is 0).
+
+    Raises
+    ------
+    DosesimError
+        Naming the scenario (as modified by ``--set``, if it was).
+    """
+    population = scenario.population
+    if population is None:
+        return
+    if eligibility_probability(population, scenario.eligibility) <= 0.0:
+        raise DosesimError(
+            f"{scenario.label}: nobody screened can be eligible (the eligibility probability "
+            "of [population] under [eligibility] is 0); check [eligibility]"
+        )
+
+
 def recruitment_settings(scenario: Scenario) -> RecruitmentSettings:
     """The scenario's ``[recruitment]`` table, or a clear error when it has none."""
     scenario.require("recruitment", purpose="recruitment")
@@ -159,6 +183,8 @@ class _Recruitment:
     sources: list[PeopleSource] = field(default_factory=list)
     first: dict[int, tuple[np.random.Generator, People]] = field(default_factory=dict)
     """Site i's people stream and first block, when drawn ahead (:func:`simulate_trials`)."""
+    drawn: int = 0
+    """People drawn so far by every site (screened, or drawn ahead to be screened)."""
 
     def __post_init__(self) -> None:
         rec = recruitment_settings(self.cohort.scenario)
@@ -197,6 +223,14 @@ class _Recruitment:
         t, rate = max(draw.activation_day, self.start_day), draw.rate_per_day
         while True:
             block = people.next_block()
+            self.drawn += len(block)
+            if self.drawn > MAX_SCREENED_PER_REPLICATE:
+                raise DosesimError(
+                    f"{self.cohort.scenario.source or self.cohort.scenario.name}: more than "
+                    f"{MAX_SCREENED_PER_REPLICATE:,} people screened in one replicate trial; "
+                    "the screening rates and eligibility are far outside any trial's (check "
+                    "[recruitment.sites] and [eligibility])"
+                )
             times = _arrival_times(t, arrivals.standard_exponential(len(block)), rate, spec)
             n = int(np.searchsorted(times, self.last_day, side="right"))  # up to the deadline
             days.append(times[:n])

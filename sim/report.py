@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from sim import __version__
 from sim.errors import DosesimError
-from sim.fileio import atomic_write_text
+from sim.fileio import atomic_write_text, check_regular_file
 from sim.folders import MANIFEST, folder_lock, read_manifest, verify_files
 from sim.milestones import DEFAULT_LEVEL, interval_label, level_quantiles
 from sim.runner import RunResult, summarise
@@ -95,9 +95,9 @@ def load_results(folder: str | Path, level: float | None = None) -> tuple[Scenar
         )
     verify_files(folder, manifest)
     try:
-        replicates = pd.read_csv(folder / "replicates.csv")
+        replicates = pd.read_csv(check_regular_file(folder / "replicates.csv"))
         kept = {
-            name: pd.read_csv(folder / f"{name}.csv", keep_default_na=True)
+            name: pd.read_csv(check_regular_file(folder / f"{name}.csv"), keep_default_na=True)
             for name in _TABLES
             if (folder / f"{name}.csv").exists()
         }
@@ -473,8 +473,12 @@ def write_report(
     """
     if not Path(folder).is_dir():
         raise DosesimError(f"{folder}: no such results folder")
+    path = Path(out) if out is not None else Path(folder) / "report.html"
+    if out is not None:  # written elsewhere: the folder is only read (it may be read-only)
+        scenario, result = load_results(folder, level)
+        atomic_write_text(path, render_report(scenario, result))
+        return path
     with folder_lock(folder):  # no run writes the folder while its report is made
         scenario, result = load_results(folder, level)
-        path = Path(out) if out is not None else Path(folder) / "report.html"
         atomic_write_text(path, render_report(scenario, result))
     return path

@@ -33,7 +33,7 @@ from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Chunk, Executor, LostExecut
 from sim.folders import CHECKPOINT, ResultsFolder, environment
 from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, recruitment_milestones
 from sim.progress import progress_bar
-from sim.recruitment import simulate_trials
+from sim.recruitment import require_eligibility, simulate_trials
 from sim.scenario import Scenario
 
 __all__ = [
@@ -248,6 +248,7 @@ def run(
         raise DosesimError("resume needs the results folder of the interrupted run (out)")
     level = check_level(level)
     scenario.require("recruitment", "population", "exposure", "dropout", purpose="a run")
+    require_eligibility(scenario)
     keep = replicates if keep_patients is None else max(0, min(keep_patients, replicates))
     identity = _identity(scenario, replicates, seed, keep)
     with Executor(workers, scheduler, connect_timeout_s) as executor:

@@ -349,11 +349,9 @@ def _resolve(
             problems.append(Problem(shown, "extends", _toml(ext), "must be a file name (a string)"))
             return None
         if len(chain) + 1 >= MAX_EXTENDS:
-            problems.append(
-                Problem(
-                    shown, "extends", _toml(ext), f"more than {MAX_EXTENDS} files extend in a chain"
-                )
-            )
+            first = _display(chain[0]) if chain else shown  # the file the user named
+            rule = f"more than {MAX_EXTENDS} files extend in a chain"
+            problems.append(Problem(first, "extends", "", rule))
             return None
         try:
             base_path = (path.parent / ext).resolve()
@@ -473,7 +471,10 @@ _PATH_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 
 
 def _parse_key_path(text: str) -> KeyPath | None:
+    """``a.b[0].c`` as a key path, or None when it is not one (or is deeper than a file may be)."""
     parts: list[str | int] = []
+    if text.count(".") + text.count("[") >= MAX_NESTING + 2:
+        return None
     for piece in text.split("."):
         m = _PATH_TOKEN.fullmatch(piece)
         if m is None:
@@ -701,7 +702,12 @@ def _rule(kind: str, ctx: Mapping[str, Any], msg: str) -> str:
     }
     if kind in bounds:
         key, op = bounds[kind]
-        return f"must be {op} {_num(ctx[key])}"
+        bound = ctx[key]
+        try:
+            shown = _num(bound)
+        except (TypeError, ValueError):  # a date bound (pydantic gives it as text)
+            shown = str(bound)
+        return f"must be {op} {shown}"
     fixed = {
         "missing": "required key is missing",
         "extra_forbidden": "unknown key",

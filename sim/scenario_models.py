@@ -486,7 +486,7 @@ class AdverseEvent(_Model):
     """
 
     baseline_per_year: float = Field(ge=0, le=1000)
-    multipliers: list[Multiplier] = Field(default_factory=list)
+    multipliers: list[Multiplier] = Field(default_factory=list, max_length=16)
     actions: list[Action] = Field(default_factory=list)
 
 
@@ -567,8 +567,8 @@ MAX_TRIAL_DAYS = 10_000
 class RecruitmentSettings(_Model):
     """``[recruitment]``: calendar, target, rate model and sites."""
 
-    start_date: date
-    """Trial day 0 (calendar dates appear only at the edges)."""
+    start_date: date = Field(ge=date(1900, 1, 1), le=date(2200, 12, 31))
+    """Trial day 0 (calendar dates appear only at the edges), 1900 to 2200."""
     deadline: date
     """Planned study completion: the last visit should be on or before this date."""
     enrolment_deadline: date | None = None

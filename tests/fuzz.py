@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import datetime
 import io
 import math
 import os
@@ -97,9 +98,12 @@ def _call(argv: list[str], limit_s: float) -> tuple[str, int | None, str]:
                 status = exc.code if isinstance(exc.code, int) else 2
     except _Hang:
         return "hang", None, ""
-    except Exception:
+    except Exception:  # the point: anything that escapes is a finding
         return "traceback", None, traceback.format_exc(limit=-3)
-    return "ok", status, err.getvalue()
+    text = err.getvalue()
+    if "Traceback" in text:  # printed, not raised (e.g. from a destructor, or a thread)
+        return "traceback", None, text[-2000:]
+    return "ok", status, text
 
 
 # -- scenario mutations ------------------------------------------------------------
@@ -126,7 +130,7 @@ def _parent(data: Any, path: tuple[Any, ...]) -> Any:
 
 
 def _odd_value(rng: random.Random, old: Any) -> Any:
-    kind = rng.randrange(9)
+    kind = rng.randrange(10)
     if kind == 0:
         return rng.choice(_ODD_NUMBERS)
     if kind == 1:
@@ -146,6 +150,11 @@ def _odd_value(rng: random.Random, old: Any) -> Any:
         return old * rng.choice([-1, 0, 1e-9, 1e9, 10])
     if kind == 7 and isinstance(old, list) and old:
         return old * rng.choice([0, 2, 50])
+    if kind == 8:  # a date: the edges of the calendar
+        return rng.choice(
+            [datetime.date(1, 1, 1), datetime.date(9999, 12, 31), datetime.date(2020, 2, 29),
+             datetime.date(1899, 12, 31), datetime.date(2200, 12, 31)]
+        )  # fmt: skip
     return rng.choice(["2020-02-30", "9999-12-31", "0001-01-01", "not a date"])
 
 
@@ -261,12 +270,27 @@ def _odd_option(rng: random.Random, option: str, folder: Path) -> str:
         return rng.choice(["notaurl", "tcp://", "http://x:1", "tcp://256.1.1.1:99999", ":8786"])
     if option == "--observed":
         bad = folder / "obs.csv"
-        bad.write_text(rng.choice(["", "site\n", "site,enrolled_date\nX,2021\n", "\x00\x01"]))
+        header = rng.choice(["site,enrolled_date", "site,enrolled_date,screened_date", "site", ""])
+        rows = [
+            ",".join(
+                rng.choice(["Xi'an", "X", "", "☃", '"', "2021-01-05", "2030-01-01", "2019-01-01"])
+                for _ in range(rng.randint(1, 4))
+            )
+            for _ in range(rng.choice([0, 1, 5, 300]))
+        ]
+        if rng.random() < 0.2:
+            bad.write_bytes(bytes(rng.randrange(256) for _ in range(200)))
+        else:
+            bad.write_text("\n".join([header, *rows]) + "\n")
         return str(bad)
     if option in ("--set", "--vary"):
+        key = ".".join(rng.choice(["a", "prednisone", "stages[0]", "x[9]", "mmf"])
+                       for _ in range(rng.choice([1, 2, 3, 30, 500])))  # fmt: skip
         return rng.choice(
             ["x", "=", "a.b=", "prednisone.stages[99].step_mg=1", "name=../x", "a=[[[[[[",
-             "prednisone.start_mg_per_kg=0.5,,1", "mmf.target_g_per_day=1e308"]
+             "prednisone.start_mg_per_kg=0.5,,1", "mmf.target_g_per_day=1e308",
+             f"{key}=1", f"{key}={{a = 1}}", "recruitment.start_date=9999-01-01",
+             "recruitment.sites[0].activation_day=1e9"]
         )  # fmt: skip
     return rng.choice(
         ["0", "-1", "1e308", "nan", "inf", "9223372036854775808", "1e12", "abc", "", "2.5",
