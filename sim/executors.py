@@ -246,19 +246,18 @@ class Executor:
             pending: set[Future[Any]] = set()
             queue = list(chunks)
             while queue or pending:
-                while queue and len(pending) < 2 * self.workers:  # bounded: memory stays flat
-                    first, last = queue.pop(0)
-                    pending.add(pool.submit(fn, *args, first, last))
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        raise LostExecutor(
-                            "a worker process died (stopped by the system, for example for "
-                            "lack of memory, or by a signal)"
-                        ) from None
-                    yield result
+                try:  # a dead worker breaks the pool: submit and result both say so
+                    while queue and len(pending) < 2 * self.workers:  # bounded: flat memory
+                        first, last = queue.pop(0)
+                        pending.add(pool.submit(fn, *args, first, last))
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    results = [future.result() for future in done]
+                except BrokenProcessPool:
+                    raise LostExecutor(
+                        "a worker process died (stopped by the system, for example for "
+                        "lack of memory, or by a signal)"
+                    ) from None
+                yield from results
             clean = True
         finally:
             if not clean:  # stopped early: the workers go now, not when their chunks are done
