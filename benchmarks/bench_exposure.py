@@ -24,14 +24,8 @@ import numpy as np
 
 from benchmarks._common import BASE, machine
 from sim import build_schedules, load_scenario
-from sim.exposure import (
-    ScheduleBatch,
-    batch_cumulative_auc,
-    batch_steady_state,
-    draw_etas,
-    mpa_auc0_12_at_target,
-    pk_model,
-)
+from sim.exposure import draw_etas, mpa_auc0_12_at_target, pk_model
+from sim.exposure_batch import ScheduleBatch, batch_cumulative_auc, batch_steady_state
 from sim.streams import stream
 
 T = TypeVar("T")

@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     from sim import load_scenario, plots, run
-    from sim.report import load_results, render_report
+    from sim.views.report import load_results, render_report
 
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp:

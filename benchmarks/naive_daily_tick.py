@@ -1,7 +1,7 @@
 """Comparison model: a naive daily-tick SimPy simulation of the same protocol, and the speed ratio.
 
 Why this exists: the project reports the speed of the event-driven cohort model
-(:mod:`sim.model`) as a ratio to "a naive daily-tick SimPy model of the same
+(:mod:`sim.trial.cohort`) as a ratio to "a naive daily-tick SimPy model of the same
 protocol written for the comparison". This module is that comparison model and
 the script that measures the ratio. It is not part of ``sim`` and nothing
 depends on its results.
@@ -16,7 +16,7 @@ draws, for each hazard, whether the event happens that day with probability
 raised for ``days`` after the event named in ``[dropout.death_raised_after]``.
 An adverse event's actions (``mmf_reduce``, ``mmf_hold``, ``mmf_stop``,
 ``prednisone_reescalate``, ``leave``), each with its probability, change the
-schedules from day ``d + 1`` on exactly as :mod:`sim.model` does. The weighted
+schedules from day ``d + 1`` on exactly as :mod:`sim.trial.cohort` does. The weighted
 cumulative dose multiplier is not implemented (the base scenario does not use
 it): a scenario with one raises ``NotImplementedError``.
 
@@ -64,9 +64,9 @@ import simpy
 
 from benchmarks._common import BASE, count_simpy_steps, machine
 from sim import load_scenario
+from sim.actions import apply_dose_action, taken_actions
 from sim.collector import young_collections_only
 from sim.exposure import OralOneCompartment, etas_from_normals, pk_model, steady_state_window_auc
-from sim.model import _Cohort, apply_dose_action, screen_people, taken_actions
 from sim.population import Candidate
 from sim.scenario import (
     DoseBands,
@@ -80,6 +80,7 @@ from sim.scenario import (
 )
 from sim.schedule import Schedule, build_mmf, build_prednisone
 from sim.streams import stream
+from sim.trial.cohort import Cohort, screen_people
 
 __all__ = ["main", "simulate_naive"]
 
@@ -176,7 +177,7 @@ class _NaiveCohort:
     def enrol(self, candidate: Candidate, normals: np.ndarray) -> None:
         s = self.scenario
         assert s.exposure is not None
-        etas = etas_from_normals(s.exposure.mpa, normals[:2])  # as sim.model: same patients
+        etas = etas_from_normals(s.exposure.mpa, normals[:2])  # as sim.trial: same patients
         mpa = pk_model(s.exposure.mpa, candidate.weight_kg, etas)
         p = _Patient(
             patient_id=len(self.patients) + 1,
@@ -254,7 +255,7 @@ class _NaiveCohort:
         p.mmf = p.mmf.truncated(stop)
 
     def _act(self, p: _Patient, name: str, event_day: int) -> str:
-        """Apply an event's actions as sim.model does (the same function); exit status or ''."""
+        """Apply an event's actions as sim.trial does (the same function); exit status or ''."""
         s = self.scenario
         ae = s.adverse_events[name]
         if self.raise_ is not None and self.raise_.event == name:
@@ -316,7 +317,7 @@ def simulate_event_driven(scenario: Scenario, n_patients: int, seed: int) -> pd.
     log, no per-patient tables), then the same table as :func:`simulate_naive`,
     so both sides of the ratio do the same work.
     """
-    cohort = _Cohort(scenario, seed, 0, log=False)
+    cohort = Cohort(scenario, seed, 0, log=False)
     cohort.enrol_all(screen_people(scenario, n_patients, seed)[1])
     cohort.env.run()
     columns = ["patient_id", "weight_kg", "status", "exit_day", "cumulative_prednisone_mg"]

@@ -28,11 +28,11 @@ _EXPORTS = {
     "ScenarioError": "sim.errors",
     "ForecastResult": "sim.forecast",
     "forecast": "sim.forecast",
-    "CohortResult": "sim.model",
-    "simulate_cohort": "sim.model",
-    "TrialResult": "sim.recruitment",
-    "simulate_trial": "sim.recruitment",
-    "simulate_trials": "sim.recruitment",
+    "CohortResult": "sim.trial.cohort",
+    "simulate_cohort": "sim.trial.cohort",
+    "TrialResult": "sim.trial.trial",
+    "simulate_trial": "sim.trial.trial",
+    "simulate_trials": "sim.trial.trial",
     "RunResult": "sim.runner",
     "run": "sim.runner",
     "Scenario": "sim.scenario",
@@ -73,8 +73,6 @@ __all__ = [
 if TYPE_CHECKING:
     from sim.errors import DosesimError, ScenarioError
     from sim.forecast import ForecastResult, forecast
-    from sim.model import CohortResult, simulate_cohort
-    from sim.recruitment import TrialResult, simulate_trial, simulate_trials
     from sim.runner import RunResult, run
     from sim.scenario import Scenario, load_scenario, scenario_from_dict
     from sim.schedule import (
@@ -85,11 +83,56 @@ if TYPE_CHECKING:
         build_schedules,
         prednisone_start_mg,
     )
+    from sim.trial.cohort import CohortResult, simulate_cohort
+    from sim.trial.trial import TrialResult, simulate_trial, simulate_trials
+
+
+#: the subpackages and modules reachable as attributes after ``import sim`` (imported on
+#: first use): ``sim.views.plots``, ``sim.compare.compare``, ...
+_SUBMODULES = frozenset(
+    {"actions", "compare", "exposure", "hazards", "population", "results", "runner", "schedule",
+     "scenario", "streams", "trial", "views"}
+)  # fmt: skip
+
+#: HTML of objects in a notebook: (module, class) -> the function of :mod:`sim.views.display`
+_NOTEBOOK_HTML = {
+    ("sim.scenario_schema", "Scenario"): "scenario_html",
+    ("sim.schedule", "Schedule"): "schedule_html",
+    ("sim.runner", "RunResult"): "run_html",
+}
+
+
+def _html_by(function: str) -> Any:
+    def html(obj: Any) -> str:
+        from sim.views import display
+
+        return str(getattr(display, function)(obj))
+
+    return html
+
+
+def register_notebook_display(shell: Any = None) -> bool:
+    """Show scenarios, schedules and run results as HTML tables in IPython and Jupyter.
+
+    Called by ``import sim`` when IPython is running; the core classes know nothing
+    of their display (:mod:`sim.views.display` does). Returns whether a shell was found.
+    """
+    if shell is None:
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+        if shell is None:
+            return False
+    formatter = shell.display_formatter.formatters["text/html"]
+    for (module, cls), function in _NOTEBOOK_HTML.items():
+        formatter.for_type_by_name(module, cls, _html_by(function))
+    return True
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
+        if name in _SUBMODULES:
+            return importlib.import_module(f"sim.{name}")
         raise AttributeError(f"module 'sim' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # the next look-up is a plain attribute
@@ -97,7 +140,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])
 
 
 class _Package(types.ModuleType):
@@ -111,3 +154,4 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
+register_notebook_display()

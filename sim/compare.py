@@ -27,15 +27,15 @@ from scipy.stats import t as student_t
 
 from sim.errors import DosesimError, Problem, ScenarioError
 from sim.executors import DEFAULT_CONNECT_TIMEOUT_S
-from sim.milestones import (
+from sim.runner import RunResult, run
+from sim.scenario import Scenario, scenario_from_dict
+from sim.trial.milestones import (
     DEFAULT_LEVEL,
     MILESTONE_METRICS,
     check_level,
     interval_label,
     milestone_columns,
 )
-from sim.runner import RunResult, run
-from sim.scenario import Scenario, scenario_from_dict
 
 __all__ = [
     "COLUMNS",
@@ -43,13 +43,12 @@ __all__ = [
     "Comparison",
     "compare",
     "default_metrics",
-    "format_comparison",
     "sweep",
     "sweep_name",
 ]
 
 #: Metrics compared by default, in this order; every ``ae_*`` column follows the first six.
-#: The milestones are those of :func:`sim.milestones.milestone_columns`: a replicate that
+#: The milestones are those of :func:`sim.trial.milestones.milestone_columns`: a replicate that
 #: never reaches the target does not lend its last enrolment to "last patient in".
 DEFAULT_METRICS = (
     "median_cumulative_prednisone_mg_week52",
@@ -154,7 +153,7 @@ def default_metrics(tables: Sequence[pd.DataFrame]) -> list[str]:
 
 
 def _with_milestones(table: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
-    """The replicate table with :data:`sim.milestones.MILESTONE_METRICS` added."""
+    """The replicate table with :data:`sim.trial.milestones.MILESTONE_METRICS` added."""
     rec = scenario.recruitment
     if rec is None or "target_reached" not in table.columns:
         return table
@@ -373,48 +372,3 @@ def sweep(base: Scenario, key: str, values: Sequence[Any]) -> list[Scenario]:
     if problems:
         raise ScenarioError(problems)
     return variants
-
-
-def _fmt(value: float, digits: int) -> str:
-    if not math.isfinite(value):
-        return "-"
-    return f"{value:,.{digits}f}"
-
-
-def _digits(metric: str, comparison: Comparison) -> int:
-    sub = comparison.table.loc[comparison.table["metric"] == metric, "mean"].abs()
-    scale = float(sub.max()) if sub.notna().any() else 0.0
-    if scale >= 100:
-        return 0
-    if scale >= 10:
-        return 1
-    if scale >= 1:
-        return 2
-    return 3
-
-
-def format_comparison(comparison: Comparison) -> str:
-    """A readable table: per metric, each scenario's mean (MCSE) and difference with intervals."""
-    t = comparison.table
-    width = max([len(s) for s in comparison.scenarios] + [8])
-    lines = [
-        f"{len(comparison.scenarios)} scenarios, {comparison.replicates} replicates each, "
-        f"seed {comparison.seed} (common random numbers); differences to "
-        f"{comparison.reference}, paired and unpaired {comparison.level_label} intervals"
-    ]
-    for metric in comparison.metrics:
-        k = _digits(metric, comparison)
-        lines.append("")
-        lines.append(metric)
-        lines.append(
-            f"  {'scenario':<{width}}  {'mean':>12}  {'MCSE':>9}  {'difference':>11}  "
-            f"{'paired ' + comparison.level_label:>25}  {'unpaired ' + comparison.level_label:>25}"
-        )
-        for row in t[t["metric"] == metric].itertuples(index=False):
-            paired = f"{_fmt(row.paired_low, k)} to {_fmt(row.paired_high, k)}"
-            unpaired = f"{_fmt(row.unpaired_low, k)} to {_fmt(row.unpaired_high, k)}"
-            lines.append(
-                f"  {row.scenario:<{width}}  {_fmt(row.mean, k):>12}  {_fmt(row.mcse, k):>9}  "
-                f"{_fmt(row.difference, k):>11}  {paired:>25}  {unpaired:>25}"
-            )
-    return "\n".join(lines)

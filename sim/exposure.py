@@ -31,7 +31,6 @@ are per hour and AUC is in mg*h/L; schedules count whole days (24 h).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,10 +46,7 @@ __all__ = [
     "DRUG_OF_MOIETY",
     "HOURS_PER_DAY",
     "OralOneCompartment",
-    "ScheduleBatch",
     "SteadyState",
-    "batch_cumulative_auc",
-    "batch_steady_state",
     "concentration",
     "cumulative_auc",
     "daily_auc",
@@ -115,11 +111,26 @@ class OralOneCompartment:
             object.__setattr__(model, name, value)
         return model
 
-    def _replaced(self, **fields: object) -> OralOneCompartment:
+    def replaced(self, **fields: object) -> OralOneCompartment:
         """A copy with some fields replaced, without the checks (values already valid)."""
         model = object.__new__(type(self))
         model.__dict__.update(self.__dict__, **fields)
         return model
+
+    def rows(self, rows: npt.NDArray[np.intp]) -> OralOneCompartment:
+        """The models of some patients of a vector model, as ``(len(rows), 1)`` arrays."""
+        cl, v = np.asarray(self.cl_l_per_h), np.asarray(self.v_l)
+        return self.replaced(cl_l_per_h=cl[rows, None], v_l=v[rows, None])
+
+    def part(self, part: slice) -> OralOneCompartment:
+        """The models of a run of patients of a vector model (views)."""
+        cl, v = np.asarray(self.cl_l_per_h), np.asarray(self.v_l)
+        return self.replaced(cl_l_per_h=cl[part], v_l=v[part])
+
+    def row(self, row: int) -> OralOneCompartment:
+        """One patient's model (scalars) from a vector model."""
+        cl, v = np.asarray(self.cl_l_per_h), np.asarray(self.v_l)
+        return self.replaced(cl_l_per_h=cl.item(row), v_l=v.item(row))
 
     def __post_init__(self) -> None:
         for name in ("cl_l_per_h", "v_l", "ka_per_h"):
@@ -151,7 +162,7 @@ class OralOneCompartment:
         f_rel = (safe / self.f_reference_dose_mg) ** self.f_dose_exponent
         return np.where(d > 0, d * self.dose_factor * f_rel, 0.0)
 
-    def _rates(self) -> tuple[FloatArray, FloatArray]:
+    def rate_constants(self) -> tuple[FloatArray, FloatArray]:
         k = self.k_per_h
         ka = np.asarray(self.ka_per_h, dtype=np.float64)
         close = np.abs(ka - k) < _KA_K_SEPARATION * ka
@@ -163,7 +174,7 @@ class OralOneCompartment:
 # ---------------------------------------------------------------------------
 
 
-def _train_sums(
+def train_sums(
     t_h: FloatArray,
     start_h: FloatArray,
     tau_h: FloatArray,
@@ -210,15 +221,15 @@ def _superpose(
     model: OralOneCompartment, trains: _Trains, t_h: FloatArray, integral: bool
 ) -> FloatArray:
     """Concentration (mg/L) or cumulative AUC from 0 (mg*h/L) at ``t_h``; segments on axis 0."""
-    k, ka = model._rates()
+    k, ka = model.rate_constants()
     v = np.asarray(model.v_l, dtype=np.float64)
     lag = np.asarray(model.lag_h, dtype=np.float64)
     col = (slice(None), None)
     amount = model.absorbed_mg(trains.dose_per_admin_mg)[col]
     coef = amount * ka / (v * (ka - k))
     args = (t_h[None, :], trains.start_h[col], trains.tau_h[col], trains.n_doses[col], lag)
-    m, s_k = _train_sums(*args, k)
-    _, s_ka = _train_sums(*args, ka)
+    m, s_k = train_sums(*args, k)
+    _, s_ka = train_sums(*args, ka)
     if integral:
         terms = coef * (m * (1 / k - 1 / ka) - s_k / k + s_ka / ka)
     else:
@@ -299,7 +310,7 @@ def _ss_profile(
     model: OralOneCompartment, dose_per_admin_mg: FloatArray, tau_h: FloatArray, u_h: FloatArray
 ) -> FloatArray:
     """Steady-state concentration ``u_h`` after absorption of a dose starts (0 < u <= tau)."""
-    k, ka = model._rates()
+    k, ka = model.rate_constants()
     coef = model.absorbed_mg(dose_per_admin_mg) * ka / (np.asarray(model.v_l) * (ka - k))
     return np.asarray(
         coef
@@ -331,7 +342,7 @@ def steady_state(
     per_day = np.asarray(doses_per_day, dtype=np.float64)
     tau = HOURS_PER_DAY / per_day
     per_admin = daily / per_day
-    k, ka = model._rates()
+    k, ka = model.rate_constants()
     auc_tau = model.absorbed_mg(per_admin) / np.asarray(model.cl_l_per_h)
     u_peak = np.log(ka * -np.expm1(-k * tau) / (k * -np.expm1(-ka * tau))) / (ka - k)
     u_peak = np.clip(u_peak, 0.0, tau)
@@ -377,7 +388,7 @@ def steady_state_window_auc(
     auc_tau = model.absorbed_mg(per_admin) / np.asarray(model.cl_l_per_h)
     if not partial:  # whole dosing intervals: AUC_tau each, no profile needed
         return np.asarray(whole * auc_tau, dtype=np.float64)
-    k, ka = model._rates()
+    k, ka = model.rate_constants()
     coef = model.absorbed_mg(per_admin) * ka / (np.asarray(model.v_l) * (ka - k))
 
     def primitive(u: FloatArray) -> FloatArray:
@@ -482,108 +493,6 @@ def pk_model(
         f_dose_exponent=params.f_dose_exponent,
     )
 
-
-# ---------------------------------------------------------------------------
-# Whole cohorts at once
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScheduleBatch:
-    """Many patients' schedules as flat segment arrays (one row per segment).
-
-    Attributes
-    ----------
-    patient : int array
-        Index of the patient each segment belongs to (0 .. n_patients - 1).
-    start_day, end_day : int arrays
-        Segment bounds (end exclusive), days from the patient's first dose.
-    dose_mg_per_day : float array
-        Daily dose over the segment, mg/day.
-    doses_per_day : int array
-        Administrations per day.
-    n_patients : int
-    """
-
-    patient: npt.NDArray[np.int64]
-    start_day: npt.NDArray[np.int64]
-    end_day: npt.NDArray[np.int64]
-    dose_mg_per_day: FloatArray
-    doses_per_day: npt.NDArray[np.int64]
-    n_patients: int
-
-    @classmethod
-    def from_schedules(cls, schedules: Sequence[Schedule]) -> ScheduleBatch:
-        """Flatten a list of schedules (one per patient)."""
-        counts = np.array([len(s.change_days) for s in schedules], dtype=np.int64)
-        starts = np.concatenate([s.change_days for s in schedules]).astype(np.int64)
-        ends = np.concatenate([(*s.change_days[1:], s.end_day) for s in schedules]).astype(np.int64)
-        doses = np.concatenate([s.doses_mg_per_day for s in schedules]).astype(np.float64)
-        per_day = np.repeat([s.doses_per_day for s in schedules], counts).astype(np.int64)
-        patient = np.repeat(np.arange(len(schedules), dtype=np.int64), counts)
-        return cls(patient, starts, ends, doses, per_day, len(schedules))
-
-
-def _take(value: ArrayLike, idx: npt.NDArray[np.int64]) -> FloatArray:
-    arr = np.asarray(value, dtype=np.float64)
-    return arr[idx] if arr.ndim else np.full(idx.shape, float(arr))
-
-
-def _per_segment(models: OralOneCompartment, batch: ScheduleBatch) -> OralOneCompartment:
-    idx = batch.patient
-    return OralOneCompartment(
-        cl_l_per_h=_take(models.cl_l_per_h, idx),
-        v_l=_take(models.v_l, idx),
-        ka_per_h=_take(models.ka_per_h, idx),
-        lag_h=_take(models.lag_h, idx),
-        dose_factor=models.dose_factor,
-        f_reference_dose_mg=models.f_reference_dose_mg,
-        f_dose_exponent=models.f_dose_exponent,
-    )
-
-
-def batch_steady_state(models: OralOneCompartment, batch: ScheduleBatch) -> SteadyState:
-    """Steady-state metrics for every segment of every patient, vectorised (one row per segment).
-
-    ``models`` holds per-patient parameter arrays (length ``batch.n_patients``) or scalars.
-    """
-    return steady_state(_per_segment(models, batch), batch.dose_mg_per_day, batch.doses_per_day)
-
-
-def batch_cumulative_auc(
-    models: OralOneCompartment, batch: ScheduleBatch, t_h: ArrayLike
-) -> FloatArray:
-    """Each patient's AUC from the first dose to ``t_h`` (mg*h/L), exact; vectorised.
-
-    Parameters
-    ----------
-    models : OralOneCompartment
-        Per-patient parameter arrays (or scalars).
-    batch : ScheduleBatch
-        The patients' schedules.
-    t_h : float or array
-        Hours from each patient's first dose: one value, or one per patient.
-    """
-    seg_model = _per_segment(models, batch)
-    t = _take(t_h, batch.patient)
-    k, ka = seg_model._rates()
-    per_day = batch.doses_per_day.astype(np.float64)
-    tau = HOURS_PER_DAY / per_day
-    start = batch.start_day.astype(np.float64) * HOURS_PER_DAY
-    n = (batch.end_day - batch.start_day).astype(np.float64) * per_day
-    amount = seg_model.absorbed_mg(batch.dose_mg_per_day / per_day)
-    coef = amount * ka / (np.asarray(seg_model.v_l) * (ka - k))
-    lag = np.asarray(seg_model.lag_h, dtype=np.float64)
-    m, s_k = _train_sums(t, start, tau, n, lag, k)
-    _, s_ka = _train_sums(t, start, tau, n, lag, ka)
-    per_segment = coef * (m * (1 / k - 1 / ka) - s_k / k + s_ka / ka)
-    totals = np.bincount(batch.patient, weights=per_segment, minlength=batch.n_patients)
-    return np.asarray(totals, dtype=np.float64)
-
-
-# ---------------------------------------------------------------------------
-# A scenario's drugs
-# ---------------------------------------------------------------------------
 
 DRUG_OF_MOIETY = {"prednisolone": "prednisone", "mpa": "mmf"}
 """Each exposure model's measured moiety and the administered drug whose schedule it follows."""

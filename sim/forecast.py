@@ -8,7 +8,7 @@ own count :math:`k_i` and exposure, :math:`k_i = 0` included: after
 (with screening counts, :math:`\mathrm{Gamma}(\alpha + s_i, \beta + \tau_i)`);
 :mod:`sim.site_rates` has the general case. A site not yet open keeps its prior
 and its activation rule. The rest of the trial is simulated from the as-of
-date with rates drawn from the posteriors (:mod:`sim.recruitment`), and the
+date with rates drawn from the posteriors (:mod:`sim.trial.trial`), and the
 milestones are summarised as a planner reads them (:mod:`sim.milestones`).
 """
 
@@ -29,11 +29,12 @@ import pandas as pd
 from sim.errors import DosesimError
 from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Executor, chunks_of
 from sim.fileio import read_regular_file
-from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, recruitment_milestones
 from sim.population import eligibility_probability
-from sim.recruitment import recruitment_settings, require_eligibility, simulate_replicate
 from sim.scenario import Scenario
 from sim.site_rates import SiteRate
+from sim.trial.milestones import DEFAULT_LEVEL, check_level, level_quantiles, recruitment_milestones
+from sim.trial.sites import recruitment_settings
+from sim.trial.trial import require_eligibility, simulate_replicate
 
 __all__ = [
     "SEARCH_PROBABILITY",
@@ -274,7 +275,7 @@ class ForecastResult:
         ``last_patient_last_visit_day``, ``target_reached``, ``completed_by_deadline``.
     summary : dict
         ``as_of``, ``observed_enrolled``, ``level``, the milestones
-        (:func:`sim.milestones.milestone_summary`) and each site's prior and
+        (:func:`sim.trial.milestones.milestone_summary`) and each site's prior and
         posterior screening rate in people per month (``sites``).
     posteriors : list of SiteRate
         Each site's opening day and screening rate as used.
@@ -311,7 +312,7 @@ def _forecast_rows(
             True,
             posteriors=posteriors,
             start_day=observed.as_of_day,
-            observed=observed,
+            observed=observed.enrolments if observed is not None else (),
             extra_sites=extra_sites,
             tables=False,
         )

@@ -20,7 +20,7 @@ A row holds, in order:
   ``EVENT_OCCURRENCES`` occurrences, ``DRAWS_PER_OCCURRENCE`` uniforms: the
   next threshold, then one per action of the event (later occurrences and
   events with more actions draw from streams of their own, see
-  :mod:`sim.model`).
+  :mod:`sim.trial.cohort`).
 """
 
 from __future__ import annotations
@@ -247,6 +247,15 @@ class People:
                 for f in dataclasses.fields(self)
             }
         )
+
+    def covariate(self, name: str) -> npt.NDArray[np.float64]:
+        """A covariate of everyone in the block as floats: ``age_years``, ``weight_kg``,
+        ``fvc_percent``, or ``female`` (1.0 for women, 0.0 for men)."""
+        if name == "female":
+            return self.female.astype(np.float64)
+        if name in ("age_years", "weight_kg", "fvc_percent"):
+            return getattr(self, name)
+        raise ValueError(f"no covariate {name!r}: age_years, weight_kg, female or fvc_percent")
 
     def candidate(self, i: int) -> Candidate:
         """Person ``i`` of the block as a :class:`Candidate`."""

@@ -16,25 +16,32 @@ from __future__ import annotations
 import json
 import math
 import os
-import statistics
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from sim.checkpoint import Checkpoint
 from sim.collector import young_collections_only
 from sim.errors import DosesimError
 from sim.executors import DEFAULT_CONNECT_TIMEOUT_S, Chunk, Executor, LostExecutor, chunks_of
-from sim.folders import CHECKPOINT, ResultsFolder, environment
-from sim.milestones import DEFAULT_LEVEL, check_level, level_quantiles, recruitment_milestones
 from sim.progress import progress_bar
-from sim.recruitment import require_eligibility, simulate_trials
+from sim.results.checkpoint import Checkpoint
+from sim.results.folder import CHECKPOINT, ResultsFolder, environment
+from sim.results.summaries import summarise
+from sim.results.tables import (
+    KEPT_TABLES,
+    assemble,
+    csv_text,
+    kept_tables,
+    replicate_row,
+    sites_table,
+)
 from sim.scenario import Scenario
+from sim.trial.milestones import DEFAULT_LEVEL, check_level
+from sim.trial.trial import require_eligibility, simulate_trials
 
 __all__ = [
     "CHECKPOINT",
@@ -46,76 +53,18 @@ __all__ = [
     "summarise",
 ]
 
-SUMMARY_PERCENTILES = (5, 25, 50, 75, 95)
-_KEPT_TABLES = ("patients", "events", "dosing_nonmem", "ex", "ae", "ds")
-
-
-def replicate_row(scenario: Scenario, replicate: int, trial: Any) -> dict[str, Any]:
-    """The compact summary of one replicate: milestones, exits, steroid burden, AE counts."""
-    m = trial.milestones
-    o = trial.outcomes
-    n = len(o["status"])
-    row: dict[str, Any] = {
-        "replicate": replicate,
-        "screened": m["screened"],
-        "enrolled": m["enrolled"],
-        "screen_failures": m["screened"] - m["enrolled"],
-    }
-    for key in ("first_patient_in", "last_patient_in", "last_patient_last_visit"):
-        day = m[f"{key}_day"]
-        row[f"{key}_day"] = round(float(day), 6) if math.isfinite(day) else math.nan
-        row[f"{key}_date"] = m[f"{key}_date"].isoformat() if m[f"{key}_date"] else ""
-    row["target_reached"] = int(m["target_reached"])
-    row["completed_by_deadline"] = int(m["completed_by_deadline"])
-    for status in ("completed", "withdrawn", "died", "discontinued"):
-        row[status] = o["status"].count(status)
-    row["completed_fraction"] = row["completed"] / n if n else math.nan
-    row["patient_years"] = float(o["exit_day"].sum()) / 365.25
-    week52 = o["cumulative_prednisone_mg_week52"]
-    week52 = week52[np.isfinite(week52)]
-    row["mean_cumulative_prednisone_mg_week52"] = float(week52.mean()) if week52.size else math.nan
-    row["median_cumulative_prednisone_mg_week52"] = (  # statistics: numpy's cost is overhead
-        float(statistics.median(week52.tolist())) if week52.size else math.nan
-    )
-    for name in sorted(scenario.adverse_events):
-        row[f"ae_{name}"] = int(o[f"ae_{name}"].sum())
-    for criterion, n in sorted(m["screen_failures"].items()):
-        row[f"failed_{criterion}"] = n
-    for i, n in enumerate(m["enrolled_per_site"].values()):  # by index: names are not identifiers
-        row[f"enrolled_site_{i}"] = n
-    return row
-
-
-def _kept_tables(scenario: Scenario, replicate: int, trial: Any) -> dict[str, pd.DataFrame]:
-    from sim import exports
-
-    study = scenario.registry_id or scenario.name
-    cohort = trial.cohort
-    patients = cohort.patients.copy()
-    patients.insert(0, "replicate", replicate)
-    events = cohort.events.copy()
-    events.insert(0, "replicate", replicate)
-    return {
-        "patients": patients,
-        "events": events,
-        "dosing_nonmem": exports.nonmem_dosing(cohort, replicate, study),
-        "ex": exports.sdtm_ex(cohort, replicate, study),
-        "ae": exports.sdtm_ae(cohort, replicate, study),
-        "ds": exports.sdtm_ds(cohort, replicate, study),
-    }
-
 
 def _run_chunk(scenario: Scenario, seed: int, keep: int, first: int, last: int) -> dict[str, Any]:
     """Replicates ``first`` .. ``last - 1``: their rows and, for those below ``keep``, tables."""
     rows = []
-    kept: dict[str, list[pd.DataFrame]] = {name: [] for name in _KEPT_TABLES}
+    kept: dict[str, list[pd.DataFrame]] = {name: [] for name in KEPT_TABLES}
     replicates = range(first, last)
     with young_collections_only():  # a full collection walks every object: sim.collector
         trials = simulate_trials(scenario, seed, replicates, range(keep))
         for r, trial in zip(replicates, trials, strict=True):
             rows.append(replicate_row(scenario, r, trial))
             if r < keep:
-                for name, table in _kept_tables(scenario, r, trial).items():
+                for name, table in kept_tables(scenario, r, trial).items():
                     kept[name].append(table)
     return {
         "first": first,
@@ -149,11 +98,6 @@ class RunResult:
     out: Path | None = None
     kept: dict[str, pd.DataFrame] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
-
-    def _repr_html_(self) -> str:
-        from sim.display import run_html
-
-        return run_html(self)
 
 
 def _identity(scenario: Scenario, replicates: int, seed: int, keep: int) -> dict[str, Any]:
@@ -261,7 +205,7 @@ def run(
                 for result in _stream(executor, scenario, seed, keep, chunks):
                     parts[result["first"]] = result
                     tick(result["last"] - result["first"])
-            table, kept = _assemble(parts[first] for first, _ in chunks)
+            table, kept = assemble(parts[first] for first, _ in chunks)
             summary = summarise(table, scenario, level)
             manifest = {
                 **identity,
@@ -339,7 +283,7 @@ def _run_into(
         if not finished and not done_now:  # nothing to resume: a plain retry must not be refused
             checkpoint.remove()
         raise
-    table, kept = _assemble(checkpoint.load(first) for first, _ in chunks)
+    table, kept = assemble(checkpoint.load(first) for first, _ in chunks)
     summary = summarise(table, scenario, level)
     folder.begin()
     _write_results(folder, table, kept, summary, scenario)
@@ -356,7 +300,7 @@ def _finished(folder: ResultsFolder, scenario: Scenario, level: float) -> RunRes
         table = pd.read_csv(folder.path / "replicates.csv")
         kept = {
             name: pd.read_csv(folder.path / f"{name}.csv")
-            for name in _KEPT_TABLES
+            for name in KEPT_TABLES
             if (folder.path / f"{name}.csv").exists()
         }
     except (OSError, ValueError) as exc:
@@ -364,126 +308,9 @@ def _finished(folder: ResultsFolder, scenario: Scenario, level: float) -> RunRes
     return RunResult(table, summarise(table, scenario, level), folder.path, kept, manifest)
 
 
-def _assemble(parts: Iterable[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    rows: list[pd.DataFrame] = []
-    kept: dict[str, list[pd.DataFrame]] = {name: [] for name in _KEPT_TABLES}
-    for part in parts:
-        rows.append(part["rows"])
-        for name, frame in part["kept"].items():
-            kept[name].append(frame)
-    table = pd.concat(rows, ignore_index=True)
-    fixed = [c for c in table.columns if not c.startswith(("failed_", "enrolled_site_"))]
-    failed = sorted(c for c in table.columns if c.startswith("failed_"))
-    per_site = sorted(
-        (c for c in table.columns if c.startswith("enrolled_site_")),
-        key=lambda c: int(c.removeprefix("enrolled_site_")),
-    )
-    varying = per_site + failed
-    table = table[fixed + varying]
-    for col in varying:
-        table[col] = table[col].fillna(0).astype(int)
-    return table, {k: pd.concat(v, ignore_index=True) for k, v in kept.items() if v}
-
-
-# ---------------------------------------------------------------------------
-# Summary with Monte Carlo standard errors
-# ---------------------------------------------------------------------------
-
-_PROBABILITIES = ("target_reached", "completed_by_deadline")
-
-
-def summarise(
-    table: pd.DataFrame, scenario: Scenario, level: float = DEFAULT_LEVEL
-) -> dict[str, Any]:
-    """Every numeric metric's mean, median, percentiles and Monte Carlo SE; the milestones.
-
-    The Monte Carlo SE is that of the mean over replicates, sd / sqrt(n); for a
-    probability, sqrt(p (1 - p) / n). ``low`` and ``high`` bound the central
-    ``level`` interval of the replicates (also ``p5`` ... ``p95``). The
-    recruitment milestones are summarised as a planner reads them
-    (:func:`sim.milestones.milestone_summary`): the day the target is reached,
-    last patient in and last visit among the replicates that reach it, and
-    the number enrolled by the enrolment deadline.
-    """
-    level = check_level(level)
-    low_q, high_q = level_quantiles(level)
-    n = len(table)
-    metrics: dict[str, Any] = {}
-    for col in table.columns:
-        if col == "replicate" or col.endswith("_date") or col in _PROBABILITIES:
-            continue
-        values = table[col].to_numpy(dtype=float)
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            continue
-        q = np.percentile(values, SUMMARY_PERCENTILES)
-        low, high = np.quantile(values, [low_q, high_q])
-        entry = {
-            "n": int(values.size),
-            "mean": float(values.mean()),
-            "mcse": float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else None,
-            **{
-                f"p{p}" if p != 50 else "median": float(v)
-                for p, v in zip(SUMMARY_PERCENTILES, q, strict=True)
-            },
-            "low": float(low),
-            "high": float(high),
-        }
-        metrics[col] = entry
-    probabilities = {}
-    for col in _PROBABILITIES:
-        p = float(table[col].mean())
-        probabilities[col] = {"p": p, "mcse": math.sqrt(p * (1 - p) / n)}
-    rec = scenario.recruitment
-    milestones = None
-    if rec is not None:
-        milestones = recruitment_milestones(table, rec, level)
-    return {
-        "replicates": n,
-        "level": level,
-        "deadline": rec.deadline.isoformat() if rec else None,
-        "probabilities": probabilities,
-        "milestones": milestones,
-        "metrics": metrics,
-    }
-
-
 # ---------------------------------------------------------------------------
 # The results folder
 # ---------------------------------------------------------------------------
-
-
-def _csv(frame: pd.DataFrame) -> str:
-    return frame.to_csv(index=False, lineterminator="\n")
-
-
-def sites_table(scenario: Scenario) -> pd.DataFrame:
-    """The scenario's sites by index: what the ``enrolled_site_<index>`` columns refer to."""
-    rec = scenario.recruitment
-    rows = [
-        {
-            "index": i,
-            "name": site.name,
-            "activation_day": site.activation_day,
-            "activation_day_min": site.activation_day_min,
-            "activation_day_max": site.activation_day_max,
-            "screening_rate_per_month": site.screening_rate_per_month,
-            "cap": site.cap,
-        }
-        for i, site in enumerate(rec.sites if rec is not None else [])
-    ]
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "index",
-            "name",
-            "activation_day",
-            "activation_day_min",
-            "activation_day_max",
-            "screening_rate_per_month",
-            "cap",
-        ],
-    )
 
 
 def _write_results(
@@ -495,7 +322,7 @@ def _write_results(
 ) -> None:
     files: dict[str, pd.DataFrame] = {"replicates": table, "sites": sites_table(scenario), **kept}
     for name, frame in files.items():
-        folder.write_text(f"{name}.csv", _csv(frame))
+        folder.write_text(f"{name}.csv", csv_text(frame))
     try:
         import pyarrow  # noqa: F401
     except ImportError:

@@ -165,11 +165,6 @@ class Schedule:
     def _cum_list(self) -> list[float]:
         return self._cum_at_change.tolist()
 
-    def _repr_html_(self) -> str:
-        from sim.display import schedule_html
-
-        return schedule_html(self)
-
     # -- constructors -----------------------------------------------------
     @classmethod
     def constant(cls, dose_mg_per_day: float, end_day: int, doses_per_day: int = 1) -> Schedule:

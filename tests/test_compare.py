@@ -13,8 +13,8 @@ from scipy import stats
 
 from sim.cli import main
 from sim.compare import COLUMNS, Comparison, _stats, compare, sweep, sweep_name
-from sim.plots import comparison_forest
 from sim.scenario import load_scenario
+from sim.views.plots import comparison_forest
 from tests.conftest import BASE, SCENARIOS
 
 LOW = SCENARIOS / "nct05129410_low_start.toml"
@@ -69,7 +69,7 @@ def test_milestones_are_compared_as_a_planner_reads_them() -> None:
     """Replicates that never reach the target do not lend their last enrolment to 'last patient
     in': it is compared over the replicates where both scenarios reach the target, and the
     day the target is reached is capped at the enrolment deadline (a restricted mean)."""
-    from sim.milestones import milestone_columns
+    from sim.trial.milestones import milestone_columns
 
     table = pd.DataFrame(
         {

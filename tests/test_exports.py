@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from sim import CohortResult, Schedule, load_scenario, simulate_cohort
-from sim.exports import (
+from sim.results.exports import (
     AEACN_ORDER,
     nonmem_dosing,
     nonmem_id,

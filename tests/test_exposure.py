@@ -13,9 +13,6 @@ from sim import ScenarioError, Schedule, build_schedules, load_scenario
 from sim.cli import main
 from sim.exposure import (
     OralOneCompartment,
-    ScheduleBatch,
-    batch_cumulative_auc,
-    batch_steady_state,
     cumulative_auc,
     daily_auc,
     draw_etas,
@@ -24,6 +21,7 @@ from sim.exposure import (
     scenario_models,
     steady_state,
 )
+from sim.exposure_batch import ScheduleBatch, batch_cumulative_auc, batch_steady_state
 from sim.streams import stream
 from tests.conftest import BASE, SCENARIOS
 

@@ -19,7 +19,7 @@ import pytest
 from sim import load_scenario
 from sim.cli import main
 from sim.errors import DosesimError
-from sim.folders import LOCK_FILE, ResultsFolder, default_folder, folder_lock, safe_name
+from sim.results.folder import LOCK_FILE, ResultsFolder, default_folder, folder_lock, safe_name
 from sim.runner import CHECKPOINT
 from tests.conftest import BASE
 

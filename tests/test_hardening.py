@@ -79,7 +79,7 @@ class _Payload:
 
 def _interrupted(tmp_path: Path, replicates: int = 40) -> tuple[Path, list[str]]:
     """An interrupted run on one process: its first chunk checkpointed, the rest not."""
-    from sim.checkpoint import Checkpoint
+    from sim.results.checkpoint import Checkpoint
     from sim.runner import _run_chunk
 
     out = tmp_path / "r"
@@ -223,16 +223,16 @@ def test_7_validate_is_linear_in_the_keys(
     """40,000 unknown keys took 90 s: recording where each value came from rescanned every
     entry (quadratic). Counted, not timed: the entries the provenance index visits stay
     a small multiple of the keys; the problems are listed, 50 at most."""
-    from sim import scenario as scenario_module
+    from sim import scenario_messages
 
     visits = [0]
-    original = scenario_module._Provenance.pop
+    original = scenario_messages.Provenance.pop
 
     def counted(self: object, path: tuple) -> None:  # type: ignore[type-arg]
         visits[0] += 1
         original(self, path)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(scenario_module._Provenance, "pop", counted)
+    monkeypatch.setattr(scenario_messages.Provenance, "pop", counted)
     lines = [f'extends = "{BASE.as_posix()}"', "[population]"]
     lines += [f"k{i} = {i}" for i in range(40_000)]
     (tmp_path / "many.toml").write_text("\n".join(lines) + "\n")

@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.errors import DosesimError
-from sim.milestones import (
+from sim.trial.milestones import (
     censored_quantile,
     check_level,
-    format_milestones,
     interval_label,
     level_quantiles,
     milestone_summary,
 )
+from sim.views.text import format_milestones
 
 START = date(2020, 12, 1)
 END = date(2023, 11, 30)

@@ -14,12 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import build_schedules, load_scenario, model, simulate_cohort
+from sim import build_schedules, load_scenario, simulate_cohort
 from sim.cli import main
 from sim.errors import DosesimError
-from sim.model import screen_people
 from sim.population import PeopleSource
 from sim.streams import stream
+from sim.trial import cohort as model
+from sim.trial.cohort import screen_people
 from tests.conftest import BASE, REPO
 
 SCENARIO = load_scenario(BASE)
@@ -104,9 +105,9 @@ def test_screening_gives_up_after_its_limit(n: int, monkeypatch: pytest.MonkeyPa
 def test_enrolling_all_at_once_equals_one_by_one() -> None:
     enrolled = screen_people(SCENARIO, 300, 8)[1]
     days = [float(d % 50) for d in range(len(enrolled))]
-    together = model._Cohort(SCENARIO, 8, 0)
+    together = model.Cohort(SCENARIO, 8, 0)
     together.enrol_all(enrolled, days)
-    apart = model._Cohort(SCENARIO, 8, 0)
+    apart = model.Cohort(SCENARIO, 8, 0)
     for (block, row), day in zip(enrolled, days, strict=True):
         apart.enrol(block, row, day)
     for cohort in (together, apart):

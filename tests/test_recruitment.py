@@ -13,8 +13,8 @@ from sim import load_scenario, simulate_trial
 from sim.cli import main
 from sim.errors import DosesimError
 from sim.forecast import forecast, read_observed, site_posteriors
-from sim.recruitment import simulate_trials
 from sim.scenario import Scenario
+from sim.trial.trial import simulate_trials
 from tests.conftest import BASE, SCENARIOS
 
 SCENARIO = load_scenario(BASE)
@@ -184,8 +184,8 @@ def test_forecast_bad_date_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
 def test_piecewise_site_rate() -> None:
     """A site whose rate drops to 0 from day 200 screens nobody after day 200; the
     arrival after t solves the cumulative intensity exactly across the change."""
-    from sim.recruitment import _next_arrival
     from sim.scenario import Site
+    from sim.trial.sites import _next_arrival
 
     site = Site(
         name="A",
@@ -224,7 +224,7 @@ def test_a_site_full_before_a_reforecast_screens_nobody() -> None:
     """Observed enrolments can fill a site's cap before the forecast starts: that site
     then screens and enrols nobody more, while the others go on."""
     from sim.forecast import Observed
-    from sim.recruitment import simulate_replicate
+    from sim.trial.trial import simulate_replicate
 
     scenario = load_scenario(
         SCENARIOS / "nct05129410_four_sites.toml", {"recruitment.sites[0].cap": 2}
@@ -232,7 +232,9 @@ def test_a_site_full_before_a_reforecast_screens_nobody() -> None:
     observed = Observed(as_of_day=100.0, enrolments=[(0, 10.0), (0, 50.0)], screened={})
     names = [s.name for s in scenario.recruitment.sites]  # type: ignore[union-attr]
     for r in range(20):
-        trial = simulate_replicate(scenario, 5, r, True, observed=observed, start_day=100.0)
+        trial = simulate_replicate(
+            scenario, 5, r, True, observed=observed.enrolments, start_day=100.0
+        )
         m = trial.milestones
         assert m["enrolled_per_site"][names[0]] == 2
         screened = trial.cohort.screened  # type: ignore[union-attr]

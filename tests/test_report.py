@@ -11,7 +11,7 @@ import pytest
 
 from sim import load_scenario, run
 from sim.cli import main
-from sim.report import load_results, render_report, validation_checks, write_report
+from sim.views.report import load_results, render_report, validation_checks, write_report
 from tests.conftest import BASE
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -200,7 +200,8 @@ def _naive_origin(path: tuple, prov: dict) -> str:  # type: ignore[type-arg]
 def test_provenance_index_equals_the_plain_scan(ops: list, probe: tuple) -> None:  # type: ignore[type-arg]
     """Setting a value replaces everything below it; popping forgets one entry; the file
     blamed for a path is the same as with the plain dict scan (quadratic) it replaced."""
-    from sim.scenario import _origin, _Provenance
+    from sim.scenario_messages import Provenance as _Provenance
+    from sim.scenario_messages import _origin
 
     fast, plain = _Provenance(), {}
     fast.entries[()] = (0, "root")

@@ -23,7 +23,7 @@ from scipy import optimize, stats
 
 from sim import Scenario, Schedule, build_schedules, load_scenario
 from sim.hazards import Hazard, Plan, WeightedDose, cumulative_hazards
-from sim.model import simulate_cohort
+from sim.trial.cohort import simulate_cohort
 from tests.conftest import BASE
 
 DAYS_PER_YEAR = 365.25
@@ -291,7 +291,7 @@ def test_weighted_dose_grid_error_against_a_fine_reference() -> None:
     1.1e-4, a ratio of 49 = 7^2 at day 28, as the midpoint rule predicts.
     """
     schedules = build_schedules(load_scenario(BASE), weight_kg=60.0)
-    plan = Plan(schedules["prednisone"], schedules["mmf"])
+    plan = Plan({"prednisone": schedules["prednisone"], "mmf": schedules["mmf"]})
     landmarks = np.array([28.0, 91.0, 182.0, 364.0])
     baseline = 1.0
 
@@ -306,7 +306,7 @@ def test_weighted_dose_grid_error_against_a_fine_reference() -> None:
     for grid, tol in ((1.0, 2e-4), (7.0, 1e-2)):
         driver = WeightedDose(BETA, TAU_DAYS, WEIGHTS, CAP, grid_days=grid)
         # the WCD itself is exact at any time, whole day or not
-        np.testing.assert_allclose(driver.wcd(plan.prednisone, t[::7]), wcd[::7], rtol=1e-10)
+        np.testing.assert_allclose(driver.wcd(plan.schedule("prednisone"), t[::7]), wcd[::7], rtol=1e-10)
         h = cumulative_hazards([Hazard("x", baseline, (driver,))], plan, 0.0, landmarks)[0]
         errors[grid] = np.abs(h / reference - 1)
         print(f"\ngrid {grid:g} day(s): relative error at days 28/91/182/364 = {errors[grid]}")

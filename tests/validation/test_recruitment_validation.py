@@ -34,13 +34,9 @@ from scipy import stats
 from sim import Scenario, load_scenario
 from sim.forecast import Observed, forecast, read_observed, site_posteriors
 from sim.population import eligibility_probability
-from sim.recruitment import (
-    PERSONS_PER_SITE,
-    TrialResult,
-    _draw_sites,
-    simulate_trial,
-)
 from sim.scenario import DAYS_PER_MONTH, EXCLUSION_CONDITIONS
+from sim.trial.sites import PERSONS_PER_SITE, draw_sites
+from sim.trial.trial import TrialResult, simulate_trial
 from tests.conftest import SCENARIOS
 
 BASE = SCENARIOS / "nct05129410.toml"
@@ -569,7 +565,7 @@ def test_stopping_at_target_and_caps_four_sites() -> None:
     capped = reached = 0
     for r in range(replicates):
         trial = simulate_trial(scenario, seed, replicate=r, simulate_patients=False)
-        draws = _draw_sites(scenario, seed, r)
+        draws = draw_sites(scenario, seed, r)
         opens = {s.name: d.activation_day for s, d in zip(rec.sites, draws, strict=True)}
         for s in rec.sites[1:]:
             assert s.activation_day_min is not None and s.activation_day_max is not None

@@ -26,10 +26,11 @@ from matplotlib.figure import Figure
 from sim import __version__
 from sim.errors import DosesimError
 from sim.fileio import atomic_write_text, check_regular_file
-from sim.folders import MANIFEST, folder_lock, read_manifest, verify_files
-from sim.milestones import DEFAULT_LEVEL, interval_label, level_quantiles
-from sim.runner import RunResult, summarise
+from sim.results.folder import MANIFEST, folder_lock, read_manifest, verify_files
+from sim.results.summaries import summarise
+from sim.runner import RunResult
 from sim.scenario import Scenario
+from sim.trial.milestones import DEFAULT_LEVEL, interval_label, level_quantiles
 
 __all__ = [
     "Check",
@@ -213,7 +214,7 @@ def _figures(scenario: Scenario, result: RunResult, level: float) -> list[Drawn]
     DosesimError
         A figure that should be drawable cannot be (a damaged folder).
     """
-    from sim import plots
+    from sim.views import plots
 
     candidates: list[tuple[str, Callable[[], Figure]]] = [
         ("Dose schedules", lambda: plots.dose_schedules(scenario)),

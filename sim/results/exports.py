@@ -1,6 +1,6 @@
 """One replicate's cohort as the tables the field reads: NONMEM dose records and SDTM EX, AE, DS.
 
-Pure functions from a :class:`~sim.model.CohortResult` (with the replicate
+Pure functions from a :class:`~sim.trial.cohort.CohortResult` (with the replicate
 index and the study id) to pandas DataFrames; writing them is the caller's
 job. They are meant for the first few kept replicates, one replicate at a
 time; tables of several replicates concatenate without clashes because the
@@ -28,8 +28,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from sim.model import CohortResult
 from sim.schedule import Schedule
+from sim.trial.cohort import CohortResult
 
 __all__ = [
     "AEACN_ORDER",

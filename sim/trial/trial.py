@@ -1,4 +1,4 @@
-r"""Recruitment: sites screen people inside the SimPy trial; milestones with dates.
+"""Recruitment: sites screen people inside the SimPy trial; milestones with dates.
 
 Each site opens on its activation day (fixed, or drawn uniformly) and screens
 people as a Poisson process whose rate is the site's ``screening_rate_per_month``
@@ -20,51 +20,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from sim.collector import young_collections_only
 from sim.errors import DosesimError
-from sim.model import CohortResult, _Cohort, _context, _result, prepare_blocks
 from sim.population import (
     THRESHOLD_SLOTS,
     People,
-    PeopleSource,
     draw_people,
     eligibility_probability,
     first_blocks,
     screening_criteria,
 )
-from sim.scenario import RecruitmentSettings, Scenario, Site
-from sim.site_rates import SiteDraw, SiteRate
+from sim.scenario import Scenario
+from sim.site_rates import SiteRate
 from sim.streams import stream
+from sim.trial.batching import prepare_blocks
+from sim.trial.cohort import Cohort, CohortResult, cohort_result
+from sim.trial.context import context_for
+from sim.trial.sites import (
+    PERSONS_PER_SITE,
+    SiteProcesses,
+    draw_sites,
+    extra_site,
+    recruitment_settings,
+)
 
-if TYPE_CHECKING:
-    from sim.forecast import Observed
-
-__all__ = [
-    "MAX_SCREENED_PER_REPLICATE",
-    "PERSONS_PER_SITE",
-    "SiteDraw",
-    "TrialResult",
-    "recruitment_settings",
-    "require_eligibility",
-    "simulate_replicate",
-    "simulate_trial",
-    "simulate_trials",
-    "trial_date",
-]
-
-PERSONS_PER_SITE = 1_000_000
 _OBSERVED_PERSON = 999_000_000
 _MAX_STAND_IN_DRAWS = 100_000
-#: More people screened in one replicate than this stop the run with a message: each
-#: person drawn holds a row of random numbers, and no trial screens this many.
-MAX_SCREENED_PER_REPLICATE = 200_000
 
 
 @dataclass(frozen=True)
@@ -89,7 +77,7 @@ class TrialResult:
     """``(site, trial_day, person)`` of each enrolled patient, in enrolment order."""
     cohort: CohortResult | None
     outcomes: dict[str, Any]
-    """Per-patient outcome arrays (see ``_Cohort.outcomes``), always present."""
+    """Per-patient outcome arrays (see ``Cohort.outcomes``), always present."""
 
     @property
     def enrolment(self) -> pd.DataFrame:
@@ -136,176 +124,9 @@ def require_eligibility(scenario: Scenario) -> None:
         )
 
 
-def recruitment_settings(scenario: Scenario) -> RecruitmentSettings:
-    """The scenario's ``[recruitment]`` table, or a clear error when it has none."""
-    scenario.require("recruitment", purpose="recruitment")
-    assert scenario.recruitment is not None
-    return scenario.recruitment
-
-
-def _next_arrival(t: float, e: float, rate: float, site: Site) -> float:
-    """The time after ``t`` at which the site's cumulative intensity has grown by ``e``."""
-    edges = [c.from_day for c in site.rate_changes if c.from_day > t]
-    mults = [c.multiplier for c in site.rate_changes]
-    days = [c.from_day for c in site.rate_changes]
-
-    def factor(x: float) -> float:
-        i = int(np.searchsorted(days, x, side="right"))
-        return 1.0 if i == 0 else mults[i - 1]
-
-    now = t
-    for edge in [*edges, math.inf]:
-        r = rate * factor(now)
-        if r > 0 and now + e / r <= edge:
-            return now + e / r
-        if edge == math.inf:
-            return math.inf
-        e -= r * (edge - now)
-        now = edge
-    return math.inf  # pragma: no cover
-
-
-@dataclass
-class _Recruitment:
-    """The site processes of one replicate, enrolling into a cohort (or only counting)."""
-
-    cohort: _Cohort
-    sites: list[SiteDraw]
-    site_specs: list[Site]
-    start_day: float = 0.0
-    enrolled_before: list[int] = field(default_factory=list)
-    simulate_patients: bool = True
-    arrival_days: list[list[np.ndarray]] = field(default_factory=list)
-    """Per site, the day of each arrival whose person was drawn, in order."""
-    enrolled: list[tuple[int, float, int]] = field(default_factory=list)
-    stopped: bool = False
-    stopped_day: float = math.inf
-    sources: list[PeopleSource] = field(default_factory=list)
-    first: dict[int, tuple[np.random.Generator, People]] = field(default_factory=dict)
-    """Site i's people stream and first block, when drawn ahead (:func:`simulate_trials`)."""
-    drawn: int = 0
-    """People drawn so far by every site (screened, or drawn ahead to be screened)."""
-
-    def __post_init__(self) -> None:
-        rec = recruitment_settings(self.cohort.scenario)
-        self.target = rec.target_enrolled
-        self.last_day = rec.enrolment_deadline_day
-        self.site_enrolled = list(self.enrolled_before) or [0] * len(self.sites)
-        self.total = sum(self.site_enrolled)
-        if self.total >= self.target:
-            self.stopped, self.stopped_day = True, -math.inf
-        for i in range(len(self.sites)):
-            self.cohort.env.process(self._site(i))
-
-    def _site(self, i: int) -> Any:
-        """Site i's process: it wakes for each eligible person, not for screen failures.
-
-        A screen failure changes nothing but the counts, so the site draws arrivals
-        and people ahead up to the next eligible person and sleeps until then. Who
-        was screened is settled at the end: every arrival up to the deadline and up
-        to the moment the target was reached (:meth:`screened_counts`).
-        """
-        env = self.cohort.env
-        draw, spec = self.sites[i], self.site_specs[i]
-        # this site's people, in turn (drawn in blocks; person k is row k of the stream)
-        if i in self.first:
-            rng, block = self.first[i]
-            people = PeopleSource(self.cohort.scenario, rng, PERSONS_PER_SITE * i, block)
-        else:
-            rng = self.cohort.stream("site_population", i)
-            people = PeopleSource(self.cohort.scenario, rng, PERSONS_PER_SITE * i)
-        self.sources.append(people)
-        days: list[np.ndarray] = []  # arrival days of the people drawn, a block at a time
-        self.arrival_days.append(days)
-        if spec.cap is not None and self.site_enrolled[i] >= spec.cap:
-            return  # full before it starts (enrolments observed before a re-forecast)
-        arrivals = self.cohort.stream("arrivals", i)
-        t, rate = max(draw.activation_day, self.start_day), draw.rate_per_day
-        while True:
-            block = people.next_block()
-            self.drawn += len(block)
-            if self.drawn > MAX_SCREENED_PER_REPLICATE:
-                raise DosesimError(
-                    f"{self.cohort.scenario.source or self.cohort.scenario.name}: more than "
-                    f"{MAX_SCREENED_PER_REPLICATE:,} people screened in one replicate trial; "
-                    "the screening rates and eligibility are far outside any trial's (check "
-                    "[recruitment.sites] and [eligibility])"
-                )
-            times = _arrival_times(t, arrivals.standard_exponential(len(block)), rate, spec)
-            n = int(np.searchsorted(times, self.last_day, side="right"))  # up to the deadline
-            days.append(times[:n])
-            for row in np.flatnonzero(block.eligible[:n]):
-                day = float(times[row])
-                yield env.timeout(day - env.now)
-                if self.stopped:
-                    return
-                self.site_enrolled[i] += 1
-                self.total += 1
-                self.enrolled.append((i, day, int(block.person[row])))
-                if self.simulate_patients:
-                    self.cohort.enrol(block, int(row), day)
-                if self.total >= self.target:
-                    self.stopped, self.stopped_day = True, day
-                if spec.cap is not None and self.site_enrolled[i] >= spec.cap:
-                    days[-1] = times[: row + 1]  # nobody after the one who filled the cap
-                    return
-            if n < len(block):
-                return
-            t = float(times[-1])
-
-    def screened_counts(self) -> list[int]:
-        """How many people each site screened: its arrivals until the target was reached."""
-        return [
-            int(np.searchsorted(np.concatenate(days), self.stopped_day, side="right"))
-            if days
-            else 0
-            for days in self.arrival_days
-        ]
-
-    def screened_people(self) -> list[tuple[People, int]]:
-        """Everyone screened, as (block, row), in the order of their arrival."""
-        everyone = []
-        for days, source, n in zip(
-            self.arrival_days, self.sources, self.screened_counts(), strict=True
-        ):
-            flat = np.concatenate(days)[:n] if days else np.empty(0)
-            pairs = zip(flat.tolist(), source.screened(n), strict=True)
-            everyone += [(day, block, row) for day, (block, row) in pairs]
-        everyone.sort(key=lambda x: x[0])
-        return [(block, row) for _, block, row in everyone]
-
-
-def _arrival_times(t: float, gaps: np.ndarray, rate: float, site: Site) -> np.ndarray:
-    """The next arrivals after ``t`` from their Exp(1) increments of cumulative intensity."""
-    if site.rate_changes:
-        out = np.empty(gaps.size)
-        for k, e in enumerate(gaps.tolist()):
-            t = out[k] = _next_arrival(t, e, rate, site)
-        return out
-    if rate <= 0:
-        return np.full(gaps.size, math.inf)
-    # one addition at a time, as a loop would: cumsum adds in order
-    return np.cumsum(np.concatenate(([t], gaps / rate)))[1:]
-
-
-def _draw_sites(
-    scenario: Scenario,
-    seed: int,
-    replicate: int,
-    posteriors: Sequence[SiteRate] | None = None,
-) -> list[SiteDraw]:
-    """Each site's opening day and rate for one replicate (from the prior, or ``posteriors``)."""
-    rec = recruitment_settings(scenario)
-    draws = []
-    for i, site in enumerate(rec.sites):
-        belief = posteriors[i] if posteriors is not None else SiteRate.prior(site, rec)
-        draws.append(belief.draw(stream(seed, "replicate", replicate, "site", i)))
-    return draws
-
-
 def _milestones(
     scenario: Scenario,
-    recruitment: _Recruitment,
+    recruitment: SiteProcesses,
     outcomes: dict[str, Any],
     enrolment_days: Sequence[float],
     patients_simulated: bool,
@@ -413,7 +234,7 @@ def simulate_trials(
     rec = recruitment_settings(scenario)
     if len(set(replicates)) != len(replicates):
         raise ValueError("simulate_trials takes each replicate once")
-    ahead = len(_context(scenario).hazards) <= THRESHOLD_SLOTS
+    ahead = len(context_for(scenario).hazards) <= THRESHOLD_SLOTS
     for at in range(0, len(replicates), batch):
         group = replicates[at : at + batch]
         sources = [
@@ -422,7 +243,7 @@ def simulate_trials(
             for i in range(len(rec.sites))
         ]
         blocks = first_blocks(scenario, [(rng, first) for _, _, rng, first in sources])
-        prepared = prepare_blocks(scenario, blocks) if ahead else [None] * len(blocks)
+        prepared = prepare_blocks(context_for(scenario), blocks) if ahead else [None] * len(blocks)
         drawn: dict[int, list[tuple[int, np.random.Generator, People, Any]]] = {}
         for (r, i, rng, _), block, prep in zip(sources, blocks, prepared, strict=True):
             drawn.setdefault(r, []).append((i, rng, block, prep))
@@ -439,7 +260,7 @@ def simulate_replicate(
     *,
     posteriors: Sequence[SiteRate] | None = None,
     start_day: float = 0.0,
-    observed: Observed | None = None,
+    observed: Sequence[tuple[int, float]] = (),
     extra_sites: int = 0,
     tables: bool = True,
     first: Sequence[tuple[int, np.random.Generator, People, Any]] = (),
@@ -454,7 +275,7 @@ def simulate_replicate(
         Each site's opening day and rate to draw from (default: the priors).
     start_day : float
         Trial day the simulation starts (a re-forecast's as-of day).
-    observed : Observed, optional
+    observed : sequence of (site index, trial day)
         Enrolments already seen: placed in the cohort on their days.
     extra_sites : int
         Sites added at a re-forecast (the average prior, opening after the delay).
@@ -464,22 +285,22 @@ def simulate_replicate(
         Sites' first blocks of people drawn ahead (:func:`simulate_trials`).
     """
     rec = recruitment_settings(scenario)
-    cohort = _Cohort(scenario, seed, replicate, patients=simulate_patients, log=tables)
+    cohort = Cohort(scenario, seed, replicate, patients=simulate_patients, log=tables)
     for _, _, block, prepared in first:  # sites' first blocks drawn ahead (simulate_trials)
         if prepared is not None:
             cohort.adopt(block, prepared)
-    sites = _draw_sites(scenario, seed, replicate, posteriors)
+    sites = draw_sites(scenario, seed, replicate, posteriors)
     specs = list(rec.sites)
     for j in range(extra_sites):
-        spec, draw = _extra_site(scenario, seed, replicate, j, start_day)
+        spec, draw = extra_site(scenario, seed, replicate, j, start_day)
         specs.append(spec)
         sites.append(draw)
     before = [0] * len(specs)
     enrolment: list[tuple[int, float, int]] = []
-    if observed is not None:
+    if observed:
         population = scenario.population
         assert population is not None
-        for j, (site_index, day) in enumerate(observed.enrolments):
+        for j, (site_index, day) in enumerate(observed):
             rng = stream(seed, "replicate", replicate, "observed", j)
             for _ in range(_MAX_STAND_IN_DRAWS):  # an eligible draw stands in for the patient
                 person = draw_people(population, scenario.eligibility, rng, [_OBSERVED_PERSON + j])
@@ -495,7 +316,7 @@ def simulate_replicate(
             enrolment.append((site_index, day, _OBSERVED_PERSON + j))
             if simulate_patients:
                 cohort.enrol(person, 0, day)
-    recruitment = _Recruitment(
+    recruitment = SiteProcesses(
         cohort,
         sites,
         specs,
@@ -508,7 +329,7 @@ def simulate_replicate(
     enrolment += recruitment.enrolled
     if tables:
         screened = [block.candidate(row) for block, row in recruitment.screened_people()]
-        result: CohortResult | None = _result(cohort, screened)
+        result: CohortResult | None = cohort_result(cohort, screened)
     else:
         result = None
     outcomes = cohort.outcomes()
@@ -523,17 +344,3 @@ def simulate_replicate(
         name: max(sites[i].activation_day, start_day) for i, name in enumerate(names)
     }
     return TrialResult(milestones, rows, result, outcomes)
-
-
-def _extra_site(
-    scenario: Scenario, seed: int, replicate: int, j: int, start_day: float
-) -> tuple[Site, SiteDraw]:
-    """A site added at a re-forecast: the scenario's average prior, opening after the delay."""
-    rec = recruitment_settings(scenario)
-    mean_per_month = float(np.mean([s.screening_rate_per_month for s in rec.sites]))
-    opens = start_day + rec.new_site_delay_days
-    spec = Site(
-        name=f"added site {j + 1}", activation_day=opens, screening_rate_per_month=mean_per_month
-    )
-    rng = stream(seed, "replicate", replicate, "extra_site", j)
-    return spec, SiteRate.prior(spec, rec).draw(rng)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from sim.errors import DosesimError
 from sim.fileio import atomic_write_bytes, atomic_write_text, read_regular_file
-from sim.folders import CHECKPOINT
+from sim.results.folder import CHECKPOINT
 from sim.scenario import scenario_differences
 
 __all__ = ["Checkpoint", "decode_chunk", "encode_chunk"]

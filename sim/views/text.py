@@ -1,79 +1,20 @@
-"""Summaries of simulated results as the commands print them, with the intervals a planner reads.
+"""Text summaries as the commands print them, with the intervals a planner reads.
 
 Every interval is the central ``level`` interval (default 90 %,
-:data:`sim.milestones.DEFAULT_LEVEL`), and every line says which.
+:data:`sim.trial.milestones.DEFAULT_LEVEL`), and every line says which.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from sim.milestones import DEFAULT_LEVEL, format_milestones, interval_label, level_quantiles
-from sim.model import CohortResult
+from sim.trial.milestones import interval_label
 
 if TYPE_CHECKING:
+    from sim.compare import Comparison
     from sim.forecast import ForecastResult
     from sim.scenario import Scenario
-
-__all__ = ["cohort_summary", "format_cohort_summary", "format_forecast", "format_run_summary"]
-
-
-def cohort_summary(result: CohortResult, level: float = DEFAULT_LEVEL) -> dict[str, Any]:
-    """Key figures of one cohort: steroid burden, retention, exits, adverse events, screening.
-
-    Parameters
-    ----------
-    result : CohortResult
-    level : float
-        The central interval over patients (default 0.9).
-
-    Returns
-    -------
-    dict
-        ``patients``; ``level``; ``cumulative_prednisone_mg_week52`` (``n``,
-        ``median``, ``low``, ``high`` over patients on study at week 52); ``completed_fraction``;
-        ``exits`` (count by status); ``patient_years`` (time on study);
-        ``adverse_events`` (per name: ``patients_with`` fraction, ``events``,
-        ``per_patient_year``); ``screened``; ``screen_failures`` (count by criterion).
-    """
-    p = result.patients
-    n = len(p)
-    week52 = p["cumulative_prednisone_mg_week52"].dropna() if n else pd.Series(dtype=float)
-    years = float(p["exit_day"].sum()) / 365.25 if n else 0.0
-    ae_cols = [c for c in p.columns if c.startswith("ae_")]
-    screened = result.screened
-    failures = {
-        c.removeprefix("fails_"): int(screened[c].sum())
-        for c in screened.columns
-        if c.startswith("fails_")
-    }
-    low_q, high_q = level_quantiles(level)
-    return {
-        "patients": n,
-        "level": level,
-        "cumulative_prednisone_mg_week52": {
-            "n": int(week52.size),
-            "median": float(week52.median()) if week52.size else float("nan"),
-            "low": float(np.quantile(week52, low_q)) if week52.size else float("nan"),
-            "high": float(np.quantile(week52, high_q)) if week52.size else float("nan"),
-        },
-        "completed_fraction": float((p["status"] == "completed").mean()) if n else float("nan"),
-        "exits": {k: int(v) for k, v in p["status"].value_counts().items()} if n else {},
-        "patient_years": years,
-        "adverse_events": {
-            c.removeprefix("ae_"): {
-                "patients_with": float((p[c] > 0).mean()) if n else float("nan"),
-                "events": int(p[c].sum()),
-                "per_patient_year": float(p[c].sum()) / years if years else float("nan"),
-            }
-            for c in ae_cols
-        },
-        "screened": len(screened),
-        "screen_failures": failures,
-    }
 
 
 def format_cohort_summary(summary: dict[str, Any]) -> str:
@@ -186,3 +127,100 @@ def format_forecast(scenario: Scenario, result: ForecastResult) -> list[str]:
             f"deadline) = {p:.2f} (>= {SEARCH_PROBABILITY:.2f})"
         )
     return out
+
+
+def _when(entry: dict[str, Any] | None, deadline: str) -> str:
+    if entry is None:
+        return "-"
+    if entry["later"]:
+        return f"later than {deadline}"
+    return str(entry["date"])
+
+
+def format_milestones(m: dict[str, Any], what: str = "trials") -> list[str]:
+    """The milestone summary as the lines the commands print.
+
+    Parameters
+    ----------
+    m : dict
+        :func:`milestone_summary`'s result.
+    what : str
+        What a replicate is called ("trials", "replicates").
+    """
+    label = interval_label(m["level"])
+    end = m["enrolment_deadline"]
+    reached = m["target_reached"]
+    ttt = m["time_to_target"]
+    lines = [
+        f"target of {m['target']} by the enrolment deadline {end}: reached in "
+        f"{100 * reached['p']:.1f} % of {what} (MCSE {100 * reached['mcse']:.1f} %)",
+        f"day the target is reached: median {_when(ttt['median'], end)} ({label}: "
+        f"{_when(ttt['low'], end)} to {_when(ttt['high'], end)}; not reached counts as later)",
+    ]
+    e = m["enrolled"]
+    if math.isfinite(e["median"]):
+        lines.append(
+            f"enrolled by {end}: median {e['median']:g} ({label}: {e['low']:g}-{e['high']:g}), "
+            f"mean {e['mean']:.1f}"
+        )
+    lpi, lplv = m["last_patient_in"], m["last_patient_last_visit"]
+    if lpi["n"]:
+        lines.append(
+            f"{what} reaching the target ({lpi['n']}): last patient in median "
+            f"{lpi['median']['date']} ({label}: {lpi['low']['date']} to {lpi['high']['date']}); "
+            f"last visit median {lplv['median']['date']} "
+            f"({label}: {lplv['low']['date']} to {lplv['high']['date']})"
+        )
+    else:
+        lines.append(f"no {what[:-1] if what.endswith('s') else what} reached the target")
+    done = m["completed_by_deadline"]
+    lines.append(
+        f"P(target reached and last visit by {m['deadline']}) {done['p']:.3f} "
+        f"(MCSE {done['mcse']:.3f})"
+    )
+    return lines
+
+
+def _fmt(value: float, digits: int) -> str:
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _digits(metric: str, comparison: Comparison) -> int:
+    sub = comparison.table.loc[comparison.table["metric"] == metric, "mean"].abs()
+    scale = float(sub.max()) if sub.notna().any() else 0.0
+    if scale >= 100:
+        return 0
+    if scale >= 10:
+        return 1
+    if scale >= 1:
+        return 2
+    return 3
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """A readable table: per metric, each scenario's mean (MCSE) and difference with intervals."""
+    t = comparison.table
+    width = max([len(s) for s in comparison.scenarios] + [8])
+    lines = [
+        f"{len(comparison.scenarios)} scenarios, {comparison.replicates} replicates each, "
+        f"seed {comparison.seed} (common random numbers); differences to "
+        f"{comparison.reference}, paired and unpaired {comparison.level_label} intervals"
+    ]
+    for metric in comparison.metrics:
+        k = _digits(metric, comparison)
+        lines.append("")
+        lines.append(metric)
+        lines.append(
+            f"  {'scenario':<{width}}  {'mean':>12}  {'MCSE':>9}  {'difference':>11}  "
+            f"{'paired ' + comparison.level_label:>25}  {'unpaired ' + comparison.level_label:>25}"
+        )
+        for row in t[t["metric"] == metric].itertuples(index=False):
+            paired = f"{_fmt(row.paired_low, k)} to {_fmt(row.paired_high, k)}"
+            unpaired = f"{_fmt(row.unpaired_low, k)} to {_fmt(row.unpaired_high, k)}"
+            lines.append(
+                f"  {row.scenario:<{width}}  {_fmt(row.mean, k):>12}  {_fmt(row.mcse, k):>9}  "
+                f"{_fmt(row.difference, k):>11}  {paired:>25}  {unpaired:>25}"
+            )
+    return "\n".join(lines)

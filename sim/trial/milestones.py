@@ -40,7 +40,6 @@ __all__ = [
     "MILESTONE_METRICS",
     "censored_quantile",
     "check_level",
-    "format_milestones",
     "interval_label",
     "level_quantiles",
     "milestone_columns",
@@ -256,55 +255,3 @@ def milestone_columns(table: pd.DataFrame, enrolment_deadline_day: float) -> pd.
         },
         index=table.index,
     )
-
-
-def _when(entry: dict[str, Any] | None, deadline: str) -> str:
-    if entry is None:
-        return "-"
-    if entry["later"]:
-        return f"later than {deadline}"
-    return str(entry["date"])
-
-
-def format_milestones(m: dict[str, Any], what: str = "trials") -> list[str]:
-    """The milestone summary as the lines the commands print.
-
-    Parameters
-    ----------
-    m : dict
-        :func:`milestone_summary`'s result.
-    what : str
-        What a replicate is called ("trials", "replicates").
-    """
-    label = interval_label(m["level"])
-    end = m["enrolment_deadline"]
-    reached = m["target_reached"]
-    ttt = m["time_to_target"]
-    lines = [
-        f"target of {m['target']} by the enrolment deadline {end}: reached in "
-        f"{100 * reached['p']:.1f} % of {what} (MCSE {100 * reached['mcse']:.1f} %)",
-        f"day the target is reached: median {_when(ttt['median'], end)} ({label}: "
-        f"{_when(ttt['low'], end)} to {_when(ttt['high'], end)}; not reached counts as later)",
-    ]
-    e = m["enrolled"]
-    if math.isfinite(e["median"]):
-        lines.append(
-            f"enrolled by {end}: median {e['median']:g} ({label}: {e['low']:g}-{e['high']:g}), "
-            f"mean {e['mean']:.1f}"
-        )
-    lpi, lplv = m["last_patient_in"], m["last_patient_last_visit"]
-    if lpi["n"]:
-        lines.append(
-            f"{what} reaching the target ({lpi['n']}): last patient in median "
-            f"{lpi['median']['date']} ({label}: {lpi['low']['date']} to {lpi['high']['date']}); "
-            f"last visit median {lplv['median']['date']} "
-            f"({label}: {lplv['low']['date']} to {lplv['high']['date']})"
-        )
-    else:
-        lines.append(f"no {what[:-1] if what.endswith('s') else what} reached the target")
-    done = m["completed_by_deadline"]
-    lines.append(
-        f"P(target reached and last visit by {m['deadline']}) {done['p']:.3f} "
-        f"(MCSE {done['mcse']:.3f})"
-    )
-    return lines

@@ -6,7 +6,7 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sim.milestones import level_quantiles
+from sim.trial.milestones import level_quantiles
 
 if TYPE_CHECKING:
     from sim.runner import RunResult

@@ -21,7 +21,7 @@ from sim.errors import DosesimError
 KeyPath = tuple[str | int, ...]
 
 
-class _FieldProblems(ValueError):
+class FieldProblems(ValueError):
     """Raised by model validators to report problems at precise relative key paths."""
 
     def __init__(self, problems: list[tuple[KeyPath, Any, str]]) -> None:
@@ -61,7 +61,7 @@ class HoldStage(_Model):
     @model_validator(mode="after")
     def _one_length(self) -> Self:
         if (self.days is None) == (self.until_day is None):
-            raise _FieldProblems([((), None, "a hold needs exactly one of 'days' or 'until_day'")])
+            raise FieldProblems([((), None, "a hold needs exactly one of 'days' or 'until_day'")])
         return self
 
 
@@ -96,7 +96,7 @@ class PrednisoneRegimen(_Model):
                     (
                         ("stages", i, "floor_mg"),
                         stage.floor_mg,
-                        f"must be below the highest start dose ({_num(top)} mg/day)",
+                        f"must be below the highest start dose ({format_number(top)} mg/day)",
                     )
                 )
             if floors and stage.floor_mg > floors[-1][1]:
@@ -105,7 +105,7 @@ class PrednisoneRegimen(_Model):
                     (
                         ("stages", i, "floor_mg"),
                         stage.floor_mg,
-                        f"must be <= the floor of stages[{j}] ({_num(prev)} mg/day):"
+                        f"must be <= the floor of stages[{j}] ({format_number(prev)} mg/day):"
                         " a taper never raises the dose",
                     )
                 )
@@ -116,11 +116,11 @@ class PrednisoneRegimen(_Model):
                 (
                     ("maintenance_mg_per_day",),
                     m,
-                    f"must be <= the last taper floor ({_num(floors[-1][1])} mg/day)",
+                    f"must be <= the last taper floor ({format_number(floors[-1][1])} mg/day)",
                 )
             )
         if problems:
-            raise _FieldProblems(problems)
+            raise FieldProblems(problems)
         return self
 
 
@@ -148,7 +148,7 @@ class MmfRegimen(_Model):
                     (
                         ("titration", i, "g_per_day"),
                         step.g_per_day,
-                        f"must be <= target_g_per_day ({_num(self.target_g_per_day)})",
+                        f"must be <= target_g_per_day ({format_number(self.target_g_per_day)})",
                     )
                 )
             elif step.g_per_day < prev:
@@ -161,7 +161,7 @@ class MmfRegimen(_Model):
                 )
             prev = step.g_per_day
         if problems:
-            raise _FieldProblems(problems)
+            raise FieldProblems(problems)
         return self
 
 
@@ -193,7 +193,7 @@ class OralPK(_Model):
     @model_validator(mode="after")
     def _f_needs_reference(self) -> Self:
         if self.f_dose_exponent != 0 and self.f_reference_dose_mg is None:
-            raise _FieldProblems(
+            raise FieldProblems(
                 [
                     (
                         ("f_reference_dose_mg",),
@@ -214,13 +214,13 @@ class MpaPK(OralPK):
     @model_validator(mode="after")
     def _window_ordered(self) -> Self:
         if self.auc0_12_window_high_mg_h_per_l <= self.auc0_12_window_low_mg_h_per_l:
-            raise _FieldProblems(
+            raise FieldProblems(
                 [
                     (
                         ("auc0_12_window_high_mg_h_per_l",),
                         self.auc0_12_window_high_mg_h_per_l,
                         "must be above auc0_12_window_low_mg_h_per_l "
-                        f"({_num(self.auc0_12_window_low_mg_h_per_l)})",
+                        f"({format_number(self.auc0_12_window_low_mg_h_per_l)})",
                     )
                 ]
             )
@@ -301,7 +301,7 @@ class PopulationSettings(_Model):
         elif lo is not None and hi is not None and hi < lo:
             problems.append((("start_mg_per_kg_high",), hi, "must be >= start_mg_per_kg_low"))
         if problems:
-            raise _FieldProblems(problems)
+            raise FieldProblems(problems)
         return self
 
 
@@ -316,7 +316,7 @@ class EligibilitySettings(_Model):
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if self.age_max_years < self.age_min_years:
-            raise _FieldProblems(
+            raise FieldProblems(
                 [(("age_max_years",), self.age_max_years, "must be >= age_min_years")]
             )
         return self
@@ -346,7 +346,7 @@ class _Bands(_Model):
     def _consistent(self) -> Self:
         problems = _check_bands(self.edges, self.multipliers)
         if problems:
-            raise _FieldProblems(problems)
+            raise FieldProblems(problems)
         return self
 
 
@@ -541,7 +541,7 @@ class Site(_Model):
         lo, hi = self.activation_day_min, self.activation_day_max
         drawn = lo is not None or hi is not None
         if fixed == drawn:
-            raise _FieldProblems(
+            raise FieldProblems(
                 [
                     (
                         (),
@@ -551,12 +551,12 @@ class Site(_Model):
                 ]
             )
         if drawn and (lo is None or hi is None or hi < lo):
-            raise _FieldProblems(
+            raise FieldProblems(
                 [(("activation_day_max",), hi, "needs activation_day_min <= activation_day_max")]
             )
         days = [c.from_day for c in self.rate_changes]
         if days != sorted(set(days)):
-            raise _FieldProblems([(("rate_changes",), None, "from_day must increase")])
+            raise FieldProblems([(("rate_changes",), None, "from_day must increase")])
         return self
 
 
@@ -628,7 +628,7 @@ class RecruitmentSettings(_Model):
             if name in names[:i]:
                 problems.append((("sites", i, "name"), name, "site names must be unique"))
         if problems:
-            raise _FieldProblems(problems)
+            raise FieldProblems(problems)
         return self
 
     @property
@@ -721,7 +721,7 @@ class Scenario(_Model):
                     )
                 )
         if problems:
-            raise _FieldProblems(problems)
+            raise FieldProblems(problems)
         return self
 
     # -- derived views ----------------------------------------------------
@@ -747,11 +747,6 @@ class Scenario(_Model):
                 f"{self.source or self.name}: {purpose} needs {need}, "
                 "which the scenario does not have"
             )
-
-    def _repr_html_(self) -> str:
-        from sim.display import scenario_html
-
-        return scenario_html(self)
 
     @property
     def source(self) -> str | None:
@@ -817,5 +812,5 @@ class Scenario(_Model):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _num(x: float) -> str:
+def format_number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))

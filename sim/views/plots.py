@@ -15,35 +15,42 @@ dose; trial time is in days from ``recruitment.start_date``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from datetime import date
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib.dates as mdates
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from sim.errors import DosesimError
 from sim.exposure import HOURS_PER_DAY, OralOneCompartment, concentration, daily_auc
-from sim.milestones import (
-    DEFAULT_LEVEL,
-    censored_quantile,
-    check_level,
-    interval_label,
-    level_quantiles,
-)
-from sim.model import DEATH, WITHDRAWAL
 from sim.schedule import Schedule, build_schedules
 from sim.survival import CumulativeIncidence, aalen_johansen
+from sim.trial.context import DEATH, WITHDRAWAL
+from sim.trial.milestones import (
+    DEFAULT_LEVEL,
+    check_level,
+    interval_label,
+)
+from sim.views.figure_style import (
+    COLOURS,
+    MissingData,
+    fan,
+    kept_table,
+    legend,
+    new_figure,
+    set_title,
+    vline,
+    week_axis,
+)
+from sim.views.recruitment_plots import enrolment_fan, milestone_dates
 
 if TYPE_CHECKING:
     from sim.compare import Comparison
     from sim.runner import RunResult
-    from sim.scenario import RecruitmentSettings, Scenario
+    from sim.scenario import Scenario
 
 __all__ = [
     "COLOURS",
@@ -178,135 +185,6 @@ def comparison_forest(
 # The planner's figures (issue 7): one style for all
 # ---------------------------------------------------------------------------
 
-COLOURS = {
-    "main": "C0",
-    "window": "C2",
-    "deadline": "C3",
-    "target": "0.25",
-    "observed": "black",
-}
-"""The colour of each role, shared by the planner's figures."""
-
-_PANEL_IN = (5.4, 3.5)  # width, height of one panel, inches
-_INNER_BAND = 0.5  # the fans' inner band: the middle half
-_WEEK_TICKS = (0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52)
-_Corner = Literal["best", "upper left", "upper right", "lower right"]
-
-
-#: Fixed margins, inches: room for tick and axis labels, panel titles and the suptitle.
-_MARGIN_IN = {
-    "left": 0.9,
-    "right": 0.3,
-    "bottom": 0.75,
-    "top": 0.45,
-    "line": 0.22,
-    "wgap": 0.9,
-    "hgap": 0.8,
-}
-
-
-def _figure(
-    nrows: int, ncols: int, title: str, wide: float = 1.0, **kwargs: Any
-) -> tuple[Figure, Any]:
-    """A figure of ``nrows`` x ``ncols`` gridded panels of one size, laid out by fixed margins.
-
-    ``wide`` widens every panel (calendar axes need room). The margins are fixed
-    in inches (:data:`_MARGIN_IN`, the suptitle's lines counted) rather than
-    computed by matplotlib's constrained layout, which measures every text
-    again at each save: the report's figures render in about half the time
-    (``benchmarks/README.md``).
-    """
-    m = _MARGIN_IN
-    panel_w, panel_h = _PANEL_IN[0] * wide, _PANEL_IN[1]
-    top = m["top"] + m["line"] * (title.count("\n") + 1)
-    width = m["left"] + ncols * panel_w + (ncols - 1) * m["wgap"] + m["right"]
-    height = m["bottom"] + nrows * panel_h + (nrows - 1) * m["hgap"] + top
-    fig = Figure(figsize=(width, height))
-    grid = {
-        "left": m["left"] / width,
-        "right": 1 - m["right"] / width,
-        "bottom": m["bottom"] / height,
-        "top": 1 - top / height,
-        "wspace": m["wgap"] / panel_w,
-        "hspace": m["hgap"] / panel_h,
-    }
-    axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=grid, **kwargs)
-    for ax in axes.flat:
-        ax.grid(alpha=0.3)
-        ax.tick_params(labelsize="small")
-    fig.suptitle(title, fontsize="medium", y=1 - 0.12 / height, va="top")
-    return fig, axes
-
-
-def _title(ax: Axes, text: str) -> None:
-    ax.set_title(text, loc="left", fontsize="small")
-
-
-def _dates(start: date, days: npt.ArrayLike) -> FloatArray:
-    """Matplotlib date numbers of trial days (days from ``start``)."""
-    return np.asarray(mdates.date2num(start) + np.asarray(days, dtype=float), dtype=float)
-
-
-def _date_axis(ax: Axes) -> None:
-    locator = mdates.AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-
-
-def _week_axis(ax: Axes, end_week: float) -> None:
-    ax.set_xlim(0, end_week)
-    ax.set_xticks([w for w in _WEEK_TICKS if w <= end_week] or [0, end_week])
-    ax.set_xlabel("week from first dose")
-
-
-def _vline(ax: Axes, x: float, label: str, role: str = "deadline", style: str = "--") -> None:
-    ax.axvline(x, color=COLOURS[role], linestyle=style, linewidth=1.2, label=label)
-
-
-def _fan(ax: Axes, x: FloatArray, values: FloatArray, label: str, level: float) -> None:
-    """Median with the central ``level`` band and the 50 % band over the rows of ``values``.
-
-    NaN (a row not observed at that x) is left out; an x with no value is not drawn.
-    """
-    seen = np.isfinite(values).any(axis=0)
-    x, values = x[seen], values[:, seen]
-    for band, alpha in ((level, 0.18), (_INNER_BAND, 0.35)):
-        lo, hi = np.nanquantile(values, level_quantiles(band), axis=0)
-        name = interval_label(band)
-        ax.fill_between(x, lo, hi, color=COLOURS["main"], alpha=alpha, lw=0, label=f"{name} band")
-    ax.plot(x, np.nanmedian(values, axis=0), color=COLOURS["main"], linewidth=1.6, label=label)
-
-
-def _legend(ax: Axes, loc: _Corner = "best") -> None:
-    ax.legend(fontsize="x-small", loc=loc)
-
-
-class MissingData(DosesimError):
-    """A figure's input is legitimately absent (e.g. the run kept no patients).
-
-    The report shows a note saying so in the figure's place.
-    """
-
-
-def _kept(result: RunResult, table: str) -> pd.DataFrame:
-    """A kept per-patient table, or :class:`MissingData` when the run kept none."""
-    frame = result.kept.get(table)
-    if frame is None or frame.empty:
-        raise MissingData(
-            f"the run has no kept {table!r} table: run with --keep-patients 1 or more "
-            "(keep_patients in the API) to plot per-patient results"
-        )
-    return frame
-
-
-def _recruitment(scenario: Scenario) -> RecruitmentSettings:
-    if scenario.recruitment is None:
-        raise MissingData(f"{scenario.name}: the scenario has no [recruitment] table")
-    return scenario.recruitment
-
-
-# -- dose schedules ---------------------------------------------------------
-
 
 def dose_schedules(
     scenario: Scenario, weights_kg: Sequence[float] = (45, 60, 75, 90, 110)
@@ -332,7 +210,7 @@ def dose_schedules(
     for w in weights_kg:
         groups.setdefault(build_schedules(scenario, float(w))["prednisone"], []).append(w)
     mmf = build_schedules(scenario, float(weights_kg[0]))["mmf"]
-    fig, axes = _figure(1, 2, f"{scenario.label}: planned daily doses", width_ratios=(1.4, 1))
+    fig, axes = new_figure(1, 2, f"{scenario.label}: planned daily doses", width_ratios=(1.4, 1))
     pred_ax, mmf_ax = axes[0]
     for i, (schedule, weights) in enumerate(groups.items()):
         pred_ax.stairs(
@@ -353,11 +231,11 @@ def dose_schedules(
         label=f"every weight, {mmf.doses_per_day} doses a day; total {mmf.total_mg / 1000:,.0f} g",
     )
     for ax, drug in ((pred_ax, "prednisone"), (mmf_ax, "MMF")):
-        _week_axis(ax, scenario.treatment.duration_days / 7.0)
+        week_axis(ax, scenario.treatment.duration_days / 7.0)
         ax.set_ylim(bottom=0)
         ax.set_ylabel(f"{drug}, mg/day")
-        _title(ax, drug)
-        _legend(ax, "upper right" if drug == "prednisone" else "lower right")
+        set_title(ax, drug)
+        legend(ax, "upper right" if drug == "prednisone" else "lower right")
     return fig
 
 
@@ -395,8 +273,8 @@ def prednisone_by_week(result: RunResult) -> pd.DataFrame:
         Index ``(replicate, patient_id)`` as in the patients table; columns the
         weeks ``0 .. W`` (int), W the last whole week of treatment; values mg.
     """
-    patients = _kept(result, "patients")
-    ex = _kept(result, "ex")
+    patients = kept_table(result, "patients")
+    ex = kept_table(result, "ex")
     ex = ex[ex["EXTRT"] == "PREDNISONE"]
     keys = ex["USUBJID"].str.rsplit("-", n=2, expand=True)  # <study>-R<rep>-<patient>
     index = pd.MultiIndex.from_frame(patients[["replicate", "patient_id"]])
@@ -439,7 +317,7 @@ def cumulative_prednisone(result: RunResult, level: float = DEFAULT_LEVEL) -> Fi
     values = weekly.to_numpy(dtype=float)
     last = int(weeks[-1])
     n_reps = weekly.index.get_level_values("replicate").nunique()
-    fig, axes = _figure(
+    fig, axes = new_figure(
         1,
         2,
         f"cumulative prednisone: {len(weekly)} patients of {n_reps} kept replicates "
@@ -447,22 +325,22 @@ def cumulative_prednisone(result: RunResult, level: float = DEFAULT_LEVEL) -> Fi
         width_ratios=(1.3, 1),
     )
     by_week, end = axes[0]
-    _fan(by_week, weeks, values, "median", level)
-    _week_axis(by_week, weeks[-1])
+    fan(by_week, weeks, values, "median", level)
+    week_axis(by_week, weeks[-1])
     by_week.set_ylim(bottom=0)
     by_week.set_ylabel("cumulative prednisone, mg")
-    _title(by_week, "by week")
-    _legend(by_week, "upper left")
+    set_title(by_week, "by week")
+    legend(by_week, "upper left")
     final = values[:, -1][np.isfinite(values[:, -1])]
     if final.size:
         end.hist(final, bins="auto", color=COLOURS["main"], alpha=0.75, edgecolor="white")
-        _vline(end, float(np.median(final)), f"median {np.median(final):,.0f} mg", "main")
-        _legend(end, "upper right")
+        vline(end, float(np.median(final)), f"median {np.median(final):,.0f} mg", "main")
+        legend(end, "upper right")
     else:
         end.text(0.5, 0.5, f"no patient on study at week {last}", ha="center", va="center")
     end.set_xlabel(f"cumulative prednisone at week {last}, mg")
     end.set_ylabel("patients")
-    _title(end, f"at week {last} ({final.size} patients on study)")
+    set_title(end, f"at week {last} ({final.size} patients on study)")
     return fig
 
 
@@ -486,9 +364,9 @@ def mpa_auc_distribution(result: RunResult, scenario: Scenario) -> Figure:
         raise MissingData(f"{scenario.name}: the scenario has no [exposure] table")
     mpa = scenario.exposure.mpa
     low, high = mpa.auc0_12_window_low_mg_h_per_l, mpa.auc0_12_window_high_mg_h_per_l
-    auc = _kept(result, "patients")["mpa_auc0_12_mg_h_per_l"].to_numpy(dtype=float)
+    auc = kept_table(result, "patients")["mpa_auc0_12_mg_h_per_l"].to_numpy(dtype=float)
     auc = auc[np.isfinite(auc)]
-    fig, axes = _figure(
+    fig, axes = new_figure(
         1, 1, f"{scenario.label}: MPA AUC0-12 at the MMF target dose ({auc.size} patients)"
     )
     ax = axes[0, 0]
@@ -502,11 +380,11 @@ def mpa_auc_distribution(result: RunResult, scenario: Scenario) -> Figure:
         f"({below:.0%} below, {above:.0%} above)",
     )
     ax.hist(auc, bins="auto", color=COLOURS["main"], alpha=0.75, edgecolor="white")
-    _vline(ax, float(np.median(auc)), f"median {np.median(auc):.1f} mg*h/L", "main")
+    vline(ax, float(np.median(auc)), f"median {np.median(auc):.1f} mg*h/L", "main")
     ax.set_xlim(left=0)
     ax.set_xlabel("MPA AUC0-12, mg*h/L")
     ax.set_ylabel("patients")
-    _legend(ax, "upper right")
+    legend(ax, "upper right")
     return fig
 
 
@@ -556,8 +434,8 @@ def cumulative_incidence(result: RunResult, level: float = DEFAULT_LEVEL) -> Fig
     from scipy.special import ndtri
 
     z = float(ndtri(0.5 + check_level(level) / 2))
-    patients = _kept(result, "patients")
-    events = _kept(result, "events")
+    patients = kept_table(result, "patients")
+    events = kept_table(result, "events")
     key = ["replicate", "patient_id"]
     p = patients.set_index(key)
     exit_day = p["exit_day"].to_numpy(dtype=float)
@@ -572,7 +450,7 @@ def cumulative_incidence(result: RunResult, level: float = DEFAULT_LEVEL) -> Fig
     )
     end = float(exit_day.max())
     n_reps = patients["replicate"].nunique()
-    fig, axes = _figure(
+    fig, axes = new_figure(
         1,
         2,
         f"cumulative incidence (Aalen-Johansen), {len(p)} patients of {n_reps} kept "
@@ -600,197 +478,13 @@ def cumulative_incidence(result: RunResult, level: float = DEFAULT_LEVEL) -> Fig
         (ae_ax, "first adverse event of each type (competing: leaving)"),
         (exit_ax, "leaving the study, by reason (completion censors)"),
     ):
-        _week_axis(ax, end / 7.0)
+        week_axis(ax, end / 7.0)
         ax.set_ylim(bottom=0)
-        _title(ax, text)
+        set_title(ax, text)
         if ax.get_lines():
-            _legend(ax, "upper left")
+            legend(ax, "upper left")
     ae_ax.set_ylabel("cumulative incidence")
     return fig
 
 
 # -- recruitment and milestones ----------------------------------------------
-
-
-def enrolment_fan(
-    result: RunResult,
-    scenario: Scenario,
-    observed: Iterable[date | str] | None = None,
-    level: float = DEFAULT_LEVEL,
-) -> Figure:
-    """Cumulative enrolment against calendar date: median, 50 % and ``level`` bands over replicates.
-
-    Each kept replicate's enrolment (from each patient's ``enrol_day``) is counted
-    on every trial day; the fan is the median and the central 50 % and
-    ``level`` (default 90 %) bands of those counts. The target
-    (``recruitment.target_enrolled``) is a horizontal line, the deadline (and
-    the enrolment deadline, if set) vertical lines, and ``observed``
-    enrolment, when given, a black step line.
-
-    Parameters
-    ----------
-    result : RunResult
-        A run with per-patient tables kept (``keep_patients >= 1``; the more
-        replicates kept, the smoother the fan).
-    scenario : Scenario
-        The run's scenario, for the start date, target and deadlines.
-    observed : iterable of date or ISO date str, optional
-        The date each patient enrolled so far (e.g. the ``enrolled_date`` column
-        of the observed-enrolment CSV).
-    level : float
-        The outer band (default 0.9).
-    """
-    rec = _recruitment(scenario)
-    patients = _kept(result, "patients")
-    table = result.replicates
-    kept = set(patients["replicate"])
-    # kept replicates that enrolled no one have no patient rows but count as 0
-    kept |= set(table.loc[(table["enrolled"] == 0) & (table["replicate"] < max(kept)), "replicate"])
-    by_rep = patients.groupby("replicate")["enrol_day"]
-    seen = [] if observed is None else list(observed)
-    obs_days = np.array([])
-    if seen:
-        stamps = pd.to_datetime(pd.Series(seen).astype(str))
-        obs_days = np.sort((stamps - pd.Timestamp(rec.start_date)).dt.days.to_numpy(dtype=float))
-    last = max(rec.deadline_day, float(patients["enrol_day"].max()), *obs_days[-1:])
-    grid = np.arange(0.0, math.ceil(last) + 1.0)
-    counts = np.zeros((len(kept), grid.size))
-    for i, r in enumerate(sorted(kept)):
-        if r in by_rep.groups:
-            days = np.sort(by_rep.get_group(r).to_numpy(dtype=float))
-            counts[i] = np.searchsorted(days, grid, side="right")
-    fig, axes = _figure(
-        1,
-        1,
-        f"{scenario.label}: cumulative enrolment ({len(kept)} kept replicates; bands "
-        f"{interval_label(level)} and 50 %)",
-        wide=1.6,
-    )
-    ax = axes[0, 0]
-    _fan(ax, _dates(rec.start_date, grid), counts, "median", level)
-    ax.axhline(
-        rec.target_enrolled,
-        color=COLOURS["target"],
-        linestyle=":",
-        linewidth=1.2,
-        label=f"target {rec.target_enrolled}",
-    )
-    if rec.enrolment_deadline is not None:
-        _vline(ax, mdates.date2num(rec.enrolment_deadline), "enrolment deadline", style=":")
-    _vline(ax, mdates.date2num(rec.deadline), f"deadline {rec.deadline}")
-    if obs_days.size:
-        ax.step(
-            _dates(rec.start_date, np.concatenate(([0.0], obs_days))),
-            np.arange(obs_days.size + 1),
-            where="post",
-            color=COLOURS["observed"],
-            linewidth=1.6,
-            label=f"observed ({obs_days.size})",
-        )
-    _date_axis(ax)
-    ax.set_ylim(0, rec.target_enrolled * 1.08)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("patients enrolled")
-    _legend(ax, "upper left")
-    return fig
-
-
-def milestone_dates(
-    result: RunResult | pd.DataFrame, scenario: Scenario, level: float = DEFAULT_LEVEL
-) -> Figure:
-    """When the target is reached and the last visit done, with the misses shown apart.
-
-    Top: the day the target is reached, over the replicates that reach it by
-    the enrolment deadline (histogram, calendar dates), with the quantiles of
-    the time to target over **all** replicates (median and the central
-    ``level`` interval; a quantile later than the enrolment deadline is said
-    so); beside it, a bar of the replicates that never reach the target. Bottom:
-    the last patient's last visit among the replicates that reach the target,
-    with its median and interval and the deadline. The title gives the
-    probabilities of reaching the target and of completing by the deadline
-    with their Monte Carlo SE.
-
-    Parameters
-    ----------
-    result : RunResult or DataFrame
-        A run (per-patient tables are not needed) or a table of replicates with
-        ``target_reached``, ``last_patient_in_day`` and ``last_patient_last_visit_day``
-        (a forecast's ``replicates``).
-    scenario : Scenario
-        The scenario, for the start date and deadlines.
-    level : float
-        The central interval (default 0.9).
-    """
-    rec = _recruitment(scenario)
-    table = result if isinstance(result, pd.DataFrame) else result.replicates
-    n = len(table)
-    reached = table["target_reached"].astype(bool).to_numpy()
-    lpi = table["last_patient_in_day"].to_numpy(dtype=float)
-    lplv = table["last_patient_last_visit_day"].to_numpy(dtype=float)
-    end = rec.enrolment_deadline or rec.deadline
-    label = interval_label(level)
-
-    def share(flags: npt.NDArray[np.bool_]) -> str:
-        p = float(flags.mean()) if n else math.nan
-        mcse = math.sqrt(p * (1 - p) / n) if n else math.nan
-        return f"{100 * p:.0f} % (MCSE {100 * mcse:.1f} %)"
-
-    completed = table["completed_by_deadline"].astype(bool).to_numpy()
-    fig, axes = _figure(
-        2,
-        2,
-        f"{scenario.label}: {n} replicates; target of {rec.target_enrolled} reached by {end} "
-        f"in {share(reached)}, last visit by {rec.deadline} in {share(completed)}",
-        wide=0.9,
-        width_ratios=(7, 1),
-    )
-    low_q, high_q = level_quantiles(level)
-    time_to_target = np.where(reached, lpi, math.inf)
-    unconditional = {
-        "median": censored_quantile(time_to_target, 0.5),
-        f"{100 * low_q:g} %": censored_quantile(time_to_target, low_q),
-        f"{100 * high_q:g} %": censored_quantile(time_to_target, high_q),
-    }
-    rows = (
-        (
-            lpi[reached],
-            f"day the target is reached ({int(reached.sum())} replicates)",
-            "not reached",
-        ),
-        (lplv[reached], "last visit, replicates reaching the target", "target not reached"),
-    )
-    for row, (days, title, missed) in enumerate(rows):
-        ax, bar = axes[row]
-        days = days[np.isfinite(days)]
-        if days.size:
-            x = _dates(rec.start_date, days)
-            ax.hist(x, bins="auto", color=COLOURS["main"], alpha=0.75, edgecolor="white")
-        if row == 0:
-            for name, day in unconditional.items():
-                if math.isfinite(day):
-                    style = "-" if name == "median" else "-."
-                    text = mdates.num2date(float(_dates(rec.start_date, [day])[0])).date()
-                    x_day = float(_dates(rec.start_date, [day])[0])
-                    _vline(ax, x_day, f"{name} of all replicates {text}", "target", style)
-                elif not math.isnan(day):
-                    ax.plot([], [], " ", label=f"{name} of all replicates: later than {end}")
-            if rec.enrolment_deadline is not None:
-                _vline(ax, mdates.date2num(rec.enrolment_deadline), "enrolment deadline", style=":")
-        elif days.size:
-            lo, med, hi = np.quantile(_dates(rec.start_date, days), [low_q, 0.5, high_q])
-            _vline(ax, float(med), f"median {mdates.num2date(med).date()}", "target")
-            ax.axvspan(lo, hi, color=COLOURS["main"], alpha=0.08, label=f"{label} interval")
-        _vline(ax, mdates.date2num(rec.deadline), f"deadline {rec.deadline}")
-        ax.set_ylabel("replicates")
-        _title(ax, title)
-        _legend(ax, "upper left")
-        _date_axis(ax)
-        misses = int(n - reached.sum())
-        bar.bar([0], [misses], color="0.6", width=0.6)
-        bar.set_xticks([0], [f"{missed}\nby {end}"], fontsize="x-small")
-        bar.set_xlim(-0.6, 0.6)
-        bar.set_ylim(0, max(1, misses) * 1.25)
-        text = f"{misses}\n({100 * misses / n:.0f} %)" if n else "0"
-        bar.text(0, misses, text, ha="center", va="bottom", fontsize="x-small")
-        _title(bar, "never reached")
-    return fig

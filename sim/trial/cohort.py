@@ -23,7 +23,6 @@ the same set of adverse events.
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,18 +31,14 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from sim.actions import taken_actions
 from sim.collector import young_collections_only
 from sim.errors import DosesimError
-from sim.exposure import OralOneCompartment, etas_from_normals, mpa_auc0_12_at_target, pk_model
+from sim.exposure import etas_from_normals, mpa_auc0_12_at_target, pk_model
 from sim.hazards import (
     Driver,
-    Hazard,
     HazardGrid,
-    Plan,
     Windows,
-    pk_level_multipliers,
-    plan_grids,
-    template_cache,
 )
 from sim.population import (
     DRAWS_PER_OCCURRENCE,
@@ -55,137 +50,24 @@ from sim.population import (
     screening_criteria,
 )
 from sim.scenario import (
-    Leave,
-    MmfHold,
-    MmfReduce,
-    MmfStop,
-    PrednisoneReescalate,
     Scenario,
 )
 from sim.schedule import (
     Schedule,
-    build_mmf,
-    build_prednisone,
-    build_prednisone_from_start,
-    prednisone_start_mg,
 )
 from sim.streams import stream
+from sim.trial.batching import PreparedBlock, prepare_blocks
+from sim.trial.context import DEATH, WITHDRAWAL, context_for
+from sim.trial.patient import (
+    LANDMARK_WEEKS,
+    MAX_EVENTS_PER_PATIENT,
+    Adjustment,
+    EventRecord,
+    Patient,
+    first_grid,
+)
 
-__all__ = [
-    "DEATH",
-    "LANDMARK_WEEKS",
-    "WITHDRAWAL",
-    "CohortResult",
-    "EventRecord",
-    "apply_dose_action",
-    "screen_people",
-    "simulate_cohort",
-    "taken_actions",
-]
-
-LANDMARK_WEEKS = (4, 12, 24, 52)
-#: More occurrences of one adverse event than this for one patient stop the run with a
-#: message: a valid but absurd scenario (a baseline of 1,000 a year times multipliers up
-#: to 1,000) would otherwise simulate millions of events, which looks like a hang.
-MAX_EVENTS_PER_PATIENT = 10_000
-
-
-WITHDRAWAL, DEATH = "withdrawal", "death"
 _MAX_SCREENED_PER_ENROLLED = 1000
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """One line of the event log.
-
-    Attributes
-    ----------
-    trial_day : float
-        Days from the trial start.
-    patient_id : int
-    day : float
-        Days from the patient's first dose.
-    event : str
-        ``enrolled``, an adverse event's name, an action (``mmf_reduced``,
-        ``mmf_held``, ``mmf_stopped``, ``prednisone_reescalated``), or an exit
-        (``completed``, ``withdrawn``, ``died``, ``discontinued``).
-    detail : str
-    """
-
-    trial_day: float
-    patient_id: int
-    day: float
-    event: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class Adjustment:
-    """A dose modification: the new dosing runs from ``day`` (the reason becomes EXADJ)."""
-
-    patient_id: int
-    drug: str
-    day: int
-    reason: str
-
-
-@dataclass(eq=False, slots=True)
-class _Patient:
-    patient_id: int
-    people: People
-    row: int
-    enrol_day: float
-    prednisone: Schedule
-    mmf: Schedule
-    block_mpa: OralOneCompartment
-    """The MPA models of the patient's block (arrays): theirs is row ``row``."""
-    prepared: _Prepared
-    start_mg: float
-    ae_counts: dict[str, int]
-    targets: np.ndarray
-    first_times: np.ndarray
-    grid_row: int
-    """The patient's row in ``prepared.batch`` (the first grid) and ``prepared.pk_levels``."""
-    death_windows: tuple[tuple[float, float], ...] = ()
-    exit_day: float = math.nan
-    status: str = ""
-    exit_reason: str = ""
-    _mpa: OralOneCompartment | None = None
-
-    @property
-    def mpa(self) -> OralOneCompartment:
-        """The patient's MPA model (built on first use: most patients never need it alone)."""
-        if self._mpa is None:
-            self._mpa = _row_of(self.block_mpa, self.row)
-        return self._mpa
-
-    @property
-    def candidate(self) -> Candidate:
-        return self.people.candidate(self.row)
-
-    @property
-    def weight_kg(self) -> float:
-        return float(self.people.weight_kg[self.row])
-
-    def _stop_day(self, duration: int) -> int | None:
-        """The first day without dosing for a patient who left early; None otherwise."""
-        if self.status in ("", "completed"):
-            return None
-        return min(math.floor(self.exit_day) + 1, duration)
-
-    def prednisone_given_mg(self, duration: int) -> float:
-        """Total prednisone taken on study (mg): up to the day of exit, inclusive."""
-        stop = self._stop_day(duration)
-        if stop is None:
-            return self.prednisone.total_mg
-        return float(self.prednisone.cumulative(stop))
-
-    def given(self, duration: int) -> tuple[Schedule, Schedule]:
-        """The schedules as given: as planned up to the day of exit (inclusive)."""
-        stop = self._stop_day(duration)
-        if stop is None:
-            return self.prednisone, self.mmf
-        return self.prednisone.truncated(stop), self.mmf.truncated(stop)
 
 
 @dataclass(frozen=True)
@@ -214,353 +96,7 @@ class CohortResult:
     schedules: dict[int, dict[str, Schedule]]
 
 
-def taken_actions(
-    actions: Sequence[Any], draws: Sequence[float] | np.ndarray
-) -> tuple[str | None, list[Any]]:
-    """Which of an event's actions happen: each with its probability, one uniform each.
-
-    Returns the exit status if a ``leave`` happens (leaving makes every dose change
-    moot, so none is returned with it), else None and the dose actions in order.
-    """
-    taken = [a for a, u in zip(actions, draws, strict=True) if u < a.probability]
-    for action in taken:
-        if isinstance(action, Leave):
-            return action.status, []
-    return None, taken
-
-
-def apply_dose_action(
-    action: MmfReduce | MmfHold | MmfStop | PrednisoneReescalate | Leave,
-    scenario: Scenario,
-    weight_kg: float,
-    prednisone: Schedule,
-    mmf: Schedule,
-    day: int,
-) -> tuple[Schedule, Schedule, str, str] | None:
-    """A dose action's new schedules from ``day`` on (the protocol's reaction to an event).
-
-    Returns ``(prednisone, mmf, drug changed, description)``, or None when the
-    action changes no dose (an MMF reduction already at its floor; ``leave``).
-
-    * ``mmf_reduce``: the MMF ceiling from ``day`` on drops by ``by_g_per_day``
-      from the highest dose still planned, not below ``floor_g_per_day``.
-    * ``mmf_hold``: no MMF for ``days``, then the plan resumes, its ceiling
-      lowered by ``resume_reduce_by_g_per_day`` (not below the floor).
-    * ``mmf_stop``: no MMF from ``day`` on.
-    * ``prednisone_reescalate``: prednisone restarts at ``start_mg_per_kg`` and
-      tapers again by the protocol's stages.
-    """
-    duration = scenario.treatment.duration_days
-    if isinstance(action, MmfReduce):
-        tail = mmf.tail(day)
-        top = max(tail.doses_mg_per_day, default=0.0)
-        cap = max(top - 1000 * action.by_g_per_day, 1000 * action.floor_g_per_day)
-        if cap >= top:
-            return None
-        return (
-            prednisone,
-            mmf.splice(day, tail.capped_at(cap)),
-            "mmf",
-            f"MMF at most {cap:g} mg/day",
-        )
-    if isinstance(action, MmfHold):
-        tail = mmf.tail(day)
-        held = min(action.days, tail.end_day)
-        resumed = tail.tail(held)
-        if action.resume_reduce_by_g_per_day > 0 and resumed.end_day > 0:
-            top = max(resumed.doses_mg_per_day)
-            cap = max(top - 1000 * action.resume_reduce_by_g_per_day, 1000 * action.floor_g_per_day)
-            resumed = resumed.capped_at(min(cap, top))
-        new_tail = Schedule._derived((0,), (0.0,), held, tail.doses_per_day).splice(held, resumed)
-        return prednisone, mmf.splice(day, new_tail), "mmf", f"MMF held for {held} days"
-    if isinstance(action, MmfStop):
-        stopped = Schedule._derived((0,), (0.0,), duration - day, mmf.doses_per_day)
-        return prednisone, mmf.splice(day, stopped), "mmf", "MMF stopped"
-    if not isinstance(action, PrednisoneReescalate):
-        return None  # leaving is an exit, not a dose change
-    new_tail = build_prednisone(
-        scenario.prednisone, weight_kg, duration - day, start_mg_per_kg=action.start_mg_per_kg
-    )
-    detail = f"prednisone {new_tail.doses_mg_per_day[0]:g} mg/day, tapered again"
-    return prednisone.splice(day, new_tail), mmf, "prednisone", detail
-
-
-def _mmf_levels(planned: Schedule, actions: Sequence[tuple[Any, ...]]) -> list[float]:
-    """The MMF doses (mg/day) a patient can be on: the plan's, none, and those that the
-    actions' caps give (the arithmetic of :func:`apply_dose_action`), caps added up to 64."""
-    caps = []
-    for action in (a for event in actions for a in event):
-        if isinstance(action, MmfReduce):
-            caps.append((action.by_g_per_day, action.floor_g_per_day))
-        elif isinstance(action, MmfHold) and action.resume_reduce_by_g_per_day > 0:
-            caps.append((action.resume_reduce_by_g_per_day, action.floor_g_per_day))
-    levels = {0.0, *planned.doses_mg_per_day}
-    todo = sorted(levels)
-    while todo:
-        top = todo.pop(0)  # breadth first: the doses a few reductions reach come first
-        for by, floor in caps:
-            cap = max(top - 1000 * by, 1000 * floor)
-            if cap < top and cap not in levels and len(levels) < 64:
-                levels.add(cap)
-                todo.append(cap)
-    return sorted(levels)
-
-
-class _Context:
-    """What every replicate of one scenario shares: hazards, plans, and their caches.
-
-    Built once per scenario object (scenarios are immutable) and kept, so the
-    schedules of each start dose and their hazard grids are computed once per
-    worker process, not once per replicate. Cached values depend only on the
-    scenario, so results do not depend on what was cached before.
-    """
-
-    def __init__(self, scenario: Scenario) -> None:
-        scenario.require("exposure", "dropout", purpose="the cohort model")
-        dropout = scenario.dropout
-        assert dropout is not None and scenario.exposure is not None
-        self.scenario = scenario
-        self.duration = scenario.treatment.duration_days
-        self.ae_names = sorted(scenario.adverse_events)
-        self.hazards = [
-            *(Hazard.from_adverse_event(n, scenario.adverse_events[n]) for n in self.ae_names),
-            Hazard(WITHDRAWAL, dropout.withdrawal_per_year),
-            Hazard(DEATH, dropout.death_per_year),
-        ]
-        # dropout hazards are known by position, never by name
-        self.withdrawal_index, self.death_index = len(self.hazards) - 2, len(self.hazards) - 1
-        self.actions = [
-            tuple(scenario.adverse_events[n].actions) if n in scenario.adverse_events else ()
-            for n in (h.name for h in self.hazards)
-        ]
-        self.raise_after = dropout.death_raised_after
-        self.planned_mmf = build_mmf(scenario.mmf, self.duration)
-        # PK multipliers are computed for everyone at these doses, then looked up
-        self.mmf_levels = _mmf_levels(self.planned_mmf, self.actions)
-        self.shared_grids = template_cache(self.mmf_levels)
-        self._prednisone: dict[float, Schedule] = {}
-        self._start_mg: dict[tuple[float, float | None], float] = {}
-        self._week52: dict[int, tuple[Schedule, float]] = {}
-        self._actions: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
-
-    def prednisone(self, start_mg: float) -> Schedule:
-        """The planned prednisone schedule of a start dose (one object per dose)."""
-        schedule = self._prednisone.get(start_mg)
-        if schedule is None:
-            schedule = build_prednisone_from_start(
-                self.scenario.prednisone, start_mg, self.duration
-            )
-            self._prednisone[start_mg] = schedule
-        return schedule
-
-    def start_mg(self, weight_kg: float, start_mg_per_kg: float) -> float:
-        """The prednisone start dose (mg/day) of a weight and drawn mg/kg (NaN: the protocol's)."""
-        per_kg = None if math.isnan(start_mg_per_kg) else start_mg_per_kg
-        key = (weight_kg, per_kg)  # never NaN in a key: NaN != NaN
-        mg = self._start_mg.get(key)
-        if mg is None:
-            mg = prednisone_start_mg(self.scenario.prednisone, weight_kg, per_kg)
-            if len(self._start_mg) > 100_000:
-                self._start_mg.clear()
-            self._start_mg[key] = mg
-        return mg
-
-    def dose_action(
-        self, action: Any, weight_kg: float, prednisone: Schedule, mmf: Schedule, day: int
-    ) -> tuple[Schedule, Schedule, str, str] | None:
-        """:func:`apply_dose_action`, remembered: the same change on the same plan gives the
-        same schedule object, so patients on it share its hazard grid."""
-        reescalate = isinstance(action, PrednisoneReescalate)
-        source = prednisone if reescalate else mmf
-        # a re-escalation depends on the weight only through its (rounded) start dose
-        restart = self.start_mg(weight_kg, action.start_mg_per_kg) if reescalate else None
-        key = (id(action), id(source), day, restart)
-        entry = self._actions.get(key)
-        if entry is None or entry[0] is not source or entry[1] is not action:
-            change = apply_dose_action(action, self.scenario, weight_kg, prednisone, mmf, day)
-            result = (
-                None if change is None else (change[0] if reescalate else change[1], *change[2:])
-            )
-            if len(self._actions) >= 50_000:
-                self._actions.clear()
-            entry = (source, action, result)
-            self._actions[key] = entry
-        result = entry[2]
-        if result is None:
-            return None
-        changed, drug, detail = result
-        if reescalate:
-            return changed, mmf, drug, detail
-        return prednisone, changed, drug, detail
-
-    def week52_mg(self, schedule: Schedule) -> float:
-        """Cumulative prednisone (mg) over the first 52 weeks of a schedule."""
-        entry = self._week52.get(id(schedule))
-        if entry is None or entry[0] is not schedule:
-            entry = (schedule, float(schedule.cumulative(7 * 52)))
-            if len(self._week52) > 4096:
-                self._week52.clear()
-            self._week52[id(schedule)] = entry
-        return entry[1]
-
-
-_CONTEXTS: dict[int, tuple[Scenario, _Context]] = {}
-_CONTEXTS_BY_CONTENT: dict[bytes, _Context] = {}
-
-
-def _context(scenario: Scenario) -> _Context:
-    """The scenario's context: by object, else by content.
-
-    A worker process receives a new copy of the scenario with every task (it is
-    pickled), so contexts are also found by the pickled content: the caches fill
-    once per worker, not once per task.
-    """
-    entry = _CONTEXTS.get(id(scenario))
-    if entry is None or entry[0] is not scenario:
-        content = pickle.dumps(scenario)
-        ctx = _CONTEXTS_BY_CONTENT.get(content)
-        if ctx is None:
-            if len(_CONTEXTS_BY_CONTENT) >= 8:
-                _CONTEXTS_BY_CONTENT.clear()
-            ctx = _CONTEXTS_BY_CONTENT[content] = _Context(scenario)
-        if len(_CONTEXTS) >= 64:
-            _CONTEXTS.clear()
-        entry = (scenario, ctx)
-        _CONTEXTS[id(scenario)] = entry
-    return entry[1]
-
-
-def _rows_of(model: OralOneCompartment, rows: np.ndarray) -> OralOneCompartment:
-    """The PK model of some patients of a vector model, as ``(len(rows), 1)`` arrays."""
-    cl, v = np.asarray(model.cl_l_per_h), np.asarray(model.v_l)
-    return model._replaced(cl_l_per_h=cl[rows, None], v_l=v[rows, None])
-
-
-def _slice_of(model: OralOneCompartment, part: slice) -> OralOneCompartment:
-    """The PK model of a run of patients of a vector model (views)."""
-    cl, v = np.asarray(model.cl_l_per_h), np.asarray(model.v_l)
-    return model._replaced(cl_l_per_h=cl[part], v_l=v[part])
-
-
-def _row_of(model: OralOneCompartment, row: int) -> OralOneCompartment:
-    """One patient's PK model (scalars) from a vector model."""
-    cl, v = np.asarray(model.cl_l_per_h), np.asarray(model.v_l)
-    return model._replaced(cl_l_per_h=cl.item(row), v_l=v.item(row))
-
-
-@dataclass
-class _Prepared:
-    """A block's eligible people, ready to enrol: start doses, PK, first event times.
-
-    The first crossing of every hazard is computed for the eligible people of
-    one or many blocks at once (:func:`prepare_blocks`, :func:`sim.hazards.plan_grids`).
-    """
-
-    start_mg: np.ndarray
-    mpa: OralOneCompartment
-    prednisolone_cl: np.ndarray | None
-    targets: np.ndarray
-    times: np.ndarray
-    batch: tuple[np.ndarray, ...]
-    """The eligible people's grids from :func:`sim.hazards.plan_grids`: starts, ends, rates, cum."""
-    index: np.ndarray
-    """Each person's index into ``batch`` (-1 for the ineligible)."""
-    pk_levels: np.ndarray | None = None
-    """By ``index``: PK multipliers at the MMF doses (:func:`sim.hazards.pk_level_multipliers`)."""
-
-
-def prepare_blocks(
-    scenario: Scenario, blocks: Sequence[People], more_targets: np.ndarray | None = None
-) -> list[_Prepared]:
-    """Blocks of people ready to enrol, computed together: start doses, PK, first event times.
-
-    Everything is per person (first crossings on padded plan grids, see
-    :func:`sim.hazards.plan_grids`), so blocks computed together or apart are the
-    same; together, the per-call costs of numpy are paid once. ``more_targets``:
-    the first thresholds of hazards beyond the row's slots (one block only).
-    """
-    ctx = _context(scenario)
-    assert scenario.exposure is not None
-    hazards = ctx.hazards
-    n_hazards = len(hazards)
-    if len(blocks) == 1:
-        people = blocks[0]
-        weight, per_kg, normals = people.weight_kg, people.start_mg_per_kg, people.pk_normals
-        thresholds, eligible = people.thresholds, people.eligible
-    else:
-        if more_targets is not None:
-            raise ValueError("more_targets goes with one block")
-        weight = np.concatenate([b.weight_kg for b in blocks])
-        per_kg = np.concatenate([b.start_mg_per_kg for b in blocks])
-        normals = np.concatenate([b.pk_normals for b in blocks])
-        thresholds = np.concatenate([b.thresholds for b in blocks])
-        eligible = np.concatenate([b.eligible for b in blocks])
-    n = weight.size
-    rows = np.flatnonzero(eligible)
-    weights, per_kgs = weight.tolist(), per_kg.tolist()
-    start_of = {r: ctx.start_mg(weights[r], per_kgs[r]) for r in rows.tolist()}
-    start = np.full(n, math.nan)
-    start[rows] = list(start_of.values())
-    mpa_params = scenario.exposure.mpa
-    mpa = pk_model(mpa_params, weight, etas_from_normals(mpa_params, normals[:, :2]))
-    targets = thresholds[:, :n_hazards].copy()
-    if more_targets is not None:
-        targets = np.concatenate((targets, more_targets), axis=1)
-    elif n_hazards > THRESHOLD_SLOTS:
-        raise ValueError(f"{n_hazards} hazards need more_targets beyond {THRESHOLD_SLOTS} slots")
-    times = np.full((n, n_hazards), np.inf)
-    batch: tuple[np.ndarray, ...] = ()
-    index = np.full(n, -1)
-    pk_levels = None
-    if rows.size:
-        doses = sorted(set(start_of.values()))
-        at = {mg: g for g, mg in enumerate(doses)}
-        group = np.array([at[mg] for mg in start_of.values()])
-        plans = [Plan(ctx.prednisone(mg), ctx.planned_mmf) for mg in doses]
-        mpa_rows = _rows_of(mpa, rows)
-        starts, ends, rates, cum, first = plan_grids(
-            hazards,
-            plans,
-            group,
-            mpa_rows,
-            float(ctx.duration),
-            ctx.shared_grids,
-            targets[rows],
-        )
-        times[rows] = first
-        batch, index[rows] = (starts, ends, rates, cum), np.arange(rows.size)
-        pk_plan = Plan(plans[0].prednisone, ctx.planned_mmf, mpa_rows)
-        pk_levels = pk_level_multipliers(hazards, pk_plan, ctx.shared_grids)
-    out = []
-    offset = 0
-    for b in blocks:  # each block's rows; the grids stay one batch, indexed by `index`
-        end = offset + len(b)
-        part = slice(offset, end)
-        block_mpa = mpa if len(blocks) == 1 else _slice_of(mpa, part)
-        out.append(
-            _Prepared(
-                start[part],
-                block_mpa,
-                None,
-                targets[part],
-                times[part],
-                batch,
-                index[part],
-                pk_levels,
-            )
-        )
-        offset = end
-    return out
-
-
-def _first_grid(p: _Patient) -> HazardGrid:
-    """The patient's grid of their first plan, from their block's batch."""
-    starts, ends, rates, cum = p.prepared.batch
-    j = p.grid_row
-    return HazardGrid._of(starts[j], ends[j], rates[j], cum[j])
-
-
-class _Cohort:
+class Cohort:
     """The SimPy environment and everything of one replicate's patients."""
 
     def __init__(
@@ -578,19 +114,19 @@ class _Cohort:
         self.keep_log = log
         self.log: list[EventRecord] = []
         self.adjustments: list[Adjustment] = []
-        self.patients: list[_Patient] = []
+        self.patients: list[Patient] = []
         self.duration = scenario.treatment.duration_days
         self.ae_names = sorted(scenario.adverse_events)
-        self._prepared: dict[int, tuple[People, _Prepared]] = {}
+        self._prepared: dict[int, tuple[People, PreparedBlock]] = {}
         if patients:
-            self.ctx = _context(scenario)
+            self.ctx = context_for(scenario)
             self.hazards = self.ctx.hazards
 
     def stream(self, *path: int | str) -> np.random.Generator:
         return stream(self.seed, "replicate", self.replicate, *path)
 
     # -- enrolment --------------------------------------------------------
-    def _prepare(self, people: People) -> _Prepared:
+    def _prepare(self, people: People) -> PreparedBlock:
         entry = self._prepared.get(id(people))
         if entry is not None and entry[0] is people:
             return entry[1]
@@ -601,11 +137,11 @@ class _Cohort:
             for r in np.flatnonzero(people.eligible):
                 rng = self.stream("hazards", int(people.person[r]))
                 more[r] = rng.standard_exponential(n_hazards - THRESHOLD_SLOTS)
-        prepared = prepare_blocks(self.scenario, [people], more)[0]
+        prepared = prepare_blocks(self.ctx, [people], more)[0]
         self.adopt(people, prepared)
         return prepared
 
-    def adopt(self, people: People, prepared: _Prepared) -> None:
+    def adopt(self, people: People, prepared: PreparedBlock) -> None:
         """Use ``prepared`` (from :func:`prepare_blocks`) for a block of people."""
         self._prepared[id(people)] = (people, prepared)
 
@@ -620,14 +156,14 @@ class _Cohort:
         """
         blocks = list({id(b): b for b, _ in enrolled}.values())
         if blocks and len(self.hazards) <= THRESHOLD_SLOTS:  # else each block with its streams
-            for block, prepared in zip(blocks, prepare_blocks(self.scenario, blocks), strict=True):
+            for block, prepared in zip(blocks, prepare_blocks(self.ctx, blocks), strict=True):
                 self.adopt(block, prepared)
         if days is None:
             days = [0.0] * len(enrolled)
         for (block, row), day in zip(enrolled, days, strict=True):
             self.enrol(block, row, day)
 
-    def _prednisolone_cl(self, p: _Patient) -> np.ndarray:
+    def _prednisolone_cl(self, p: Patient) -> np.ndarray:
         """Prednisolone CL (L/h) of the patient's block: only the tables report it."""
         prep = p.prepared
         if prep.prednisolone_cl is None:
@@ -641,7 +177,7 @@ class _Cohort:
         """Enrol eligible person ``row`` of a block, starting on trial day ``enrol_day``."""
         prep = self._prepare(people)
         start = prep.start_mg.item(row)
-        patient = _Patient(
+        patient = Patient(
             patient_id=len(self.patients) + 1,
             people=people,
             row=row,
@@ -660,11 +196,11 @@ class _Cohort:
         self.env.process(self._run(patient))
 
     # -- the patient process ----------------------------------------------
-    def _record(self, p: _Patient, day: float, event: str, detail: str = "") -> None:
+    def _record(self, p: Patient, day: float, event: str, detail: str = "") -> None:
         if self.keep_log:
             self.log.append(EventRecord(p.enrol_day + day, p.patient_id, day, event, detail))
 
-    def _windows(self, p: _Patient) -> dict[int, Driver] | None:
+    def _windows(self, p: Patient) -> dict[int, Driver] | None:
         """The patient's windows of raised death risk, as a driver of the death hazard."""
         if not p.death_windows:
             return None
@@ -672,7 +208,7 @@ class _Cohort:
         assert raise_ is not None
         return {self.ctx.death_index: Windows(p.death_windows, raise_.multiplier)}
 
-    def _run(self, p: _Patient) -> Any:
+    def _run(self, p: Patient) -> Any:
         env = self.env
         if p.enrol_day > env.now:  # enrolment may happen mid-run
             yield env.timeout(p.enrol_day - env.now)
@@ -730,7 +266,8 @@ class _Cohort:
             if (p.prednisone, p.mmf, len(p.death_windows)) != before:
                 # the plan changed from the next day on: the cumulative hazard up to
                 # now is unchanged, so the targets stay valid on the new grid
-                plan = Plan(p.prednisone, p.mmf, p.mpa)
+                covariates = p.covariates(ctx.shared_grids.parts.covariates)
+                plan = ctx.plan(p.prednisone, p.mmf, {"mmf": p.mpa}, covariates)
                 levels = p.prepared.pk_levels
                 grid = HazardGrid(
                     hazards,
@@ -743,16 +280,16 @@ class _Cohort:
                 times = grid.crossing(targets)
             else:  # same grid, same targets but one: only that hazard's time moves
                 if grid is None:
-                    grid = _first_grid(p)
+                    grid = first_grid(p)
                     times = times.copy()
                 times[k] = grid.crossing_one(k, float(targets[k]))
 
-    def _exit(self, p: _Patient, day: float, status: str, reason: str) -> None:
+    def _exit(self, p: Patient, day: float, status: str, reason: str) -> None:
         p.exit_day, p.status, p.exit_reason = day, status, reason
         self._record(p, day, status, reason)
 
     # -- the protocol's reactions -----------------------------------------
-    def _act(self, p: _Patient, k: int, t: float) -> str:
+    def _act(self, p: Patient, k: int, t: float) -> str:
         """Apply an event's actions in order; returns an exit status, or ''."""
         name = self.hazards[k].name
         raise_ = self.ctx.raise_after
@@ -783,7 +320,7 @@ class _Cohort:
         return ""
 
     def _adjust(
-        self, p: _Patient, drug: str, day: int, event: str, action: str, detail: str, t: float
+        self, p: Patient, drug: str, day: int, event: str, action: str, detail: str, t: float
     ) -> None:
         """Log a dose modification on ``day`` after ``event`` (its reason: 'event: action')."""
         self.adjustments.append(Adjustment(p.patient_id, drug, day, f"{event}: {action}"))
@@ -945,16 +482,16 @@ def simulate_cohort(
         raise DosesimError(f"{len(days)} enrolment days given for {n_patients} patients")
     if any(not (math.isfinite(d) and d >= 0) for d in days):
         raise DosesimError("enrolment days must be finite and >= 0")
-    cohort = _Cohort(scenario, seed, replicate)
+    cohort = Cohort(scenario, seed, replicate)
     with young_collections_only():
         source, enrolled = screen_people(scenario, n_patients, seed, replicate)
         cohort.enrol_all(enrolled, days)
         del enrolled  # the patients hold their rows
         cohort.env.run()
-        return _result(cohort, [b.candidate(r) for b, r in source.screened()])
+        return cohort_result(cohort, [b.candidate(r) for b, r in source.screened()])
 
 
-def _result(cohort: _Cohort, screened: list[Candidate]) -> CohortResult:
+def cohort_result(cohort: Cohort, screened: list[Candidate]) -> CohortResult:
     patients = pd.DataFrame(cohort.patient_rows(), columns=cohort.patient_columns())
     events = pd.DataFrame(
         [vars(e) for e in cohort.log], columns=["trial_day", "patient_id", "day", "event", "detail"]

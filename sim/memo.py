@@ -1,0 +1,69 @@
+"""One bounded cache of values remembered by the identity of objects.
+
+The simulation remembers what it computed for an object (a schedule, a list of
+hazards, a dose action) as long as that object is in use: results depend only
+on the objects, never on what was cached before. Entries hold the objects
+themselves, so an identity check guards against ids reused after an object is
+freed; a full cache is emptied at once (a cold cache costs only time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, Generic, TypeVar
+
+__all__ = ["IdentityCache"]
+
+V = TypeVar("V")
+
+
+class IdentityCache(Generic[V]):
+    """Values keyed by a few objects' identities (and optional plain values), bounded.
+
+    Parameters
+    ----------
+    max_entries : int
+        When full, the cache is emptied before the next entry is added.
+
+    Examples
+    --------
+    >>> cache: IdentityCache[int] = IdentityCache(100)
+    >>> schedule = object()
+    >>> cache.get((schedule,)) is None
+    True
+    >>> cache.put((schedule,), 7)
+    7
+    >>> cache.get((schedule,))
+    7
+    """
+
+    __slots__ = ("_entries", "max_entries")
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[Hashable, ...], tuple[tuple[Any, ...], V]] = {}
+
+    def get(self, objects: tuple[Any, ...], values: tuple[Hashable, ...] = ()) -> V | None:
+        """The value stored for these very objects (and these values), or None."""
+        entry = self._entries.get((*map(id, objects), *values))
+        if entry is None:
+            return None
+        held = entry[0]
+        for a, b in zip(held, objects, strict=True):
+            if a is not b:
+                return None  # an id reused by another object
+        return entry[1]
+
+    def put(self, objects: tuple[Any, ...], value: V, values: tuple[Hashable, ...] = ()) -> V:
+        """Remember ``value`` for these objects (and values); returns it."""
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[(*map(id, objects), *values)] = (objects, value)
+        return value
+
+    def values(self) -> list[V]:
+        """The values held, oldest first."""
+        return [entry[1] for entry in self._entries.values()]
+
+    def __len__(self) -> int:
+        return len(self._entries)
