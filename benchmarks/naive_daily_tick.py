@@ -270,9 +270,13 @@ class _NaiveCohort:
         for action in taken:
             if day >= self.duration:
                 continue  # no dosing left to change
-            change = apply_dose_action(action, s, p.candidate.weight_kg, p.prednisone, p.mmf, day)
+            plan = {"prednisone": p.prednisone, "mmf": p.mmf}
+            change = apply_dose_action(action, s, p.candidate.weight_kg, plan, day)
             if change is not None:
-                p.prednisone, p.mmf = change[0], change[1]
+                if change.drug == "prednisone":
+                    p.prednisone = change.schedule
+                else:
+                    p.mmf = change.schedule
         return ""
 
 

@@ -90,8 +90,8 @@ if TYPE_CHECKING:
 #: the subpackages and modules reachable as attributes after ``import sim`` (imported on
 #: first use): ``sim.views.plots``, ``sim.compare.compare``, ...
 _SUBMODULES = frozenset(
-    {"actions", "compare", "exposure", "hazards", "population", "results", "runner", "schedule",
-     "scenario", "streams", "trial", "views"}
+    {"actions", "compare", "drugs", "endpoints", "exposure", "hazards", "population", "results",
+     "runner", "schedule", "scenario", "streams", "trial", "views"}
 )  # fmt: skip
 
 #: HTML of objects in a notebook: (module, class) -> the function of :mod:`sim.views.display`

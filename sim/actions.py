@@ -1,24 +1,224 @@
-"""Dose actions: the protocol's reactions to an adverse event, and the doses they can reach."""
+"""Dose actions: the protocol's reactions to an adverse event, one class per kind.
+
+A scenario's ``[[adverse_events.<name>.actions]]`` entry (its schema is in
+:mod:`sim.scenario_schema`) says which action and with what parameters; the
+class registered under its ``action`` name (:data:`ACTIONS`) says what it does:
+
+- :meth:`DoseAction.change`: the new schedule of :attr:`DoseAction.drug` from a day on;
+- :meth:`DoseAction.ceiling_cuts`: the cuts of a dose ceiling it can make, from which
+  :func:`reachable_doses` finds every dose a patient can be on;
+- :attr:`DoseAction.done`: its name in the event log; :attr:`DoseAction.aeacn`: the
+  CDISC action taken with study treatment; :attr:`DoseAction.interrupts`: whether the
+  drug restarts after it (a hold).
+
+Dose modifications carry their action's name (:class:`Adjustment`), so that no
+export reads it back out of a text.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from sim.scenario import (
-    Leave,
-    MmfHold,
-    MmfReduce,
-    MmfStop,
-    PrednisoneReescalate,
-    Scenario,
-)
-from sim.schedule import (
-    Schedule,
-    build_prednisone,
-)
+from sim.scenario import Leave, MmfHold, MmfReduce, PrednisoneReescalate, Scenario
+from sim.schedule import Schedule, build_prednisone
+
+__all__ = [
+    "ACTIONS",
+    "Adjustment",
+    "Change",
+    "DoseAction",
+    "apply_dose_action",
+    "dose_action",
+    "reachable_doses",
+    "reachable_mmf_doses",
+    "register_action",
+    "taken_actions",
+]
+
+
+@dataclass(frozen=True)
+class Change:
+    """A dose action's effect: ``drug``'s new schedule (from the action's day on), described."""
+
+    drug: str
+    schedule: Schedule
+    detail: str
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """A dose modification of one patient: the new dosing of ``drug`` runs from ``day``.
+
+    ``reason`` (``"<event>: <action>"``) becomes EXADJ; ``action`` is the action's name
+    (a key of :data:`ACTIONS`).
+    """
+
+    patient_id: int
+    drug: str
+    day: int
+    reason: str
+    action: str = ""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What an action may read besides the schedule: the scenario and the patient."""
+
+    scenario: Scenario
+    weight_kg: float
+    duration_days: int
+
+
+class DoseAction(ABC):
+    """One kind of dose modification, wrapping its scenario entry (its parameters).
+
+    Subclasses set the class attributes and give :meth:`change` (and
+    :meth:`ceiling_cuts` if they lower a dose ceiling), then register with
+    :func:`register_action`.
+    """
+
+    #: The scenario's ``action`` name, e.g. ``"mmf_reduce"``.
+    name: ClassVar[str]
+    #: The event log's name of the modification, e.g. ``"mmf_reduced"``.
+    done: ClassVar[str]
+    #: CDISC AEACN (action taken with study treatment), e.g. ``"DOSE REDUCED"``.
+    aeacn: ClassVar[str]
+    #: The drug whose schedule it changes.
+    drug: ClassVar[str]
+    #: Whether the drug restarts after it (a hold): EXADJ marks the restart.
+    interrupts: ClassVar[bool] = False
+
+    def __init__(self, entry: Any) -> None:
+        self.entry = entry
+
+    @property
+    def probability(self) -> float:
+        """Chance that the action is taken when its event happens."""
+        return float(self.entry.probability)
+
+    @abstractmethod
+    def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
+        """The drug's new schedule from ``day`` on, or None when no dose changes."""
+
+    def ceiling_cuts(self) -> list[tuple[float, float]]:
+        """``(by_mg, floor_mg)`` for each cut of the dose ceiling it can make."""
+        return []
+
+    def patient_key(self, weight_kg: float, start_mg: Callable[[float, float], float]) -> Any:
+        """What of the patient its change depends on (None: nothing), so that patients
+        alike share the changed schedule; ``start_mg(weight_kg, mg_per_kg)`` rounds a
+        prednisone start dose as the protocol does."""
+        return None
+
+
+#: The action classes by their scenario names.
+ACTIONS: dict[str, type[DoseAction]] = {}
+A = TypeVar("A", bound=type[DoseAction])
+
+
+def register_action(cls: A) -> A:
+    """Register a dose action class under its :attr:`~DoseAction.name` (a class decorator)."""
+    ACTIONS[cls.name] = cls
+    return cls
+
+
+def _lower_ceiling(tail: Schedule, by_g: float, floor_g: float) -> tuple[float, float]:
+    """The highest dose still planned and the ceiling a cut by ``by_g`` gives (mg/day)."""
+    top = max(tail.doses_mg_per_day, default=0.0)
+    return top, max(top - 1000 * by_g, 1000 * floor_g)
+
+
+@register_action
+class MmfReduction(DoseAction):
+    """The MMF ceiling from the day on drops by ``by_g_per_day`` from the highest dose
+    still planned, not below ``floor_g_per_day``."""
+
+    name, done, aeacn, drug = "mmf_reduce", "mmf_reduced", "DOSE REDUCED", "mmf"
+    entry: MmfReduce
+
+    def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
+        tail = schedule.tail(day)
+        top, cap = _lower_ceiling(tail, self.entry.by_g_per_day, self.entry.floor_g_per_day)
+        if cap >= top:
+            return None
+        capped = schedule.splice(day, tail.capped_at(cap))
+        return Change(self.drug, capped, f"MMF at most {cap:g} mg/day")
+
+    def ceiling_cuts(self) -> list[tuple[float, float]]:
+        return [(1000 * self.entry.by_g_per_day, 1000 * self.entry.floor_g_per_day)]
+
+
+@register_action
+class MmfInterruption(DoseAction):
+    """No MMF for ``days``, then the plan resumes, its ceiling lowered by
+    ``resume_reduce_by_g_per_day`` (not below the floor)."""
+
+    name, done, aeacn, drug = "mmf_hold", "mmf_held", "DRUG INTERRUPTED", "mmf"
+    interrupts = True
+    entry: MmfHold
+
+    def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
+        tail = schedule.tail(day)
+        held = min(self.entry.days, tail.end_day)
+        resumed = tail.tail(held)
+        by = self.entry.resume_reduce_by_g_per_day
+        if by > 0 and resumed.end_day > 0:
+            top, cap = _lower_ceiling(resumed, by, self.entry.floor_g_per_day)
+            resumed = resumed.capped_at(min(cap, top))
+        new_tail = Schedule._derived((0,), (0.0,), held, tail.doses_per_day).splice(held, resumed)
+        return Change(self.drug, schedule.splice(day, new_tail), f"MMF held for {held} days")
+
+    def ceiling_cuts(self) -> list[tuple[float, float]]:
+        by = self.entry.resume_reduce_by_g_per_day
+        return [(1000 * by, 1000 * self.entry.floor_g_per_day)] if by > 0 else []
+
+
+@register_action
+class MmfWithdrawal(DoseAction):
+    """No MMF from the day on."""
+
+    name, done, aeacn, drug = "mmf_stop", "mmf_stopped", "DRUG WITHDRAWN", "mmf"
+
+    def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
+        days_left = setting.duration_days - day
+        stopped = Schedule._derived((0,), (0.0,), days_left, schedule.doses_per_day)
+        return Change(self.drug, schedule.splice(day, stopped), "MMF stopped")
+
+
+@register_action
+class PrednisoneRestart(DoseAction):
+    """Prednisone restarts at ``start_mg_per_kg`` and tapers again by the protocol's stages."""
+
+    name, done, aeacn, drug = (
+        "prednisone_reescalate", "prednisone_reescalated", "DOSE INCREASED", "prednisone"
+    )  # fmt: skip
+    entry: PrednisoneReescalate
+
+    def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
+        new_tail = build_prednisone(
+            setting.scenario.prednisone,
+            setting.weight_kg,
+            setting.duration_days - day,
+            start_mg_per_kg=self.entry.start_mg_per_kg,
+        )
+        detail = f"prednisone {new_tail.doses_mg_per_day[0]:g} mg/day, tapered again"
+        return Change(self.drug, schedule.splice(day, new_tail), detail)
+
+    def patient_key(self, weight_kg: float, start_mg: Callable[[float, float], float]) -> Any:
+        # the weight matters only through the (rounded) start dose
+        return start_mg(weight_kg, self.entry.start_mg_per_kg)
+
+
+def dose_action(entry: Any) -> DoseAction | None:
+    """The dose action of a scenario's action entry (None for ``leave``: an exit)."""
+    if isinstance(entry, Leave):
+        return None
+    return ACTIONS[entry.action](entry)
 
 
 def taken_actions(
@@ -37,77 +237,61 @@ def taken_actions(
 
 
 def apply_dose_action(
-    action: MmfReduce | MmfHold | MmfStop | PrednisoneReescalate | Leave,
+    action: Any,
     scenario: Scenario,
     weight_kg: float,
-    prednisone: Schedule,
-    mmf: Schedule,
+    schedules: Mapping[str, Schedule],
     day: int,
-) -> tuple[Schedule, Schedule, str, str] | None:
-    """A dose action's new schedules from ``day`` on (the protocol's reaction to an event).
+) -> Change | None:
+    """A dose action's change from ``day`` on (the protocol's reaction to an event).
 
-    Returns ``(prednisone, mmf, drug changed, description)``, or None when the
-    action changes no dose (an MMF reduction already at its floor; ``leave``).
+    Parameters
+    ----------
+    action : DoseAction or a scenario action entry
+    scenario : Scenario
+    weight_kg : float
+    schedules : mapping of str to Schedule
+        The patient's schedules by drug.
+    day : int
+        The first day of the new dosing (days from the first dose).
 
-    * ``mmf_reduce``: the MMF ceiling from ``day`` on drops by ``by_g_per_day``
-      from the highest dose still planned, not below ``floor_g_per_day``.
-    * ``mmf_hold``: no MMF for ``days``, then the plan resumes, its ceiling
-      lowered by ``resume_reduce_by_g_per_day`` (not below the floor).
-    * ``mmf_stop``: no MMF from ``day`` on.
-    * ``prednisone_reescalate``: prednisone restarts at ``start_mg_per_kg`` and
-      tapers again by the protocol's stages.
+    Returns
+    -------
+    Change or None
+        None when the action changes no dose (an MMF reduction already at its
+        floor; ``leave``, an exit).
     """
-    duration = scenario.treatment.duration_days
-    if isinstance(action, MmfReduce):
-        tail = mmf.tail(day)
-        top = max(tail.doses_mg_per_day, default=0.0)
-        cap = max(top - 1000 * action.by_g_per_day, 1000 * action.floor_g_per_day)
-        if cap >= top:
-            return None
-        return (
-            prednisone,
-            mmf.splice(day, tail.capped_at(cap)),
-            "mmf",
-            f"MMF at most {cap:g} mg/day",
-        )
-    if isinstance(action, MmfHold):
-        tail = mmf.tail(day)
-        held = min(action.days, tail.end_day)
-        resumed = tail.tail(held)
-        if action.resume_reduce_by_g_per_day > 0 and resumed.end_day > 0:
-            top = max(resumed.doses_mg_per_day)
-            cap = max(top - 1000 * action.resume_reduce_by_g_per_day, 1000 * action.floor_g_per_day)
-            resumed = resumed.capped_at(min(cap, top))
-        new_tail = Schedule._derived((0,), (0.0,), held, tail.doses_per_day).splice(held, resumed)
-        return prednisone, mmf.splice(day, new_tail), "mmf", f"MMF held for {held} days"
-    if isinstance(action, MmfStop):
-        stopped = Schedule._derived((0,), (0.0,), duration - day, mmf.doses_per_day)
-        return prednisone, mmf.splice(day, stopped), "mmf", "MMF stopped"
-    if not isinstance(action, PrednisoneReescalate):
-        return None  # leaving is an exit, not a dose change
-    new_tail = build_prednisone(
-        scenario.prednisone, weight_kg, duration - day, start_mg_per_kg=action.start_mg_per_kg
-    )
-    detail = f"prednisone {new_tail.doses_mg_per_day[0]:g} mg/day, tapered again"
-    return prednisone.splice(day, new_tail), mmf, "prednisone", detail
+    if not isinstance(action, DoseAction):
+        made = dose_action(action)
+        if made is None:
+            return None  # leaving is an exit, not a dose change
+        action = made
+    setting = Setting(scenario, weight_kg, scenario.treatment.duration_days)
+    return action.change(schedules[action.drug], day, setting)
 
 
-def reachable_mmf_doses(planned: Schedule, actions: Sequence[tuple[Any, ...]]) -> list[float]:
-    """The MMF doses (mg/day) a patient can be on: the plan's, none, and those that the
-    actions' caps give (the arithmetic of :func:`apply_dose_action`), caps added up to 64."""
-    caps = []
+def reachable_doses(
+    drug: str, planned: Schedule, actions: Sequence[Sequence[Any]], most: int = 64
+) -> list[float]:
+    """The doses (mg/day) of ``drug`` a patient can be on: the plan's, none, and those
+    that the actions' cuts of the dose ceiling reach, breadth first, ``most`` at most."""
+    cuts: list[tuple[float, float]] = []
     for action in (a for event in actions for a in event):
-        if isinstance(action, MmfReduce):
-            caps.append((action.by_g_per_day, action.floor_g_per_day))
-        elif isinstance(action, MmfHold) and action.resume_reduce_by_g_per_day > 0:
-            caps.append((action.resume_reduce_by_g_per_day, action.floor_g_per_day))
+        if isinstance(action, DoseAction) and action.drug == drug:
+            cuts += action.ceiling_cuts()
     levels = {0.0, *planned.doses_mg_per_day}
     todo = sorted(levels)
     while todo:
         top = todo.pop(0)  # breadth first: the doses a few reductions reach come first
-        for by, floor in caps:
-            cap = max(top - 1000 * by, 1000 * floor)
-            if cap < top and cap not in levels and len(levels) < 64:
+        for by, floor in cuts:
+            cap = max(top - by, floor)
+            if cap < top and cap not in levels and len(levels) < most:
                 levels.add(cap)
                 todo.append(cap)
     return sorted(levels)
+
+
+def reachable_mmf_doses(planned: Schedule, actions: Sequence[Sequence[Any]]) -> list[float]:
+    """:func:`reachable_doses` of MMF for scenario action entries (or dose actions)."""
+    made = [[a if isinstance(a, DoseAction) else dose_action(a) for a in e] for e in actions]
+    return reachable_doses("mmf", planned, made)

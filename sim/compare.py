@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
 
+from sim.endpoints import compared_by_default
 from sim.errors import DosesimError, Problem, ScenarioError
 from sim.executors import DEFAULT_CONNECT_TIMEOUT_S
 from sim.runner import RunResult, run
@@ -51,8 +52,7 @@ __all__ = [
 #: The milestones are those of :func:`sim.trial.milestones.milestone_columns`: a replicate that
 #: never reaches the target does not lend its last enrolment to "last patient in".
 DEFAULT_METRICS = (
-    "median_cumulative_prednisone_mg_week52",
-    "mean_cumulative_prednisone_mg_week52",
+    *compared_by_default(),  # sim.endpoints: the steroid burden at week 52
     "completed_fraction",
     "withdrawn",
     "died",

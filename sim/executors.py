@@ -130,6 +130,12 @@ class Executor:
         A Dask scheduler address (``tcp://host:8786``) or a client; overrides ``workers``.
     connect_timeout_s : float
         Seconds to wait for the scheduler at an address to answer.
+    install : sequence, optional
+        Objects every local worker process receives once, when it starts (the pool's
+        initializer), rather than with every chunk: the arguments of :meth:`map` that
+        are these very objects are sent as a reference. A worker then keeps one copy of
+        each (a scenario, say), so that what it caches for it fills once per worker.
+        (Dask ships the arguments to each worker once already.)
 
     Raises
     ------
@@ -143,6 +149,7 @@ class Executor:
         workers: int = 1,
         scheduler: Any = None,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        install: Sequence[Any] = (),
     ) -> None:
         if workers < 1:
             raise DosesimError(f"workers must be >= 1, got {workers}")
@@ -156,6 +163,7 @@ class Executor:
         self._pool: ProcessPoolExecutor | None = None
         self._before: set[Any] = set()
         self._quiet: _QuietDask | None = None
+        self._install = tuple(install)
 
     @property
     def lanes(self) -> int:
@@ -239,8 +247,11 @@ class Executor:
     ) -> Generator[Any, None, None]:
         if self._pool is None:
             self._before = set(multiprocessing.active_children())
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_init)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, initializer=_worker_init, initargs=(self._install,)
+            )
         pool = self._pool
+        sent = tuple(_by_reference(a, self._install) for a in args)
         clean = False
         try:
             pending: set[Future[Any]] = set()
@@ -249,7 +260,7 @@ class Executor:
                 try:  # a dead worker breaks the pool: submit and result both say so
                     while queue and len(pending) < 2 * self.workers:  # bounded: flat memory
                         first, last = queue.pop(0)
-                        pending.add(pool.submit(fn, *args, first, last))
+                        pending.add(pool.submit(_call_installed, fn, sent, first, last))
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     results = [future.result() for future in done]
                 except BrokenProcessPool:
@@ -272,8 +283,35 @@ class Executor:
 # ---------------------------------------------------------------------------
 
 
-def _worker_init() -> None:
-    """In each worker: Ctrl-C is the parent's to handle; die with the parent (Linux)."""
+@dataclass(frozen=True)
+class _Installed:
+    """A reference to the ``index``-th object installed in every worker."""
+
+    index: int
+
+
+_INSTALLED: tuple[Any, ...] = ()
+"""In a worker process: the objects its pool installed when it started."""
+
+
+def _by_reference(arg: Any, installed: tuple[Any, ...]) -> Any:
+    for i, obj in enumerate(installed):
+        if arg is obj:
+            return _Installed(i)
+    return arg
+
+
+def _call_installed(fn: Callable[..., Any], args: tuple[Any, ...], first: int, last: int) -> Any:
+    """In a worker: ``fn(*args, first, last)``, references resolved to the installed objects."""
+    resolved = (_INSTALLED[a.index] if isinstance(a, _Installed) else a for a in args)
+    return fn(*resolved, first, last)
+
+
+def _worker_init(installed: tuple[Any, ...] = ()) -> None:
+    """In each worker: keep the installed objects; Ctrl-C is the parent's to handle; die
+    with the parent (Linux)."""
+    global _INSTALLED
+    _INSTALLED = installed
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the parent's
     if sys.platform.startswith("linux"):

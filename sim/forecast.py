@@ -401,7 +401,7 @@ def forecast(
     rec = recruitment_settings(scenario)
     require_eligibility(scenario)
     posteriors = site_posteriors(scenario, obs)
-    with Executor(workers, scheduler, connect_timeout_s) as executor:
+    with Executor(workers, scheduler, connect_timeout_s, install=(scenario,)) as executor:
         with progress_bar(replicates, "forecast", progress) as tick:
             table = _run_replicates(executor, scenario, obs, posteriors, replicates, seed, 0, tick)
         prob = float(table["completed_by_deadline"].mean())

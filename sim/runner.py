@@ -195,7 +195,7 @@ def run(
     require_eligibility(scenario)
     keep = replicates if keep_patients is None else max(0, min(keep_patients, replicates))
     identity = _identity(scenario, replicates, seed, keep)
-    with Executor(workers, scheduler, connect_timeout_s) as executor:
+    with Executor(workers, scheduler, connect_timeout_s, install=(scenario,)) as executor:
         default_size = int(min(200, max(10, math.ceil(replicates / (8 * executor.lanes)))))
         size = chunk_size or default_size
         if out is None:

@@ -21,12 +21,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from sim import load_scenario
-from sim.actions import apply_dose_action
+from sim.actions import DoseAction, apply_dose_action
 from sim.exposure import OralOneCompartment, etas_from_normals, pk_model
 from sim.hazards import CurrentDose, Driver, Hazard, HazardGrid, Plan, TemplateCache, TimeBands
 from sim.hazards.grids import _grid, plan_grids
 from sim.hazards.plan import COVARIATES
 from sim.scenario import MmfStop, Scenario
+from sim.schedule import Schedule
 from sim.trial.context import TrialContext, context_for
 from tests.conftest import BASE
 
@@ -85,6 +86,21 @@ def fresh(hazards: Sequence[Hazard], plan: Plan) -> HazardGrid:
     return HazardGrid._of(starts, ends, rates, cum)
 
 
+def after_actions(
+    scenario: Scenario, ctx: TrialContext, changes: Sequence[tuple[int, int]]
+) -> dict[str, Schedule]:
+    """A 60 kg patient's schedules (start 50 mg/day) after the scenario's MMF actions and an
+    MMF stop: ``(which action, day)``, taken in day order."""
+    actions = [a for e in ctx.actions for a in e if isinstance(a, DoseAction) and a.drug == "mmf"]
+    actions.append(MmfStop(action="mmf_stop"))
+    schedules = ctx.schedules(ctx.prednisone(50.0))
+    for which, day in sorted(changes, key=lambda c: c[1]):
+        change = apply_dose_action(actions[which % len(actions)], scenario, 60.0, schedules, day)
+        if change is not None:
+            schedules = {**schedules, change.drug: change.schedule}
+    return schedules
+
+
 def check_plan_grids(driver: Driver, seed: int = 5, n: int = 30) -> None:
     """Many patients on a few plans at once, and the shared one-patient grid, equal fresh grids."""
     scenario, ctx = base_parts()
@@ -128,15 +144,8 @@ def check_level_lookup(driver: Driver, seed: int = 3, n: int = 3) -> None:
     hazards = with_probe(ctx, driver)
     rng = np.random.default_rng(seed)
     mpa, cov = patients(scenario, n, rng)
-    actions = [a for event in ctx.actions for a in event if a.action.startswith("mmf")]
-    actions.append(MmfStop(action="mmf_stop"))
-    prednisone, mmf = ctx.prednisone(50.0), ctx.planned_mmf
-    for which, day in ((0, 20), (1, 90), (2, 150), (len(actions) - 1, 300)):
-        change = apply_dose_action(
-            actions[which % len(actions)], scenario, 60.0, prednisone, mmf, day
-        )
-        if change is not None:
-            prednisone, mmf = change[0], change[1]
+    given = after_actions(scenario, ctx, ((0, 20), (1, 90), (2, 150), (-1, 300)))
+    prednisone, mmf = given["prednisone"], given["mmf"]
     assert set(mmf.doses_mg_per_day) <= set(ctx.mmf_levels)
     looked_up = TemplateCache(hazards, "mmf", ctx.mmf_levels)
     levels = looked_up.level_multipliers(many_plan(ctx, prednisone, mmf, mpa, cov, np.arange(n)))

@@ -111,7 +111,8 @@ def _hand_built(
         events=log,
         screened=pd.DataFrame(),
         adjustments=pd.DataFrame(
-            list(adjustments), columns=["patient_id", "drug", "day", "reason"]
+            [(*a, a[3].split(": ")[-1]) for a in adjustments],  # the action's name
+            columns=["patient_id", "drug", "day", "reason", "action"],
         ),
         schedules=schedules,
     )

@@ -37,9 +37,17 @@ from sim.hazards import (
 )
 from sim.hazards.grids import _crossing, plan_grids
 from sim.population import DRAWS_PER_PERSON, draw_people
-from sim.scenario import MmfHold, MmfReduce, MmfStop
+from sim.scenario import MmfHold, MmfReduce
 from tests.conftest import BASE
-from tests.hazard_checks import END, base_parts, check_driver, many_plan, one_plan, patients
+from tests.hazard_checks import (
+    END,
+    after_actions,
+    base_parts,
+    check_driver,
+    many_plan,
+    one_plan,
+    patients,
+)
 
 
 def _examples() -> list[Driver]:
@@ -181,15 +189,8 @@ def test_pk_multipliers_looked_up_by_mmf_dose_equal_computed_ones(
     rng = np.random.default_rng(seed)
     n = 3
     mpa, cov = patients(scenario, n, rng)
-    actions = [a for event in ctx.actions for a in event if a.action.startswith("mmf")]
-    actions.append(MmfStop(action="mmf_stop"))
-    prednisone, mmf = ctx.prednisone(50.0), ctx.planned_mmf
-    for which, day in sorted(changes, key=lambda c: c[1]):
-        change = apply_dose_action(
-            actions[which % len(actions)], scenario, 60.0, prednisone, mmf, day
-        )
-        if change is not None:
-            prednisone, mmf = change[0], change[1]
+    given = after_actions(scenario, ctx, changes)
+    prednisone, mmf = given["prednisone"], given["mmf"]
     assert set(mmf.doses_mg_per_day) <= set(ctx.mmf_levels)
     looked_up = TemplateCache(hazards, "mmf", ctx.mmf_levels)
     levels = looked_up.level_multipliers(many_plan(ctx, prednisone, mmf, mpa, cov, np.arange(n)))
@@ -233,9 +234,10 @@ def test_the_mmf_doses_hold_every_dose_a_chain_of_reductions_reaches(
     levels = reachable_mmf_doses(ctx.planned_mmf, [(reduce,), (hold,)])
     prednisone, mmf = ctx.prednisone(50.0), ctx.planned_mmf
     for k, day in enumerate(sorted(days)):
-        change = apply_dose_action((reduce, hold)[k % 2], scenario, 60.0, prednisone, mmf, day)
+        schedules = {"prednisone": prednisone, "mmf": mmf}
+        change = apply_dose_action((reduce, hold)[k % 2], scenario, 60.0, schedules, day)
         if change is not None:
-            mmf = change[1]
+            mmf = change.schedule
     assert set(mmf.doses_mg_per_day) <= set(levels)
 
 

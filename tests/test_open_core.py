@@ -11,8 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+import pytest
 
+from sim import Schedule, load_scenario, simulate_cohort
+from sim.drugs import Drug
 from sim.hazards import DRIVERS, Driver, FloatArray, Inputs, Intervals, register_driver
+from sim.results.exports import nonmem_dosing, sdtm_ex
+from tests.conftest import BASE
 from tests.hazard_checks import check_driver
 
 
@@ -92,3 +98,44 @@ def test_a_covariate_driver_passes_the_shortcut_checks_unchanged() -> None:
 def test_an_exposure_driver_passes_the_shortcut_checks_unchanged() -> None:
     for driver in (*MpaEmax.examples(), *AgeByExposure.examples()):
         check_driver(driver)
+
+
+def test_a_third_drug_added_through_the_python_api_is_given_and_exported() -> None:
+    """A drug with a fixed regimen and no PK model: every patient takes it until they
+    leave, its doses are in the dosing records, and nothing else changes (its schedule
+    draws no random numbers: common random numbers hold)."""
+    scenario = load_scenario(BASE)
+    duration = scenario.treatment.duration_days
+    hcq = Drug.fixed("hydroxychloroquine", "Hydroxychloroquine", Schedule.constant(400.0, 400, 2))
+    with_hcq = simulate_cohort(scenario, 40, seed=4, drugs=[hcq])
+    without = simulate_cohort(scenario, 40, seed=4)
+    pd.testing.assert_frame_equal(with_hcq.patients, without.patients)
+    pd.testing.assert_frame_equal(with_hcq.events, without.events)
+    assert [d.name for d in with_hcq.drugs] == ["prednisone", "mmf", "hydroxychloroquine"]
+
+    dosing = nonmem_dosing(with_hcq, 0, "S")
+    mine = dosing[dosing["DRUG"] == "HYDROXYCHLOROQUINE"]
+    assert len(mine) == len(with_hcq.patients)  # one constant segment each
+    for (pid, exit_day, status), rec in zip(
+        with_hcq.patients[["patient_id", "exit_day", "status"]].itertuples(index=False),
+        mine.itertuples(),
+        strict=True,
+    ):
+        last = duration if status == "completed" else min(int(exit_day) + 1, duration)
+        assert pid == rec.ID and rec.AMT == 200.0 and rec.II == 0.5
+        assert 400.0 * last == rec.AMT * (rec.ADDL + 1)  # every dose up to the day of exit
+    others = dosing[dosing["DRUG"] != "HYDROXYCHLOROQUINE"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(others, nonmem_dosing(without, 0, "S"))
+
+    ex = sdtm_ex(with_hcq, 0, "S")
+    assert set(ex["EXTRT"]) == {"PREDNISONE", "MYCOPHENOLATE MOFETIL", "HYDROXYCHLOROQUINE"}
+    assert (ex.loc[ex["EXTRT"] == "HYDROXYCHLOROQUINE", "EXDOSFRQ"] == "BID").all()
+
+
+def test_a_drug_name_is_a_lower_case_identifier_and_unique() -> None:
+    with pytest.raises(ValueError, match="lower-case identifier"):
+        Drug.fixed("Hydroxy Chloroquine", "HCQ", Schedule.constant(400.0, 10))
+    scenario = load_scenario(BASE)
+    twin = Drug.fixed("mmf", "MMF again", Schedule.constant(500.0, 10))
+    with pytest.raises(ValueError, match="share a name"):
+        simulate_cohort(scenario, 2, seed=1, drugs=[twin])

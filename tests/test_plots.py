@@ -69,7 +69,7 @@ def test_weeks_rebuilt_from_ex_match_the_patients_table(result: sim.RunResult) -
     assert list(weekly.columns) == list(range(53))
     assert weekly.index.equals(patients.index)
     assert (weekly[0] == 0).all()
-    for week in sim.trial.patient.LANDMARK_WEEKS:
+    for week in sim.endpoints.LANDMARK_WEEKS:
         expected = patients[f"cumulative_prednisone_mg_week{week}"].to_numpy()
         np.testing.assert_allclose(weekly[week].to_numpy(), expected, rtol=0, atol=1e-9)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from sim.hazards.drivers import Driver, Hazard, RateOverflow, check_rates
 from sim.hazards.plan import FloatArray, Intervals, Plan
 from sim.hazards.templates import TemplateCache
 
-__all__ = ["HazardGrid", "cumulative_hazards", "plan_grids"]
+__all__ = ["BatchRow", "HazardGrid", "cumulative_hazards", "plan_grids"]
 
 
 def _grid(
@@ -154,6 +155,36 @@ class HazardGrid:
                 return _crossing(starts, rates, cum, targets)
             times.append(starts.item(i) + (targets.item(h) - cum.item(h, i)) / rate)
         return np.array(times)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    """One patient's row of a :func:`plan_grids` batch: their first grid, made on demand.
+
+    Attributes
+    ----------
+    batch : tuple of array
+        ``starts, ends, rates, cum`` of the batch (patients first).
+    levels : array or None
+        The batch's own multipliers at the level doses
+        (:meth:`TemplateCache.level_multipliers`), patients first.
+    row : int
+        The patient's row.
+    """
+
+    batch: tuple[FloatArray, FloatArray, FloatArray, FloatArray]
+    levels: FloatArray | None
+    row: int
+
+    def grid(self) -> HazardGrid:
+        """The patient's grid of their first plan."""
+        starts, ends, rates, cum = self.batch
+        j = self.row
+        return HazardGrid._of(starts[j], ends[j], rates[j], cum[j])
+
+    def own_levels(self) -> FloatArray | None:
+        """The patient's own multipliers at the level doses (``pk_levels`` of a grid)."""
+        return None if self.levels is None else self.levels[self.row]
 
 
 def _crossing(

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from sim.actions import ACTIONS
 from sim.schedule import Schedule
 from sim.trial.cohort import CohortResult
 
@@ -43,7 +44,6 @@ __all__ = [
     "usubjid",
 ]
 
-DRUGS = ("prednisone", "mmf")
 ID_PER_REPLICATE = 10_000
 """NONMEM ``ID = replicate * ID_PER_REPLICATE + patient_id``."""
 
@@ -75,18 +75,12 @@ AE_COLUMNS = [
 ]
 DS_COLUMNS = ["STUDYID", "DOMAIN", "USUBJID", "DSSEQ", "DSTERM", "DSDECOD", "DSSTDY", "DSREAS"]
 
-_NONMEM_DRUG = {"prednisone": "PREDNISONE", "mmf": "MMF"}
-_EXTRT = {"prednisone": "PREDNISONE", "mmf": "MYCOPHENOLATE MOFETIL"}
 _FREQUENCY = {1: "QD", 2: "BID", 3: "TID", 4: "QID"}
 
 _EXITS = ("completed", "withdrawn", "died", "discontinued")
 _EARLY_EXITS = ("withdrawn", "died", "discontinued")
-_ACTION_AEACN = {
-    "prednisone_reescalated": "DOSE INCREASED",
-    "mmf_reduced": "DOSE REDUCED",
-    "mmf_held": "DRUG INTERRUPTED",
-    "mmf_stopped": "DRUG WITHDRAWN",
-}
+_ACTION_AEACN = {action.done: action.aeacn for action in ACTIONS.values()}
+"""The event log's name of each dose modification -> its AEACN (:mod:`sim.actions`)."""
 AEACN_ORDER = (
     "DOSE NOT CHANGED",
     "DOSE INCREASED",
@@ -109,7 +103,6 @@ _DSDECOD = {
     "died": "DEATH",
     "discontinued": "ADVERSE EVENT",
 }
-_HOLD = ": mmf_hold"
 _RESUMED = ", resumed"
 
 
@@ -225,8 +218,8 @@ def nonmem_dosing(result: CohortResult, replicate: int, study_id: str) -> pd.Dat
     rows: list[dict[str, object]] = []
     for pid, schedules in sorted(result.schedules.items()):
         nid, subject = nonmem_id(replicate, pid), usubjid(study_id, replicate, pid)
-        for drug in DRUGS:
-            schedule = schedules[drug]
+        for drug in result.drugs:
+            schedule = schedules[drug.name]
             n = schedule.doses_per_day
             for seg in schedule.segments():
                 if seg.dose_mg_per_day <= 0:
@@ -240,7 +233,7 @@ def nonmem_dosing(result: CohortResult, replicate: int, study_id: str) -> pd.Dat
                         "II": 1.0 / n,
                         "ADDL": (seg.end_day - seg.start_day) * n - 1,
                         "CMT": 1,
-                        "DRUG": _NONMEM_DRUG[drug],
+                        "DRUG": drug.nonmem_name,
                         "REP": int(replicate),
                         "USUBJID": subject,
                     }
@@ -259,21 +252,23 @@ def nonmem_dosing(result: CohortResult, replicate: int, study_id: str) -> pd.Dat
 
 def _adjustment_reasons(
     result: CohortResult,
-) -> dict[tuple[int, str], dict[int, list[str]]]:
-    """``(patient_id, drug) -> {day: [reason, ...]}`` in the order the adjustments were made."""
-    out: dict[tuple[int, str], dict[int, list[str]]] = {}
+) -> dict[tuple[int, str], dict[int, list[tuple[str, bool]]]]:
+    """``(patient_id, drug) -> {day: [(reason, interrupts), ...]}`` in the order the
+    adjustments were made; ``interrupts``: the action is a hold (:mod:`sim.actions`)."""
+    out: dict[tuple[int, str], dict[int, list[tuple[str, bool]]]] = {}
     adj = result.adjustments
-    for pid, drug, day, reason in zip(
-        adj["patient_id"], adj["drug"], adj["day"], adj["reason"], strict=True
+    for pid, drug, day, reason, action in zip(
+        adj["patient_id"], adj["drug"], adj["day"], adj["reason"], adj["action"], strict=True
     ):
         reasons = out.setdefault((int(pid), str(drug)), {}).setdefault(int(day), [])
-        if reason not in reasons:
-            reasons.append(str(reason))
+        entry = (str(reason), ACTIONS[str(action)].interrupts)
+        if entry not in reasons:
+            reasons.append(entry)
     return out
 
 
-def _resumptions(schedule: Schedule, by_day: dict[int, list[str]]) -> dict[int, str]:
-    """``day -> reason`` for the days MMF restarts after a hold.
+def _resumptions(schedule: Schedule, by_day: dict[int, list[tuple[str, bool]]]) -> dict[int, str]:
+    """``day -> reason`` for the days a drug restarts after a hold.
 
     A hold starting on day ``d`` leaves the dose at 0 from ``d``; it resumes on
     the first later change day if the dose there is above 0 (no resumption if
@@ -283,8 +278,8 @@ def _resumptions(schedule: Schedule, by_day: dict[int, list[str]]) -> dict[int, 
     out: dict[int, tuple[int, str]] = {}
     days = np.asarray(schedule.change_days, dtype=np.int64)
     for day in sorted(by_day):
-        for reason in by_day[day]:
-            if not reason.endswith(_HOLD) or day >= schedule.end_day:
+        for reason, interrupts in by_day[day]:
+            if not interrupts or day >= schedule.end_day:
                 continue
             if schedule.dose_at(day) != 0:
                 continue
@@ -357,13 +352,13 @@ def sdtm_ex(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
     rows: list[dict[str, object]] = []
     for pid, schedules in sorted(result.schedules.items()):
         subject = usubjid(study_id, replicate, pid)
-        for drug in DRUGS:
-            schedule = schedules[drug]
-            by_day = reasons.get((pid, drug), {})
-            resumed = _resumptions(schedule, by_day) if drug == "mmf" else {}
+        for drug in result.drugs:
+            schedule = schedules[drug.name]
+            by_day = reasons.get((pid, drug.name), {})
+            resumed = _resumptions(schedule, by_day)
             n = schedule.doses_per_day
             for start, end, dose in _intervals(schedule, [*by_day, *resumed]):
-                adj = list(by_day.get(start, []))
+                adj = [reason for reason, _ in by_day.get(start, [])]
                 if start in resumed:
                     adj.append(resumed[start])
                 rows.append(
@@ -372,11 +367,11 @@ def sdtm_ex(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
                         "DOMAIN": "EX",
                         "USUBJID": subject,
                         "EXSEQ": 0,
-                        "EXTRT": _EXTRT[drug],
+                        "EXTRT": drug.treatment,
                         "EXDOSE": dose / n,
                         "EXDOSU": "mg",
                         "EXDOSFRQ": _frequency(n),
-                        "EXROUTE": "ORAL",
+                        "EXROUTE": drug.route,
                         "EXSTDY": start + 1,
                         "EXENDY": end,
                         "EXADJ": "; ".join(adj),

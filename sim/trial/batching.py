@@ -18,6 +18,7 @@ from sim.hazards import (
     Plan,
     plan_grids,
 )
+from sim.hazards.grids import BatchRow
 from sim.population import (
     THRESHOLD_SLOTS,
     People,
@@ -37,15 +38,21 @@ class PreparedBlock:
 
     start_mg: np.ndarray
     mpa: OralOneCompartment
-    prednisolone_cl: np.ndarray | None
+    prednisolone: OralOneCompartment | None
+    """The block's prednisolone models, made when a table needs them."""
     targets: np.ndarray
     times: np.ndarray
-    batch: tuple[np.ndarray, ...]
+    batch: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
     """The eligible people's grids from :func:`sim.hazards.plan_grids`: starts, ends, rates, cum."""
     index: np.ndarray
     """Each person's index into ``batch`` (-1 for the ineligible)."""
     pk_levels: np.ndarray | None = None
     """By ``index``: own multipliers at the MMF doses (``TemplateCache.level_multipliers``)."""
+
+    def first_grid(self, row: int) -> BatchRow:
+        """Person ``row``'s first grid, as a handle into the batch (an eligible person)."""
+        assert self.batch is not None
+        return BatchRow(self.batch, self.pk_levels, self.index.item(row))
 
 
 def prepare_blocks(
@@ -88,7 +95,7 @@ def prepare_blocks(
     elif n_hazards > THRESHOLD_SLOTS:
         raise ValueError(f"{n_hazards} hazards need more_targets beyond {THRESHOLD_SLOTS} slots")
     times = np.full((n, n_hazards), np.inf)
-    batch: tuple[np.ndarray, ...] = ()
+    batch: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
     index = np.full(n, -1)
     pk_levels = None
     if rows.size:

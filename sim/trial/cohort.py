@@ -31,15 +31,19 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from sim.actions import taken_actions
+from sim.actions import Adjustment, Change, DoseAction, taken_actions
 from sim.collector import young_collections_only
+from sim.drugs import MMF, PREDNISONE, Drug
+from sim.endpoints import ENDPOINTS, PatientRecord, lean_values
 from sim.errors import DosesimError
-from sim.exposure import etas_from_normals, mpa_auc0_12_at_target, pk_model
+from sim.exposure import OralOneCompartment, etas_from_normals, pk_model
 from sim.hazards import (
     Driver,
     HazardGrid,
+    Plan,
     Windows,
 )
+from sim.memo import IdentityCache
 from sim.population import (
     DRAWS_PER_OCCURRENCE,
     THRESHOLD_SLOTS,
@@ -58,14 +62,7 @@ from sim.schedule import (
 from sim.streams import stream
 from sim.trial.batching import PreparedBlock, prepare_blocks
 from sim.trial.context import DEATH, WITHDRAWAL, context_for
-from sim.trial.patient import (
-    LANDMARK_WEEKS,
-    MAX_EVENTS_PER_PATIENT,
-    Adjustment,
-    EventRecord,
-    Patient,
-    first_grid,
-)
+from sim.trial.patient import MAX_EVENTS_PER_PATIENT, EventRecord, Patient
 
 _MAX_SCREENED_PER_ENROLLED = 1000
 
@@ -83,10 +80,13 @@ class CohortResult:
     screened : pandas.DataFrame
         One row per screened person: ``person, eligible, failed`` and covariates.
     adjustments : pandas.DataFrame
-        Dose modifications: ``patient_id, drug, day, reason``.
+        Dose modifications: ``patient_id, drug, day, reason, action`` (``action`` is the
+        name of a :data:`sim.actions.ACTIONS` class).
     schedules : dict
-        ``patient_id -> {"prednisone": Schedule, "mmf": Schedule}`` as given
-        (truncated at exit).
+        ``patient_id -> {drug: Schedule}`` as given (truncated at exit), in the order
+        of ``drugs``.
+    drugs : tuple of Drug
+        The drugs of the protocol (:mod:`sim.drugs`); by default the scenario's two.
     """
 
     patients: pd.DataFrame
@@ -94,6 +94,7 @@ class CohortResult:
     screened: pd.DataFrame
     adjustments: pd.DataFrame
     schedules: dict[int, dict[str, Schedule]]
+    drugs: tuple[Drug, ...] = (PREDNISONE, MMF)
 
 
 class Cohort:
@@ -106,6 +107,7 @@ class Cohort:
         replicate: int,
         patients: bool = True,
         log: bool = True,
+        drugs: Sequence[Drug] = (),
     ) -> None:
         self.scenario = scenario
         self.seed = seed
@@ -117,9 +119,11 @@ class Cohort:
         self.patients: list[Patient] = []
         self.duration = scenario.treatment.duration_days
         self.ae_names = sorted(scenario.adverse_events)
-        self._prepared: dict[int, tuple[People, PreparedBlock]] = {}
+        self._prepared: IdentityCache[PreparedBlock] = IdentityCache(1 << 30)
+        self.drugs: tuple[Drug, ...] = ()
         if patients:
-            self.ctx = context_for(scenario)
+            self.ctx = context_for(scenario, drugs)
+            self.drugs = self.ctx.drugs
             self.hazards = self.ctx.hazards
 
     def stream(self, *path: int | str) -> np.random.Generator:
@@ -127,9 +131,9 @@ class Cohort:
 
     # -- enrolment --------------------------------------------------------
     def _prepare(self, people: People) -> PreparedBlock:
-        entry = self._prepared.get(id(people))
-        if entry is not None and entry[0] is people:
-            return entry[1]
+        prepared = self._prepared.get((people,))
+        if prepared is not None:
+            return prepared
         more = None
         n_hazards = len(self.hazards)
         if n_hazards > THRESHOLD_SLOTS:  # more hazards than slots: the rest from streams
@@ -143,7 +147,7 @@ class Cohort:
 
     def adopt(self, people: People, prepared: PreparedBlock) -> None:
         """Use ``prepared`` (from :func:`prepare_blocks`) for a block of people."""
-        self._prepared[id(people)] = (people, prepared)
+        self._prepared.put((people,), prepared)
 
     def enrol_all(
         self, enrolled: Sequence[tuple[People, int]], days: Sequence[float] | None = None
@@ -163,15 +167,14 @@ class Cohort:
         for (block, row), day in zip(enrolled, days, strict=True):
             self.enrol(block, row, day)
 
-    def _prednisolone_cl(self, p: Patient) -> np.ndarray:
-        """Prednisolone CL (L/h) of the patient's block: only the tables report it."""
+    def _prednisolone(self, p: Patient) -> OralOneCompartment:
+        """The prednisolone models of the patient's block: only the tables report them."""
         prep = p.prepared
-        if prep.prednisolone_cl is None:
+        if prep.prednisolone is None:
             params = self.scenario.exposure.prednisolone  # type: ignore[union-attr]
             eta = etas_from_normals(params, p.people.pk_normals[:, 2:4])
-            model = pk_model(params, p.people.weight_kg, eta)
-            prep.prednisolone_cl = np.asarray(model.cl_l_per_h, dtype=float)
-        return prep.prednisolone_cl
+            prep.prednisolone = pk_model(params, p.people.weight_kg, eta)
+        return prep.prednisolone
 
     def enrol(self, people: People, row: int, enrol_day: float) -> None:
         """Enrol eligible person ``row`` of a block, starting on trial day ``enrol_day``."""
@@ -182,15 +185,14 @@ class Cohort:
             people=people,
             row=row,
             enrol_day=float(enrol_day),
-            prednisone=self.ctx.prednisone(start),
-            mmf=self.ctx.planned_mmf,
+            schedules=self.ctx.schedules(self.ctx.prednisone(start)),
             block_mpa=prep.mpa,
             prepared=prep,
             start_mg=start,
             ae_counts=dict.fromkeys(self.ae_names, 0),
             targets=prep.targets[row].copy(),
             first_times=prep.times[row],
-            grid_row=prep.index.item(row),
+            first=prep.first_grid(row),
         )
         self.patients.append(patient)
         self.env.process(self._run(patient))
@@ -258,29 +260,28 @@ class Cohort:
                 return
             p.ae_counts[name] += 1
             self._record(p, t, name)
-            before = (p.prednisone, p.mmf, len(p.death_windows))
+            before = (p.schedules, len(p.death_windows))
             status = self._act(p, k, t)
             if status:
                 self._exit(p, t, status, name)
                 return
-            if (p.prednisone, p.mmf, len(p.death_windows)) != before:
+            if p.schedules is not before[0] or len(p.death_windows) != before[1]:
                 # the plan changed from the next day on: the cumulative hazard up to
                 # now is unchanged, so the targets stay valid on the new grid
                 covariates = p.covariates(ctx.shared_grids.parts.covariates)
-                plan = ctx.plan(p.prednisone, p.mmf, {"mmf": p.mpa}, covariates)
-                levels = p.prepared.pk_levels
+                plan = Plan(p.schedules, {"mmf": p.mpa}, covariates)
                 grid = HazardGrid(
                     hazards,
                     plan,
                     end,
                     ctx.shared_grids,
                     extra=self._windows(p),
-                    pk_levels=None if levels is None else levels[p.grid_row],
+                    pk_levels=p.first.own_levels(),
                 )
                 times = grid.crossing(targets)
             else:  # same grid, same targets but one: only that hazard's time moves
                 if grid is None:
-                    grid = first_grid(p)
+                    grid = p.first.grid()
                     times = times.copy()
                 times[k] = grid.crossing_one(k, float(targets[k]))
 
@@ -312,46 +313,54 @@ class Cohort:
         for action in taken:
             if day >= self.duration:
                 continue  # no dosing left to change
-            change = self.ctx.dose_action(action, p.weight_kg, p.prednisone, p.mmf, day)
+            change = self.ctx.dose_action(action, p.weight_kg, p.schedules, day)
             if change is not None:
-                p.prednisone, p.mmf, drug, detail = change
+                p.schedules = {**p.schedules, change.drug: change.schedule}  # a new plan
                 if self.keep_log:
-                    self._adjust(p, drug, day, name, action.action, detail, t)
+                    self._adjust(p, change, day, name, action, t)
         return ""
 
     def _adjust(
-        self, p: Patient, drug: str, day: int, event: str, action: str, detail: str, t: float
+        self, p: Patient, change: Change, day: int, event: str, action: DoseAction, t: float
     ) -> None:
         """Log a dose modification on ``day`` after ``event`` (its reason: 'event: action')."""
-        self.adjustments.append(Adjustment(p.patient_id, drug, day, f"{event}: {action}"))
-        done = {
-            "mmf_reduce": "mmf_reduced",
-            "mmf_hold": "mmf_held",
-            "mmf_stop": "mmf_stopped",
-            "prednisone_reescalate": "prednisone_reescalated",
-        }[action]
-        self._record(p, t, done, f"{detail} from day {day} ({event})")
+        reason = f"{event}: {action.name}"
+        self.adjustments.append(Adjustment(p.patient_id, change.drug, day, reason, action.name))
+        self._record(p, t, action.done, f"{change.detail} from day {day} ({event})")
 
     # -- results ----------------------------------------------------------
+    def record(self, p: Patient) -> PatientRecord:
+        """What the endpoints read of a patient (:mod:`sim.endpoints`)."""
+        ctx = self.ctx
+
+        def models(moiety: str) -> OralOneCompartment:
+            return p.mpa if moiety == "mpa" else self._prednisolone(p).row(p.row)
+
+        return PatientRecord(
+            planned=p.schedules,
+            exit_day=p.exit_day,
+            status=p.status,
+            duration_days=self.duration,
+            start_mg=p.start_mg,
+            scenario=self.scenario,
+            models=models,
+            planned_by_protocol=ctx.fixed,
+            week52_mg=ctx.week52_mg,
+        )
+
     def outcomes(self) -> dict[str, Any]:
         """Per-patient outcomes as arrays, straight from the model (no tables).
 
-        ``enrol_day``, ``exit_day``, ``status`` and ``cumulative_prednisone_mg_week52``
-        (NaN for those who left before), and ``ae_<name>`` counts.
+        ``enrol_day``, ``exit_day``, ``status``, the lean values of the patient
+        endpoints that trial endpoints read (e.g. ``cumulative_prednisone_mg_week52``,
+        NaN for those who left before), and ``ae_<name>`` counts.
         """
         ps = self.patients
-        week52 = 7 * 52
         out: dict[str, Any] = {
             "enrol_day": np.array([p.enrol_day for p in ps], dtype=float),
             "exit_day": np.array([p.exit_day for p in ps], dtype=float),
             "status": [p.status for p in ps],
-            "cumulative_prednisone_mg_week52": np.array(
-                [
-                    self.ctx.week52_mg(p.prednisone) if p.exit_day >= week52 else math.nan
-                    for p in ps
-                ],
-                dtype=float,
-            ),
+            **lean_values([self.record(p) for p in ps]),
         }
         counts = np.array([list(p.ae_counts.values()) for p in ps], dtype=int)
         for j, name in enumerate(self.ae_names):  # ae_counts keep ae_names' order
@@ -362,20 +371,15 @@ class Cohort:
         """The columns of the patients table, in order (also when it has no rows)."""
         return [
             "patient_id", "person", "enrol_day", "sex", "age_years", "weight_kg",
-            "fvc_percent", "prednisone_start_mg_per_day",
-            *(f"cumulative_prednisone_mg_week{w}" for w in LANDMARK_WEEKS),
-            "cumulative_prednisone_mg", "days_at_or_above_20mg", "first_day_at_or_below_7_5mg",
-            "mmf_dose_intensity", "mpa_auc0_12_mg_h_per_l", "mpa_cl_l_per_h",
-            "prednisolone_cl_l_per_h", *(f"ae_{n}" for n in self.ae_names),
+            "fvc_percent", *ENDPOINTS, *(f"ae_{n}" for n in self.ae_names),
             "status", "exit_day", "exit_reason",
         ]  # fmt: skip
 
     def patient_rows(self) -> list[dict[str, Any]]:
         rows = []
         for p in self.patients:
-            pred, mmf = p.given(self.duration)
             c = p.candidate
-            daily = pred.daily_doses()
+            record = self.record(p)
             row: dict[str, Any] = {
                 "patient_id": p.patient_id,
                 "person": c.person,
@@ -384,22 +388,9 @@ class Cohort:
                 "age_years": c.age_years,
                 "weight_kg": c.weight_kg,
                 "fvc_percent": c.fvc_percent,
-                "prednisone_start_mg_per_day": p.start_mg,
             }
-            for week in LANDMARK_WEEKS:
-                day = 7 * week
-                row[f"cumulative_prednisone_mg_week{week}"] = (
-                    pred.cumulative(day) if p.exit_day >= day else math.nan
-                )
-            row["cumulative_prednisone_mg"] = pred.total_mg
-            row["days_at_or_above_20mg"] = int((daily >= 20).sum())
-            low = np.flatnonzero(daily <= 7.5)
-            row["first_day_at_or_below_7_5mg"] = int(low[0]) if low.size else math.nan
-            planned = self.ctx.planned_mmf.cumulative(mmf.end_day)
-            row["mmf_dose_intensity"] = mmf.total_mg / planned if planned > 0 else math.nan
-            row["mpa_auc0_12_mg_h_per_l"] = float(mpa_auc0_12_at_target(self.scenario, p.mpa))
-            row["mpa_cl_l_per_h"] = float(p.mpa.cl_l_per_h)  # type: ignore[arg-type]
-            row["prednisolone_cl_l_per_h"] = float(self._prednisolone_cl(p)[p.row])
+            for name, endpoint in ENDPOINTS.items():
+                row[name] = endpoint.value(record)
             for name in self.ae_names:
                 row[f"ae_{name}"] = p.ae_counts[name]
             row["status"] = p.status
@@ -446,6 +437,7 @@ def simulate_cohort(
     seed: int,
     enrolment_days: Sequence[float] | None = None,
     replicate: int = 0,
+    drugs: Sequence[Drug] = (),
 ) -> CohortResult:
     """Simulate one replicate of the cohort: screening, treatment, adverse events, exits.
 
@@ -461,6 +453,9 @@ def simulate_cohort(
         Trial day of each patient's enrolment (first dose); default all 0.
     replicate : int
         Replicate index: selects the replicate's random streams.
+    drugs : sequence of Drug, optional
+        Drugs added to the scenario's prednisone and MMF, each at a fixed schedule
+        (:meth:`sim.drugs.Drug.fixed`); their doses appear in the schedules and exports.
 
     Returns
     -------
@@ -482,7 +477,7 @@ def simulate_cohort(
         raise DosesimError(f"{len(days)} enrolment days given for {n_patients} patients")
     if any(not (math.isfinite(d) and d >= 0) for d in days):
         raise DosesimError("enrolment days must be finite and >= 0")
-    cohort = Cohort(scenario, seed, replicate)
+    cohort = Cohort(scenario, seed, replicate, drugs=drugs)
     with young_collections_only():
         source, enrolled = screen_people(scenario, n_patients, seed, replicate)
         cohort.enrol_all(enrolled, days)
@@ -513,10 +508,8 @@ def cohort_result(cohort: Cohort, screened: list[Candidate]) -> CohortResult:
         ]
     )
     adjustments = pd.DataFrame(
-        [vars(a) for a in cohort.adjustments], columns=["patient_id", "drug", "day", "reason"]
+        [vars(a) for a in cohort.adjustments],
+        columns=["patient_id", "drug", "day", "reason", "action"],
     )
-    schedules = {}
-    for p in cohort.patients:
-        prednisone, mmf = p.given(cohort.duration)
-        schedules[p.patient_id] = {"prednisone": prednisone, "mmf": mmf}
-    return CohortResult(patients, events, screened_df, adjustments, schedules)
+    schedules = {p.patient_id: p.given(cohort.duration) for p in cohort.patients}
+    return CohortResult(patients, events, screened_df, adjustments, schedules, cohort.drugs)

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import math
-import pickle
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from sim.actions import apply_dose_action, reachable_mmf_doses
+from sim.actions import Change, DoseAction, apply_dose_action, dose_action, reachable_doses
+from sim.drugs import Drug, scenario_drugs
 from sim.exposure import OralOneCompartment
-from sim.hazards import (
-    Hazard,
-    Plan,
-    TemplateCache,
-)
-from sim.scenario import (
-    PrednisoneReescalate,
-    Scenario,
-)
-from sim.schedule import (
-    Schedule,
-    build_mmf,
-    build_prednisone_from_start,
-    prednisone_start_mg,
-)
+from sim.hazards import Hazard, Plan, TemplateCache
+from sim.memo import IdentityCache
+from sim.scenario import Scenario
+from sim.schedule import Schedule, build_mmf, build_prednisone_from_start, prednisone_start_mg
 
 WITHDRAWAL, DEATH = "withdrawal", "death"
 """The names of the dropout hazards (and exit reasons)."""
@@ -37,7 +26,7 @@ class TrialContext:
     scenario, so results do not depend on what was cached before.
     """
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, extra_drugs: Sequence[Drug] = ()) -> None:
         scenario.require("exposure", "dropout", purpose="the cohort model")
         dropout = scenario.dropout
         assert dropout is not None and scenario.exposure is not None
@@ -51,29 +40,53 @@ class TrialContext:
         ]
         # dropout hazards are known by position, never by name
         self.withdrawal_index, self.death_index = len(self.hazards) - 2, len(self.hazards) - 1
+        # each event's actions: a DoseAction, or the scenario's entry of an exit (leave)
         self.actions = [
-            tuple(scenario.adverse_events[n].actions) if n in scenario.adverse_events else ()
+            tuple(dose_action(a) or a for a in scenario.adverse_events[n].actions)
+            if n in scenario.adverse_events
+            else ()
             for n in (h.name for h in self.hazards)
         ]
         self.raise_after = dropout.death_raised_after
+        self.drugs = (*scenario_drugs(scenario), *extra_drugs)
+        names = [d.name for d in self.drugs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two drugs share a name: {', '.join(names)}")
         self.planned_mmf = build_mmf(scenario.mmf, self.duration)
+        #: the schedules every patient starts on but prednisone's (which depends on weight)
+        self.fixed: dict[str, Schedule] = {"mmf": self.planned_mmf}
+        for drug in extra_drugs:
+            if drug.schedule is None:
+                raise ValueError(f"drug {drug.name!r}: an added drug needs a fixed schedule")
+            # given within the treatment period, like every drug of the protocol
+            schedule = drug.schedule
+            if schedule.end_day > self.duration:
+                schedule = schedule.truncated(self.duration)
+            self.fixed[drug.name] = schedule
         # PK multipliers are computed for everyone at these doses, then looked up
-        self.mmf_levels = reachable_mmf_doses(self.planned_mmf, self.actions)
+        self.mmf_levels = reachable_doses("mmf", self.planned_mmf, self.actions)
         self.shared_grids = TemplateCache(self.hazards, "mmf", self.mmf_levels)
         self._prednisone: dict[float, Schedule] = {}
         self._start_mg: dict[tuple[float, float | None], float] = {}
-        self._week52: dict[int, tuple[Schedule, float]] = {}
-        self._actions: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+        self._week52: IdentityCache[float] = IdentityCache(4096)
+        self._changes: IdentityCache[tuple[Change | None]] = IdentityCache(50_000)
+
+    def schedules(self, prednisone: Schedule) -> dict[str, Schedule]:
+        """A patient's planned schedules by drug, in the order of :attr:`drugs`."""
+        return {"prednisone": prednisone, **self.fixed}
 
     def plan(
         self,
         prednisone: Schedule,
-        mmf: Schedule,
+        mmf: Schedule | None = None,
         pk: dict[str, OralOneCompartment] | None = None,
         covariates: dict[str, float] | None = None,
     ) -> Plan:
-        """What the hazards read: the schedules by drug, and the patient's PK and covariates."""
-        return Plan({"prednisone": prednisone, "mmf": mmf}, pk or {}, covariates or {})
+        """What the hazards read: the planned schedules with these prednisone and MMF ones."""
+        schedules = self.schedules(prednisone)
+        if mmf is not None:
+            schedules["mmf"] = mmf
+        return Plan(schedules, pk or {}, covariates or {})
 
     def prednisone(self, start_mg: float) -> Schedule:
         """The planned prednisone schedule of a start dose (one object per dose)."""
@@ -98,65 +111,38 @@ class TrialContext:
         return mg
 
     def dose_action(
-        self, action: Any, weight_kg: float, prednisone: Schedule, mmf: Schedule, day: int
-    ) -> tuple[Schedule, Schedule, str, str] | None:
+        self, action: DoseAction, weight_kg: float, schedules: Mapping[str, Schedule], day: int
+    ) -> Change | None:
         """:func:`apply_dose_action`, remembered: the same change on the same plan gives the
         same schedule object, so patients on it share its hazard grid."""
-        reescalate = isinstance(action, PrednisoneReescalate)
-        source = prednisone if reescalate else mmf
-        # a re-escalation depends on the weight only through its (rounded) start dose
-        restart = self.start_mg(weight_kg, action.start_mg_per_kg) if reescalate else None
-        key = (id(action), id(source), day, restart)
-        entry = self._actions.get(key)
-        if entry is None or entry[0] is not source or entry[1] is not action:
-            change = apply_dose_action(action, self.scenario, weight_kg, prednisone, mmf, day)
-            result = (
-                None if change is None else (change[0] if reescalate else change[1], *change[2:])
-            )
-            if len(self._actions) >= 50_000:
-                self._actions.clear()
-            entry = (source, action, result)
-            self._actions[key] = entry
-        result = entry[2]
-        if result is None:
-            return None
-        changed, drug, detail = result
-        if reescalate:
-            return changed, mmf, drug, detail
-        return prednisone, changed, drug, detail
+        source = schedules[action.drug]
+        patient = action.patient_key(weight_kg, self.start_mg)
+        key = (action, source)
+        remembered = self._changes.get(key, (day, patient))
+        if remembered is None:
+            change = apply_dose_action(action, self.scenario, weight_kg, schedules, day)
+            remembered = self._changes.put(key, (change,), (day, patient))
+        return remembered[0]
 
     def week52_mg(self, schedule: Schedule) -> float:
         """Cumulative prednisone (mg) over the first 52 weeks of a schedule."""
-        entry = self._week52.get(id(schedule))
-        if entry is None or entry[0] is not schedule:
-            entry = (schedule, float(schedule.cumulative(7 * 52)))
-            if len(self._week52) > 4096:
-                self._week52.clear()
-            self._week52[id(schedule)] = entry
-        return entry[1]
+        mg = self._week52.get((schedule,))
+        if mg is None:
+            mg = self._week52.put((schedule,), float(schedule.cumulative(7 * 52)))
+        return mg
 
 
-_CONTEXTS: dict[int, tuple[Scenario, TrialContext]] = {}
-_CONTEXTS_BY_CONTENT: dict[bytes, TrialContext] = {}
+_CONTEXTS: IdentityCache[TrialContext] = IdentityCache(16)
 
 
-def context_for(scenario: Scenario) -> TrialContext:
-    """The scenario's context: by object, else by content.
+def context_for(scenario: Scenario, extra_drugs: Sequence[Drug] = ()) -> TrialContext:
+    """The context of a scenario object (and of drugs added to it through the Python API).
 
-    A worker process receives a new copy of the scenario with every task (it is
-    pickled), so contexts are also found by the pickled content: the caches fill
-    once per worker, not once per task.
+    Built once per object and kept: a worker process holds one copy of the scenario
+    (:class:`sim.executors.Executor` installs it when the worker starts; Dask ships it
+    once per worker), so its caches fill once per worker, not once per task.
     """
-    entry = _CONTEXTS.get(id(scenario))
-    if entry is None or entry[0] is not scenario:
-        content = pickle.dumps(scenario)
-        ctx = _CONTEXTS_BY_CONTENT.get(content)
-        if ctx is None:
-            if len(_CONTEXTS_BY_CONTENT) >= 8:
-                _CONTEXTS_BY_CONTENT.clear()
-            ctx = _CONTEXTS_BY_CONTENT[content] = TrialContext(scenario)
-        if len(_CONTEXTS) >= 64:
-            _CONTEXTS.clear()
-        entry = (scenario, ctx)
-        _CONTEXTS[id(scenario)] = entry
-    return entry[1]
+    ctx = _CONTEXTS.get((scenario, *extra_drugs))
+    if ctx is None:
+        ctx = _CONTEXTS.put((scenario, *extra_drugs), TrialContext(scenario, extra_drugs))
+    return ctx

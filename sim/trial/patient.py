@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.endpoints import stop_day
 from sim.exposure import OralOneCompartment
-from sim.hazards import (
-    HazardGrid,
-)
+from sim.hazards.grids import BatchRow
 from sim.population import (
     Candidate,
     People,
@@ -26,7 +25,6 @@ from sim.schedule import (
 )
 from sim.trial.batching import PreparedBlock
 
-LANDMARK_WEEKS = (4, 12, 24, 52)
 #: More occurrences of one adverse event than this for one patient stop the run with a
 #: message: a valid but absurd scenario (a baseline of 1,000 a year times multipliers up
 #: to 1,000) would otherwise simulate millions of events, which looks like a hang.
@@ -58,24 +56,16 @@ class EventRecord:
     detail: str
 
 
-@dataclass(frozen=True)
-class Adjustment:
-    """A dose modification: the new dosing runs from ``day`` (the reason becomes EXADJ)."""
-
-    patient_id: int
-    drug: str
-    day: int
-    reason: str
-
-
 @dataclass(eq=False, slots=True)
 class Patient:
+    """An enrolled patient: their plan as it stands, their draws, counts and exit."""
+
     patient_id: int
     people: People
     row: int
     enrol_day: float
-    prednisone: Schedule
-    mmf: Schedule
+    schedules: dict[str, Schedule]
+    """By drug, as planned from now on (and as given before): replaced, never changed."""
     block_mpa: OralOneCompartment
     """The MPA models of the patient's block (arrays): theirs is row ``row``."""
     prepared: PreparedBlock
@@ -83,8 +73,8 @@ class Patient:
     ae_counts: dict[str, int]
     targets: np.ndarray
     first_times: np.ndarray
-    grid_row: int
-    """The patient's row in ``prepared.batch`` (the first grid) and ``prepared.pk_levels``."""
+    first: BatchRow
+    """The patient's first grid (a row of their block's batch) and own multipliers by dose."""
     death_windows: tuple[tuple[float, float], ...] = ()
     exit_day: float = math.nan
     status: str = ""
@@ -107,32 +97,24 @@ class Patient:
         return {name: self.people.covariate(name).item(self.row) for name in names}
 
     @property
+    def prednisone(self) -> Schedule:
+        """The prednisone schedule."""
+        return self.schedules["prednisone"]
+
+    @property
     def weight_kg(self) -> float:
         return float(self.people.weight_kg[self.row])
 
-    def _stop_day(self, duration: int) -> int | None:
-        """The first day without dosing for a patient who left early; None otherwise."""
-        if self.status in ("", "completed"):
-            return None
-        return min(math.floor(self.exit_day) + 1, duration)
-
     def prednisone_given_mg(self, duration: int) -> float:
         """Total prednisone taken on study (mg): up to the day of exit, inclusive."""
-        stop = self._stop_day(duration)
+        stop = stop_day(self.status, self.exit_day, duration)
         if stop is None:
             return self.prednisone.total_mg
         return float(self.prednisone.cumulative(stop))
 
-    def given(self, duration: int) -> tuple[Schedule, Schedule]:
-        """The schedules as given: as planned up to the day of exit (inclusive)."""
-        stop = self._stop_day(duration)
+    def given(self, duration: int) -> dict[str, Schedule]:
+        """The schedules by drug as given: as planned up to the day of exit (inclusive)."""
+        stop = stop_day(self.status, self.exit_day, duration)
         if stop is None:
-            return self.prednisone, self.mmf
-        return self.prednisone.truncated(stop), self.mmf.truncated(stop)
-
-
-def first_grid(p: Patient) -> HazardGrid:
-    """The patient's grid of their first plan, from their block's batch."""
-    starts, ends, rates, cum = p.prepared.batch
-    j = p.grid_row
-    return HazardGrid._of(starts[j], ends[j], rates[j], cum[j])
+            return dict(self.schedules)
+        return {drug: schedule.truncated(stop) for drug, schedule in self.schedules.items()}

@@ -24,6 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sim import __version__
+from sim.endpoints import TRIAL_ENDPOINTS, compared_by_default
 from sim.errors import DosesimError
 from sim.fileio import atomic_write_text, check_regular_file
 from sim.results.folder import MANIFEST, folder_lock, read_manifest, verify_files
@@ -380,8 +381,10 @@ def render_report(
     metrics = s["metrics"]
     key_rows = []
     labels = {
-        "median_cumulative_prednisone_mg_week52": "median cumulative prednisone at week 52, mg",
-        "mean_cumulative_prednisone_mg_week52": "mean cumulative prednisone at week 52, mg",
+        **{
+            n: f"{TRIAL_ENDPOINTS[n].label}, {TRIAL_ENDPOINTS[n].unit}"
+            for n in compared_by_default()
+        },
         "completed_fraction": "completed fraction",
         "withdrawn": "withdrawn per trial",
         "died": "died per trial",

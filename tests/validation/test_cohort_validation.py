@@ -306,7 +306,9 @@ def test_weighted_dose_grid_error_against_a_fine_reference() -> None:
     for grid, tol in ((1.0, 2e-4), (7.0, 1e-2)):
         driver = WeightedDose(BETA, TAU_DAYS, WEIGHTS, CAP, grid_days=grid)
         # the WCD itself is exact at any time, whole day or not
-        np.testing.assert_allclose(driver.wcd(plan.schedule("prednisone"), t[::7]), wcd[::7], rtol=1e-10)
+        np.testing.assert_allclose(
+            driver.wcd(plan.schedule("prednisone"), t[::7]), wcd[::7], rtol=1e-10
+        )
         h = cumulative_hazards([Hazard("x", baseline, (driver,))], plan, 0.0, landmarks)[0]
         errors[grid] = np.abs(h / reference - 1)
         print(f"\ngrid {grid:g} day(s): relative error at days 28/91/182/364 = {errors[grid]}")
