@@ -20,7 +20,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -65,8 +65,7 @@ class Adjustment:
     action: str = ""
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """What an action may read besides the schedule: the scenario and the patient."""
 
     scenario: Scenario
@@ -92,14 +91,13 @@ class DoseAction(ABC):
     drug: ClassVar[str]
     #: Whether the drug restarts after it (a hold): EXADJ marks the restart.
     interrupts: ClassVar[bool] = False
+    #: Whether its change depends on the patient (:meth:`patient_key`).
+    reads_patient: ClassVar[bool] = False
 
     def __init__(self, entry: Any) -> None:
         self.entry = entry
-
-    @property
-    def probability(self) -> float:
-        """Chance that the action is taken when its event happens."""
-        return float(self.entry.probability)
+        #: Chance that the action is taken when its event happens.
+        self.probability = float(entry.probability)
 
     @abstractmethod
     def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
@@ -110,9 +108,10 @@ class DoseAction(ABC):
         return []
 
     def patient_key(self, weight_kg: float, start_mg: Callable[[float, float], float]) -> Any:
-        """What of the patient its change depends on (None: nothing), so that patients
-        alike share the changed schedule; ``start_mg(weight_kg, mg_per_kg)`` rounds a
-        prednisone start dose as the protocol does."""
+        """What of the patient its change depends on (for an action that
+        :attr:`reads_patient`), so that patients alike share the changed schedule;
+        ``start_mg(weight_kg, mg_per_kg)`` rounds a prednisone start dose as the protocol
+        does."""
         return None
 
 
@@ -197,6 +196,7 @@ class PrednisoneRestart(DoseAction):
     name, done, aeacn, drug = (
         "prednisone_reescalate", "prednisone_reescalated", "DOSE INCREASED", "prednisone"
     )  # fmt: skip
+    reads_patient = True
     entry: PrednisoneReescalate
 
     def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:

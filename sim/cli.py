@@ -16,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
+from typing import Any
 
 from sim import __version__
 from sim.commands import (
@@ -42,34 +43,32 @@ _EPILOG = (
 )
 
 
-def _number_in(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a number from ``low`` to ``high``."""
+def _in_range(
+    convert: Callable[[str], Any], kind: str, low: Any, high: Any
+) -> Callable[[str], Any]:
+    """An argparse type: ``convert(text)`` (a number, or a whole number) from low to high."""
 
-    def parse(text: str) -> float:
+    def parse(text: str) -> Any:
         try:
-            value = float(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
         if not low <= value <= high:  # NaN fails too
-            raise argparse.ArgumentTypeError(f"{text!r} must be from {low:g} to {high:g}")
+            shown = f"{low:g} to {high:g}" if convert is float else f"{low} to {high:,}"
+            raise argparse.ArgumentTypeError(f"{text!r} must be from {shown}")
         return value
 
     return parse
+
+
+def _number_in(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number from ``low`` to ``high``."""
+    return _in_range(float, "a number", low, high)
 
 
 def _whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
     """An argparse type: a whole number from ``minimum`` to ``maximum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"{text!r} must be from {minimum} to {maximum:,}")
-        return value
-
-    return parse
+    return _in_range(int, "a whole number", minimum, maximum)
 
 
 _weight_kg = _number_in(*LIMITS["weight_kg"])
@@ -176,12 +175,39 @@ def _parser() -> argparse.ArgumentParser:
             f"write this {kind}'s (default: refuse an occupied folder)",
         )
 
-    p = sub.add_parser(
+    def command(
+        name: str, parents: list[argparse.ArgumentParser], help: str, description: str
+    ) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, parents=parents, help=help, description=description, epilog=_EPILOG
+        )
+
+    def scenario(p: argparse.ArgumentParser) -> None:
+        p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
+
+    def scenario_and_weight(p: argparse.ArgumentParser) -> None:
+        scenario(p)
+        p.add_argument(
+            "--weight-kg", type=_weight_kg, required=True, metavar="W", help="body weight, 1-500 kg"
+        )
+
+    def replicates(p: argparse.ArgumentParser, default: int) -> None:
+        p.add_argument(
+            "--replicates",
+            type=_replicates,
+            default=default,
+            metavar="N",
+            help=f"replicate trials to simulate, up to 1,000,000 (default {default})",
+        )
+
+    def seed(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--seed", type=_seed, default=1, metavar="S", help="the seed (default 1)")
+
+    p = command(
         "validate",
-        parents=[overrides],
-        help="check scenario files and report every problem",
-        description="Check scenario files; print each one's name and hash, or every problem.",
-        epilog=_EPILOG,
+        [overrides],
+        "check scenario files and report every problem",
+        "Check scenario files; print each one's name and hash, or every problem.",
     )
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario TOML files")
     p.add_argument(
@@ -191,17 +217,13 @@ def _parser() -> argparse.ArgumentParser:
         "explicit; default: off)",
     )
 
-    p = sub.add_parser(
+    p = command(
         "schedule",
-        parents=[overrides],
-        help="print the dose schedules a scenario prescribes for one patient",
-        description="Print each drug's schedule for a patient of the given weight.",
-        epilog=_EPILOG,
+        [overrides],
+        "print the dose schedules a scenario prescribes for one patient",
+        "Print each drug's schedule for a patient of the given weight.",
     )
-    p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
-    p.add_argument(
-        "--weight-kg", type=_weight_kg, required=True, metavar="W", help="body weight, 1-500 kg"
-    )
+    scenario_and_weight(p)
     p.add_argument(
         "--csv",
         metavar="PATH",
@@ -209,21 +231,17 @@ def _parser() -> argparse.ArgumentParser:
         "(one row per constant-dose segment, end_day exclusive; default: not written)",
     )
 
-    p = sub.add_parser(
+    p = command(
         "exposure",
-        parents=[overrides, interval],
-        help="PK exposure of the typical patient (and optionally a population) over the schedule",
-        description=(
+        [overrides, interval],
+        "PK exposure of the typical patient (and optionally a population) over the schedule",
+        (
             "Steady-state exposure per constant-dose segment for the typical patient of the "
             "given weight (prednisolone unbound, MPA), optionally a concentration-time figure, "
             "and with --patients the between-patient spread of MPA AUC0-12 at the target dose."
         ),
-        epilog=_EPILOG,
     )
-    p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
-    p.add_argument(
-        "--weight-kg", type=_weight_kg, required=True, metavar="W", help="body weight, 1-500 kg"
-    )
+    scenario_and_weight(p)
     p.add_argument(
         "--plot",
         metavar="PATH",
@@ -243,18 +261,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=_seed, metavar="S", help="seed for --patients (no default)")
 
-    p = sub.add_parser(
+    p = command(
         "cohort",
-        parents=[overrides, interval],
-        help="simulate one cohort: screening, dosing, adverse events, exits",
-        description=(
+        [overrides, interval],
+        "simulate one cohort: screening, dosing, adverse events, exits",
+        (
             "Simulate one replicate of the cohort model (all patients enrolled on day 0) and "
             "write patients.csv, events.csv and manifest.json; prints steroid burden, "
             "retention, exits and adverse events."
         ),
-        epilog=_EPILOG,
     )
-    p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
+    scenario(p)
     p.add_argument(
         "--patients",
         type=_patients,
@@ -265,12 +282,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, required=True, metavar="S", help="the seed (>= 0)")
     folder_options(p, "cohort", "results/NAME/cohort")
 
-    p = sub.add_parser(
+    p = command(
         "forecast",
-        parents=[overrides, interval, executor],
-        help="forecast when the target is reached and the last visit done, from the enrolment "
+        [overrides, interval, executor],
+        "forecast when the target is reached and the last visit done, from the enrolment "
         "seen so far",
-        description=(
+        (
             "Simulate the rest of the trial from --as-of: every site open during the observed "
             "period gets the posterior of its screening rate from its own enrolment (none "
             "included); a site not yet open keeps its prior. Reports the probability of "
@@ -279,9 +296,8 @@ def _parser() -> argparse.ArgumentParser:
             "enrolled, and how many more sites like the prior would give 80 % probability of "
             "completing by the deadline. Without --observed: the design-stage forecast."
         ),
-        epilog=_EPILOG,
     )
-    p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
+    scenario(p)
     p.add_argument(
         "--observed",
         metavar="CSV",
@@ -294,43 +310,30 @@ def _parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="data cut-off date (default: the scenario's start date)",
     )
-    p.add_argument(
-        "--replicates",
-        type=_replicates,
-        default=500,
-        metavar="N",
-        help="replicate trials to simulate, up to 1,000,000 (default 500)",
-    )
+    replicates(p, 500)
     p.add_argument(
         "--search-replicates",
         type=_replicates,
         metavar="N",
         help="replicates per step of the added-sites search (default: min(--replicates, 200))",
     )
-    p.add_argument("--seed", type=_seed, default=1, metavar="S", help="the seed (default 1)")
+    seed(p)
     folder_options(p, "forecast", "results/NAME/forecast-ASOF")
 
-    p = sub.add_parser(
+    p = command(
         "run",
-        parents=[overrides, interval, executor],
-        help="simulate many replicate trials into a results folder",
-        description=(
+        [overrides, interval, executor],
+        "simulate many replicate trials into a results folder",
+        (
             "Simulate replicate trials (recruitment and cohort) and write the results folder: "
             "replicates.csv, sites.csv, summary.json, manifest.json, report.html, and for the "
             "first K replicates patients.csv, events.csv, dosing_nonmem.csv, ex.csv, ae.csv, "
             "ds.csv. Results are identical for any --workers or --scheduler."
         ),
-        epilog=_EPILOG,
     )
-    p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
-    p.add_argument(
-        "--replicates",
-        type=_replicates,
-        default=1000,
-        metavar="N",
-        help="replicate trials to simulate, up to 1,000,000 (default 1000)",
-    )
-    p.add_argument("--seed", type=_seed, default=1, metavar="S", help="the seed (default 1)")
+    scenario(p)
+    replicates(p, 1000)
+    seed(p)
     folder_options(p, "run", "results/NAME/run")
     p.add_argument(
         "--keep-patients",
@@ -344,18 +347,17 @@ def _parser() -> argparse.ArgumentParser:
         help="continue the interrupted run in the folder (the same run only; default: off)",
     )
 
-    p = sub.add_parser(
+    p = command(
         "compare",
-        parents=[overrides, interval, executor],
-        help="compare scenarios run with the same seed: paired differences to the first",
-        description=(
+        [overrides, interval, executor],
+        "compare scenarios run with the same seed: paired differences to the first",
+        (
             "Run every scenario with the same seed (common random numbers) and print, per "
             "key metric, each scenario's mean with its Monte Carlo SE and the mean paired "
             "difference to the first scenario with its paired interval (and the unpaired "
             "one for reference). With one scenario and --vary KEY=V1,V2,...: a one-way "
             "sweep, the first value the reference. --set applies to every scenario."
         ),
-        epilog=_EPILOG,
     )
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario TOML files")
     p.add_argument(
@@ -364,27 +366,20 @@ def _parser() -> argparse.ArgumentParser:
         help="with one scenario: one variant per value (read as TOML), "
         "e.g. prednisone.start_mg_per_kg=0.5,0.75,1.0 (default: none)",
     )
-    p.add_argument(
-        "--replicates",
-        type=_replicates,
-        default=200,
-        metavar="N",
-        help="replicate trials to simulate, up to 1,000,000 (default 200)",
-    )
-    p.add_argument("--seed", type=_seed, default=1, metavar="S", help="the seed (default 1)")
+    replicates(p, 200)
+    seed(p)
     folder_options(p, "comparison", "results/NAME/compare, or results/NAME/compare-vary-KEY")
 
-    p = sub.add_parser(
+    p = command(
         "report",
-        parents=[interval],
-        help="write the HTML report of a results folder of dosesim run",
-        description=(
+        [interval],
+        "write the HTML report of a results folder of dosesim run",
+        (
             "Write one self-contained HTML file (figures embedded, no network needed) for a "
             "results folder of `dosesim run`: scenario, key numbers with intervals, figures, "
             "and the built-in validation checks. The folder's files are checked against "
             "their sha256 in manifest.json first."
         ),
-        epilog=_EPILOG,
     )
     p.add_argument("results", metavar="RESULTS_DIR", help="a folder written by dosesim run")
     p.add_argument(

@@ -35,6 +35,17 @@ def _show_progress(args: argparse.Namespace) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
+def _execution(args: argparse.Namespace, scheduler: Any) -> dict[str, Any]:
+    """The options of where and how replicates run, as forecast, compare and run take them."""
+    return {
+        "workers": args.workers,
+        "scheduler": scheduler,
+        "level": args.interval,
+        "progress": _show_progress(args),
+        "connect_timeout_s": args.connect_timeout,
+    }
+
+
 def _head(scenario: Any) -> str:
     """The first words of every command's output: the scenario, marked if modified."""
     return f"{scenario.label} (sha256 {scenario.hash[:12]})"
@@ -290,11 +301,7 @@ def _forecast(args: argparse.Namespace) -> int:
                 args.replicates,
                 args.seed,
                 search_replicates=args.search_replicates,
-                workers=args.workers,
-                scheduler=scheduler,
-                level=args.interval,
-                progress=_show_progress(args),
-                connect_timeout_s=args.connect_timeout,
+                **_execution(args, scheduler),
             )
             _write_forecast(folder, args, scenario, as_of, result)
     print(f"wrote {out}/ (forecast_replicates.csv, summary.json, report.html)")
@@ -377,16 +384,12 @@ def _run(args: argparse.Namespace) -> int:
         scenario,
         args.replicates,
         args.seed,
-        workers=args.workers,
-        scheduler=args.scheduler,
         out=out,
         keep_patients=keep,
         resume=args.resume,
-        progress=_show_progress(args),
-        level=args.interval,
         overwrite=args.overwrite,
-        connect_timeout_s=args.connect_timeout,
         command_line=args.command_line,
+        **_execution(args, args.scheduler),
     )
     print(f"{_head(scenario)}: {args.replicates} replicates, seed {args.seed}")
     print(format_run_summary(result.summary))
@@ -488,11 +491,7 @@ def _compare(args: argparse.Namespace) -> int:
                 scenarios,
                 args.replicates,
                 args.seed,
-                workers=args.workers,
-                scheduler=scheduler,
-                level=args.interval,
-                progress=_show_progress(args),
-                connect_timeout_s=args.connect_timeout,
+                **_execution(args, scheduler),
             )
             _write_comparison(folder, args, base, scenarios, result)
     print(

@@ -10,6 +10,7 @@ freed; a full cache is emptied at once (a cold cache costs only time).
 from __future__ import annotations
 
 from collections.abc import Hashable
+from operator import is_
 from typing import Any, Generic, TypeVar
 
 __all__ = ["IdentityCache"]
@@ -41,18 +42,15 @@ class IdentityCache(Generic[V]):
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
-        self._entries: dict[tuple[Hashable, ...], tuple[tuple[Any, ...], V]] = {}
+        # key -> (the objects held, or the one object, and the value)
+        self._entries: dict[Hashable, tuple[Any, V]] = {}
 
     def get(self, objects: tuple[Any, ...], values: tuple[Hashable, ...] = ()) -> V | None:
         """The value stored for these very objects (and these values), or None."""
         entry = self._entries.get((*map(id, objects), *values))
-        if entry is None:
-            return None
-        held = entry[0]
-        for a, b in zip(held, objects, strict=True):
-            if a is not b:
-                return None  # an id reused by another object
-        return entry[1]
+        if entry is not None and all(map(is_, entry[0], objects)):
+            return entry[1]
+        return None  # not held, or an id reused by another object
 
     def put(self, objects: tuple[Any, ...], value: V, values: tuple[Hashable, ...] = ()) -> V:
         """Remember ``value`` for these objects (and values); returns it."""
@@ -64,6 +62,21 @@ class IdentityCache(Generic[V]):
     def values(self) -> list[V]:
         """The values held, oldest first."""
         return [entry[1] for entry in self._entries.values()]
+
+    def get_one(self, obj: Any) -> V | None:
+        """The value stored by :meth:`put_one` for this very object, or None (faster than
+        :meth:`get` with one object; the two keep separate entries)."""
+        entry = self._entries.get(id(obj))
+        if entry is not None and entry[0] is obj:
+            return entry[1]
+        return None
+
+    def put_one(self, obj: Any, value: V) -> V:
+        """:meth:`put` for one object and no values (for :meth:`get_one`)."""
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[id(obj)] = (obj, value)
+        return value
 
     def __len__(self) -> int:
         return len(self._entries)

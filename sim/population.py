@@ -50,7 +50,6 @@ __all__ = [
     "Candidate",
     "People",
     "PeopleSource",
-    "draw_candidate",
     "draw_people",
     "eligibility_probability",
     "event_draws_at",
@@ -353,28 +352,6 @@ def _people_from_rows(
         thresholds=-np.log1p(-u[:, _THRESHOLDS_AT:EVENTS_AT]),
         event_draws=u[:, EVENTS_AT:],
     )
-
-
-def draw_candidate(
-    population: PopulationSettings,
-    eligibility: EligibilitySettings | None,
-    rng: np.random.Generator,
-    person: int,
-) -> Candidate:
-    """Draw one person's row from a stream and screen them (:func:`draw_people` for one).
-
-    Parameters
-    ----------
-    population : PopulationSettings
-        The scenario's ``[population]`` table.
-    eligibility : EligibilitySettings or None
-        The protocol's criteria; None screens nobody out.
-    rng : numpy.random.Generator
-        The stream the person comes from.
-    person : int
-        The person's index.
-    """
-    return draw_people(population, eligibility, rng, [person]).candidate(0)
 
 
 def first_blocks(

@@ -83,7 +83,7 @@ def fresh(hazards: Sequence[Hazard], plan: Plan) -> HazardGrid:
     """The grid computed from scratch: every rate on the union of every breakpoint."""
     starts, ends, rates = _grid(hazards, plan, 0.0, END)
     cum = np.concatenate((np.zeros((len(hazards), 1)), np.cumsum(rates * (ends - starts), 1)), 1)
-    return HazardGrid._of(starts, ends, rates, cum)
+    return HazardGrid.of_arrays(starts, ends, rates, cum)
 
 
 def after_actions(
@@ -121,7 +121,7 @@ def check_plan_grids(driver: Driver, seed: int = 5, n: int = 30) -> None:
         plan = one_plan(ctx, plans[group[p]].schedules["prednisone"], ctx.planned_mmf, mpa, cov, p)
         expected = fresh(hazards, plan)
         np.testing.assert_allclose(times[p], expected.crossing(targets[p]), rtol=1e-12, atol=1e-9)
-        mine = HazardGrid._of(starts[p], ends[p], rates[p], cum[p])
+        mine = HazardGrid.of_arrays(starts[p], ends[p], rates[p], cum[p])
         for t in (0.0, 13.5, 14.0, 27.9, 100.0, 250.25, END):
             np.testing.assert_allclose(mine.at(t), expected.at(t), rtol=1e-12, atol=1e-15)
         shared_grid = HazardGrid(hazards, plan, END, shared)

@@ -165,7 +165,7 @@ def test_one_grid_crossings_equal_the_batched_routine(
     # targets inside, beyond the end, and exactly on a cumulative value
     targets = rng.exponential(1.0, n_hazards) * rng.choice([0.01, 0.5, 5.0], n_hazards)
     targets[0] = cum[0, rng.integers(1, starts.size + 1)] or targets[0]
-    grid = HazardGrid._of(starts, ends, rates, cum)
+    grid = HazardGrid.of_arrays(starts, ends, rates, cum)
     expected = _crossing(starts, rates, cum, targets)
     np.testing.assert_array_equal(grid.crossing(targets), expected)
     for k in range(n_hazards):

@@ -150,7 +150,8 @@ class Driver(ABC):
 
         Default: where the current doses it reads, or that its exposure follows, change.
         """
-        drugs = self.inputs.doses | self.inputs.exposure
+        inputs = self.inputs
+        drugs = inputs.doses | inputs.exposure
         if not drugs:
             return np.empty(0)
         if len(drugs) == 1:
@@ -255,6 +256,9 @@ class CurrentDose(Driver):
     def inputs(self) -> Inputs:
         return Inputs(doses=frozenset({self.drug}))
 
+    def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
+        return inside(plan.schedule(self.drug).change_days, t0, t1)
+
     def multiplier(self, iv: Intervals) -> FloatArray:
         with np.errstate(over="ignore"):  # inf is cut to the ceiling below
             m = self.per_10_mg ** (iv.dose(self.drug) / 10.0)
@@ -282,6 +286,9 @@ class CurrentDoseBands(_Bands, Driver):
     @property
     def inputs(self) -> Inputs:
         return Inputs(doses=frozenset({self.drug}))
+
+    def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
+        return inside(plan.schedule(self.drug).change_days, t0, t1)
 
     def multiplier(self, iv: Intervals) -> FloatArray:
         return _band_values(iv.dose(self.drug), self._edges, self._mults)
@@ -372,6 +379,9 @@ class MpaAuc(Driver):
     def inputs(self) -> Inputs:
         return Inputs(exposure=frozenset({self.drug}))
 
+    def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
+        return inside(plan.schedule(self.drug).change_days, t0, t1)
+
     def multiplier(self, iv: Intervals) -> FloatArray:
         auc = iv.steady_state_auc(self.drug, self.window_h)
         with np.errstate(over="ignore"):  # inf is cut to the ceiling below
@@ -402,6 +412,9 @@ class MpaBands(_Bands, Driver):
     @property
     def inputs(self) -> Inputs:
         return Inputs(exposure=frozenset({self.drug}))
+
+    def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
+        return inside(plan.schedule(self.drug).change_days, t0, t1)
 
     def multiplier(self, iv: Intervals) -> FloatArray:
         return _band_values(iv.steady_state_auc(self.drug, self.window_h), self._edges, self._mults)

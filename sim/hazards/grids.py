@@ -10,7 +10,6 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ from sim.hazards.drivers import Driver, Hazard, RateOverflow, check_rates
 from sim.hazards.plan import FloatArray, Intervals, Plan
 from sim.hazards.templates import TemplateCache
 
-__all__ = ["BatchRow", "HazardGrid", "cumulative_hazards", "plan_grids"]
+__all__ = ["HazardGrid", "cumulative_hazards", "plan_grids"]
 
 
 def _grid(
@@ -69,8 +68,8 @@ class HazardGrid:
         """
         own: list[int] = []
         checked = False  # rates checked finite and >= 0 but for an overflow
-        if shared is not None:
-            shared.check(hazards)
+        if shared is not None and shared.hazards is not hazards:
+            shared.check(hazards)  # raises
         if shared is None or shared.parts.windows:
             starts, ends, rates = _grid(hazards, plan, 0.0, t1)
             widths = ends - starts
@@ -88,7 +87,11 @@ class HazardGrid:
                     rates[own] = tpl.own_rates * pk_levels.take(tpl.level_col, 1)
                     checked = True
                 else:
-                    iv = Intervals(plan, starts, ends, _level_doses(shared, plan, tpl.level_doses))
+                    drug = shared.level_drug
+                    known = None
+                    if drug is not None and drug in plan.schedules:
+                        known = {drug: tpl.level_doses}
+                    iv = Intervals(plan, starts, ends, known)
                     for j, i in enumerate(own):
                         rates[i] *= shared.parts.own_multiplier(j, iv)
         if extra:
@@ -118,7 +121,7 @@ class HazardGrid:
         self.starts, self.ends, self.rates, self.cum = starts, ends, rates, cum
 
     @classmethod
-    def _of(
+    def of_arrays(
         cls, starts: FloatArray, ends: FloatArray, rates: FloatArray, cum: FloatArray
     ) -> HazardGrid:
         """A grid from arrays already computed (one patient's slice of :func:`plan_grids`)."""
@@ -155,36 +158,6 @@ class HazardGrid:
                 return _crossing(starts, rates, cum, targets)
             times.append(starts.item(i) + (targets.item(h) - cum.item(h, i)) / rate)
         return np.array(times)
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRow:
-    """One patient's row of a :func:`plan_grids` batch: their first grid, made on demand.
-
-    Attributes
-    ----------
-    batch : tuple of array
-        ``starts, ends, rates, cum`` of the batch (patients first).
-    levels : array or None
-        The batch's own multipliers at the level doses
-        (:meth:`TemplateCache.level_multipliers`), patients first.
-    row : int
-        The patient's row.
-    """
-
-    batch: tuple[FloatArray, FloatArray, FloatArray, FloatArray]
-    levels: FloatArray | None
-    row: int
-
-    def grid(self) -> HazardGrid:
-        """The patient's grid of their first plan."""
-        starts, ends, rates, cum = self.batch
-        j = self.row
-        return HazardGrid._of(starts[j], ends[j], rates[j], cum[j])
-
-    def own_levels(self) -> FloatArray | None:
-        """The patient's own multipliers at the level doses (``pk_levels`` of a grid)."""
-        return None if self.levels is None else self.levels[self.row]
 
 
 def _crossing(

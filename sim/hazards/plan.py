@@ -10,8 +10,8 @@ driver of every hazard.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -23,13 +23,15 @@ __all__ = ["FloatArray", "Intervals", "Plan"]
 
 FloatArray = npt.NDArray[np.float64]
 
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
 #: The covariates a driver may read (:meth:`Intervals.covariate`), as the population draws them.
 COVARIATES = ("age_years", "weight_kg", "female", "fvc_percent")
 
 
-@dataclass(frozen=True, eq=False)
-class Plan:
-    """A patient's (or a group of patients') plan, as the hazard drivers read it.
+class Plan(NamedTuple):
+    """A patient's (or a group of patients') plan, as the hazard drivers read it (immutable:
+    a changed plan is a new one).
 
     Attributes
     ----------
@@ -43,8 +45,8 @@ class Plan:
     """
 
     schedules: Mapping[str, Schedule]
-    pk: Mapping[str, OralOneCompartment] = field(default_factory=dict)
-    covariates: Mapping[str, Any] = field(default_factory=dict)
+    pk: Mapping[str, OralOneCompartment] = _NONE
+    covariates: Mapping[str, Any] = _NONE
 
     def schedule(self, drug: str) -> Schedule:
         """The schedule of ``drug`` (a clear error when the plan has none)."""
@@ -77,8 +79,9 @@ class Intervals:
     plan : Plan
     starts, ends : array
         Days from the first dose; shape ``(I,)`` for one patient, ``(P, I)`` for many.
-    doses : mapping of str to array, optional
-        Current doses already known (mg/day on each interval), by drug.
+    doses : dict of str to array, optional
+        Current doses already known (mg/day on each interval), by drug: kept, and
+        filled with the doses computed later.
     """
 
     def __init__(
@@ -86,10 +89,10 @@ class Intervals:
         plan: Plan,
         starts: FloatArray,
         ends: FloatArray,
-        doses: Mapping[str, FloatArray] | None = None,
+        doses: dict[str, FloatArray] | None = None,
     ) -> None:
         self.plan, self.starts, self.ends = plan, starts, ends
-        self._doses: dict[str, FloatArray] = dict(doses) if doses else {}
+        self._doses: dict[str, FloatArray] = {} if doses is None else doses
         self._auc: dict[tuple[str, float], FloatArray] = {}
 
     def dose(self, drug: str) -> FloatArray:
@@ -107,11 +110,10 @@ class Intervals:
         key = (drug, window_h)
         value = self._auc.get(key)
         if value is None:
+            plan = self.plan
+            model = plan.pk[drug] if drug in plan.pk else plan.model(drug)  # (a clear error)
             value = self._auc[key] = steady_state_window_auc(
-                self.plan.model(drug),
-                self.dose(drug),
-                self.plan.schedule(drug).doses_per_day,
-                window_h,
+                model, self.dose(drug), plan.schedules[drug].doses_per_day, window_h
             )
         return value
 

@@ -12,8 +12,9 @@ drug or a driver class.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import is_, itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -21,7 +22,6 @@ import numpy.typing as npt
 
 from sim.hazards.drivers import Driver, Hazard, check_rates, sorted_edges
 from sim.hazards.plan import FloatArray, Intervals, Plan
-from sim.memo import IdentityCache
 from sim.schedule import Schedule
 
 __all__ = ["HazardParts", "PlanTemplate", "TemplateCache"]
@@ -165,8 +165,11 @@ class TemplateCache:
                 else []
             ),
         )
-        self._templates: IdentityCache[PlanTemplate] = IdentityCache(_SHARED_GRIDS_MAX)
-        self._plan_rates: IdentityCache[_PlanRates] = IdentityCache(_SHARED_GRIDS_MAX)
+        # looked up for every new plan of every patient: inline dicts keyed by the ids of
+        # the schedules, holding the schedules (an identity check guards reused ids)
+        self._templates: dict[tuple[int, ...], tuple[tuple[Schedule, ...], PlanTemplate]] = {}
+        self._keyed_of = _getter(self._keyed)
+        self._plan_rates: dict[tuple[int, ...], tuple[tuple[Schedule, ...], _PlanRates]] = {}
 
     def check(self, hazards: Sequence[Hazard]) -> None:
         """Refuse another list of hazards than the one the cache serves."""
@@ -180,10 +183,14 @@ class TemplateCache:
         split where the doses of the drugs whose exposure the patient parts read
         change (a dose change of those costs no new rates).
         """
-        schedules = tuple(plan.schedule(d) for d in self._keyed)
-        tpl = self._templates.get(schedules)
-        if tpl is not None:
-            return tpl
+        try:
+            schedules = self._keyed_of(plan.schedules)
+        except KeyError:
+            schedules = _schedules_of(plan, self._keyed)  # raises the plan's own message
+        key = tuple(map(id, schedules))
+        entry = self._templates.get(key)
+        if entry is not None and all(map(is_, entry[0], schedules)):
+            return entry[1]
         parts = self.parts
         base = self._rates_of(plan, t1)
         # a few dozen points: sorted lists and bisect beat numpy's per-call overhead
@@ -192,7 +199,7 @@ class TemplateCache:
             cuts = {
                 float(d)
                 for drug in parts.split_drugs
-                for d in plan.schedule(drug).change_days
+                for d in plan.schedules[drug].change_days
                 if 0 < d < t1
             }.difference(split)
             if cuts:
@@ -203,7 +210,11 @@ class TemplateCache:
             rates = base.rates.take([bisect.bisect_right(base.starts, x) - 1 for x in split], 1)
         level = [0.0] * len(split)
         if self.level_drug is not None and self.level_drug in plan.schedules:
-            level = _doses_at(plan.schedule(self.level_drug), split)
+            leveled = plan.schedules[self.level_drug]
+            days, doses, end = leveled.change_days, leveled.doses_mg_per_day, leveled.end_day
+            level = [
+                doses[bisect.bisect_right(days, x) - 1] if 0 <= x < end else 0.0 for x in split
+            ]
         starts = np.array(split)
         ends = np.array([*split[1:], t1])
         level_col = None
@@ -216,25 +227,29 @@ class TemplateCache:
         tpl = PlanTemplate(
             starts, ends, ends - starts, rates, parts.own, level_arr, split, own_rates, level_col
         )
-        return self._templates.put(schedules, tpl)
+        _remember(self._templates, key, (schedules, tpl))
+        return tpl
 
     def templates(self) -> list[PlanTemplate]:
         """The templates cached so far (for tests and diagnostics)."""
-        return self._templates.values()
+        return [tpl for _, tpl in self._templates.values()]
 
     def _rates_of(self, plan: Plan, t1: float) -> _PlanRates:
         """The plan's part of every rate, on the breakpoints of the plan parts' drivers."""
-        schedules = tuple(plan.schedule(d) for d in self.parts.plan_drugs)
-        entry = self._plan_rates.get(schedules)
-        if entry is not None:
-            return entry
+        schedules = _schedules_of(plan, self.parts.plan_drugs)
+        key = tuple(map(id, schedules))
+        entry = self._plan_rates.get(key)
+        if entry is not None and all(map(is_, entry[0], schedules)):
+            return entry[1]
         plan_parts = self.parts.plan_parts
         edges = sorted_edges((0.0, t1), *(h.breakpoints(plan, 0.0, t1) for h in plan_parts))
         starts, ends = edges[:-1], edges[1:]
         iv = Intervals(Plan(plan.schedules), starts, ends)
         rates = np.vstack([h.rate_on(iv) for h in plan_parts])
         check_rates(rates)
-        return self._plan_rates.put(schedules, _PlanRates(starts.tolist(), ends, rates))
+        rated = _PlanRates(starts.tolist(), ends, rates)
+        _remember(self._plan_rates, key, (schedules, rated))
+        return rated
 
     def level_multipliers(self, plan: Plan) -> FloatArray | None:
         """Patients' own multipliers at each level dose, to be looked up by the grids.
@@ -272,10 +287,29 @@ class TemplateCache:
         return out
 
 
-def _doses_at(schedule: Schedule, days: list[float]) -> list[float]:
-    """The schedule's dose (mg/day) at each of ``days`` (0 outside it), as plain floats."""
-    change, doses, end = schedule.change_days, schedule.doses_mg_per_day, schedule.end_day
-    return [doses[bisect.bisect_right(change, x) - 1] if 0 <= x < end else 0.0 for x in days]
+def _schedules_of(plan: Plan, drugs: tuple[str, ...]) -> tuple[Schedule, ...]:
+    """The plan's schedules of these drugs (a clear error for a drug the plan lacks)."""
+    try:
+        return tuple([plan.schedules[d] for d in drugs])
+    except KeyError:
+        for d in drugs:
+            plan.schedule(d)  # raises the plan's own message
+        raise  # pragma: no cover
+
+
+def _getter(drugs: tuple[str, ...]) -> Callable[[Mapping[str, Schedule]], tuple[Schedule, ...]]:
+    """A fast ``lambda schedules: tuple(schedules[d] for d in drugs)``."""
+    if len(drugs) == 1:
+        one = drugs[0]
+        return lambda schedules: (schedules[one],)
+    return itemgetter(*drugs) if drugs else (lambda schedules: ())
+
+
+def _remember(cache: dict[Any, Any], key: Any, entry: Any) -> None:
+    """Keep an entry; a full cache is emptied first (a cold cache costs only time)."""
+    if len(cache) >= _SHARED_GRIDS_MAX:
+        cache.clear()
+    cache[key] = entry
 
 
 def _patients(plan: Plan) -> int:

@@ -416,12 +416,8 @@ def sdtm_ae(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
 
     Parameters
     ----------
-    result : CohortResult
-        One replicate of the cohort model.
-    replicate : int
-        The replicate's index (>= 0).
-    study_id : str
-        ``STUDYID`` and the prefix of ``USUBJID``.
+    result, replicate, study_id
+        As :func:`sdtm_ex`.
 
     Returns
     -------
@@ -498,12 +494,8 @@ def sdtm_ds(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
 
     Parameters
     ----------
-    result : CohortResult
-        One replicate of the cohort model.
-    replicate : int
-        The replicate's index (>= 0).
-    study_id : str
-        ``STUDYID`` and the prefix of ``USUBJID``.
+    result, replicate, study_id
+        As :func:`sdtm_ex`.
 
     Returns
     -------

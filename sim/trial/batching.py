@@ -18,7 +18,7 @@ from sim.hazards import (
     Plan,
     plan_grids,
 )
-from sim.hazards.grids import BatchRow
+from sim.hazards.grids import HazardGrid
 from sim.population import (
     THRESHOLD_SLOTS,
     People,
@@ -49,10 +49,12 @@ class PreparedBlock:
     pk_levels: np.ndarray | None = None
     """By ``index``: own multipliers at the MMF doses (``TemplateCache.level_multipliers``)."""
 
-    def first_grid(self, row: int) -> BatchRow:
-        """Person ``row``'s first grid, as a handle into the batch (an eligible person)."""
+    def first_grid(self, grid_row: int) -> HazardGrid:
+        """The first grid of the person on row ``grid_row`` of the batch (``index``)."""
         assert self.batch is not None
-        return BatchRow(self.batch, self.pk_levels, self.index.item(row))
+        starts, ends, rates, cum = self.batch
+        j = grid_row
+        return HazardGrid.of_arrays(starts[j], ends[j], rates[j], cum[j])
 
 
 def prepare_blocks(

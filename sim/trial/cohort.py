@@ -43,7 +43,6 @@ from sim.hazards import (
     Plan,
     Windows,
 )
-from sim.memo import IdentityCache
 from sim.population import (
     DRAWS_PER_OCCURRENCE,
     THRESHOLD_SLOTS,
@@ -119,7 +118,9 @@ class Cohort:
         self.patients: list[Patient] = []
         self.duration = scenario.treatment.duration_days
         self.ae_names = sorted(scenario.adverse_events)
-        self._prepared: IdentityCache[PreparedBlock] = IdentityCache(1 << 30)
+        #: the blocks of people prepared in this replicate, by identity (a block's
+        #: PreparedBlock is looked up at every enrolment: a plain dict, inline)
+        self._prepared: dict[int, tuple[People, PreparedBlock]] = {}
         self.drugs: tuple[Drug, ...] = ()
         if patients:
             self.ctx = context_for(scenario, drugs)
@@ -131,9 +132,9 @@ class Cohort:
 
     # -- enrolment --------------------------------------------------------
     def _prepare(self, people: People) -> PreparedBlock:
-        prepared = self._prepared.get((people,))
-        if prepared is not None:
-            return prepared
+        entry = self._prepared.get(id(people))
+        if entry is not None and entry[0] is people:
+            return entry[1]
         more = None
         n_hazards = len(self.hazards)
         if n_hazards > THRESHOLD_SLOTS:  # more hazards than slots: the rest from streams
@@ -147,7 +148,7 @@ class Cohort:
 
     def adopt(self, people: People, prepared: PreparedBlock) -> None:
         """Use ``prepared`` (from :func:`prepare_blocks`) for a block of people."""
-        self._prepared.put((people,), prepared)
+        self._prepared[id(people)] = (people, prepared)
 
     def enrol_all(
         self, enrolled: Sequence[tuple[People, int]], days: Sequence[float] | None = None
@@ -192,7 +193,7 @@ class Cohort:
             ae_counts=dict.fromkeys(self.ae_names, 0),
             targets=prep.targets[row].copy(),
             first_times=prep.times[row],
-            first=prep.first_grid(row),
+            grid_row=prep.index.item(row),
         )
         self.patients.append(patient)
         self.env.process(self._run(patient))
@@ -268,20 +269,21 @@ class Cohort:
             if p.schedules is not before[0] or len(p.death_windows) != before[1]:
                 # the plan changed from the next day on: the cumulative hazard up to
                 # now is unchanged, so the targets stay valid on the new grid
-                covariates = p.covariates(ctx.shared_grids.parts.covariates)
-                plan = Plan(p.schedules, {"mmf": p.mpa}, covariates)
+                levels = p.prepared.pk_levels
+                names = ctx.shared_grids.parts.covariates
+                plan = Plan(p.schedules, {"mmf": p.mpa}, p.covariates(names) if names else {})
                 grid = HazardGrid(
                     hazards,
                     plan,
                     end,
                     ctx.shared_grids,
                     extra=self._windows(p),
-                    pk_levels=p.first.own_levels(),
+                    pk_levels=None if levels is None else levels[p.grid_row],
                 )
                 times = grid.crossing(targets)
             else:  # same grid, same targets but one: only that hazard's time moves
                 if grid is None:
-                    grid = p.first.grid()
+                    grid = p.prepared.first_grid(p.grid_row)
                     times = times.copy()
                 times[k] = grid.crossing_one(k, float(targets[k]))
 

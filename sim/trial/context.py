@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from sim.actions import Change, DoseAction, apply_dose_action, dose_action, reachable_doses
+from sim.actions import Change, DoseAction, Setting, dose_action, reachable_doses
 from sim.drugs import Drug, scenario_drugs
 from sim.exposure import OralOneCompartment
 from sim.hazards import Hazard, Plan, TemplateCache
@@ -68,11 +68,14 @@ class TrialContext:
         self.shared_grids = TemplateCache(self.hazards, "mmf", self.mmf_levels)
         self._prednisone: dict[float, Schedule] = {}
         self._start_mg: dict[tuple[float, float | None], float] = {}
+        self._mmf_only = list(self.fixed) == ["mmf"]
         self._week52: IdentityCache[float] = IdentityCache(4096)
         self._changes: IdentityCache[tuple[Change | None]] = IdentityCache(50_000)
 
     def schedules(self, prednisone: Schedule) -> dict[str, Schedule]:
         """A patient's planned schedules by drug, in the order of :attr:`drugs`."""
+        if self._mmf_only:
+            return {"prednisone": prednisone, "mmf": self.planned_mmf}
         return {"prednisone": prednisone, **self.fixed}
 
     def plan(
@@ -116,19 +119,19 @@ class TrialContext:
         """:func:`apply_dose_action`, remembered: the same change on the same plan gives the
         same schedule object, so patients on it share its hazard grid."""
         source = schedules[action.drug]
-        patient = action.patient_key(weight_kg, self.start_mg)
+        patient = action.patient_key(weight_kg, self.start_mg) if action.reads_patient else None
         key = (action, source)
         remembered = self._changes.get(key, (day, patient))
         if remembered is None:
-            change = apply_dose_action(action, self.scenario, weight_kg, schedules, day)
+            change = action.change(source, day, Setting(self.scenario, weight_kg, self.duration))
             remembered = self._changes.put(key, (change,), (day, patient))
         return remembered[0]
 
     def week52_mg(self, schedule: Schedule) -> float:
         """Cumulative prednisone (mg) over the first 52 weeks of a schedule."""
-        mg = self._week52.get((schedule,))
+        mg = self._week52.get_one(schedule)
         if mg is None:
-            mg = self._week52.put((schedule,), float(schedule.cumulative(7 * 52)))
+            mg = self._week52.put_one(schedule, float(schedule.cumulative(7 * 52)))
         return mg
 
 

@@ -15,7 +15,6 @@ import numpy as np
 
 from sim.endpoints import stop_day
 from sim.exposure import OralOneCompartment
-from sim.hazards.grids import BatchRow
 from sim.population import (
     Candidate,
     People,
@@ -73,8 +72,8 @@ class Patient:
     ae_counts: dict[str, int]
     targets: np.ndarray
     first_times: np.ndarray
-    first: BatchRow
-    """The patient's first grid (a row of their block's batch) and own multipliers by dose."""
+    grid_row: int
+    """The patient's row of their block's prepared batch (:meth:`PreparedBlock.first_grid`)."""
     death_windows: tuple[tuple[float, float], ...] = ()
     exit_day: float = math.nan
     status: str = ""
@@ -107,10 +106,10 @@ class Patient:
 
     def prednisone_given_mg(self, duration: int) -> float:
         """Total prednisone taken on study (mg): up to the day of exit, inclusive."""
-        stop = stop_day(self.status, self.exit_day, duration)
-        if stop is None:
-            return self.prednisone.total_mg
-        return float(self.prednisone.cumulative(stop))
+        prednisone = self.schedules["prednisone"]
+        if self.status in ("", "completed"):  # as sim.endpoints.stop_day, inline
+            return prednisone.total_mg
+        return float(prednisone.cumulative(min(math.floor(self.exit_day) + 1, duration)))
 
     def given(self, duration: int) -> dict[str, Schedule]:
         """The schedules by drug as given: as planned up to the day of exit (inclusive)."""
