@@ -21,7 +21,7 @@ import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -76,8 +76,6 @@ class PatientRecord:
         ``"prednisolone"`` (built on first use).
     planned_by_protocol : mapping of str to Schedule
         By drug: the protocol's plan before any modification (for dose intensity).
-    week52_mg : callable
-        The context's remembered cumulative dose over 52 weeks of a schedule.
     """
 
     planned: Mapping[str, Schedule]
@@ -88,7 +86,6 @@ class PatientRecord:
     scenario: Scenario
     models: Callable[[str], OralOneCompartment]
     planned_by_protocol: Mapping[str, Schedule]
-    week52_mg: Callable[[Schedule], float]
     _given: dict[str, Schedule] = field(default_factory=dict)
 
     def given(self, drug: str) -> Schedule:
@@ -99,6 +96,23 @@ class PatientRecord:
             schedule = self.planned[drug] if stop is None else self.planned[drug].truncated(stop)
             self._given[drug] = schedule
         return schedule
+
+
+class OnStudy(Protocol):
+    """What the lean path reads of a patient (``sim.trial.patient.Patient`` has it)."""
+
+    @property
+    def schedules(self) -> Mapping[str, Schedule]: ...
+    @property
+    def exit_day(self) -> float: ...
+    @property
+    def status(self) -> str: ...
+
+
+class Caches(Protocol):
+    """The per-scenario caches the lean path may use (``sim.trial.context.TrialContext``)."""
+
+    def week52_mg(self, schedule: Schedule) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -117,19 +131,16 @@ class Endpoint:
         ``value(record) -> float``: NaN where it is not observed (e.g. a landmark
         after the patient left).
     lean : callable, optional
-        The same value computed cheaply on the replicate runner's lean path (no
-        tables), for the endpoints that trial endpoints read; default ``value``.
+        ``lean(patients, caches) -> list of float``: the same values of many patients
+        computed cheaply on the replicate runner's lean path (no tables, no records),
+        for the endpoints that trial endpoints read; without it, records are made.
     """
 
     name: str
     label: str
     unit: str
     value: Callable[[PatientRecord], float]
-    lean: Callable[[PatientRecord], float] | None = None
-
-    def lean_value(self, record: PatientRecord) -> float:
-        """:attr:`lean` if given, else :attr:`value`."""
-        return (self.lean or self.value)(record)
+    lean: Callable[[Sequence[OnStudy], Caches], list[float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +153,7 @@ class TrialEndpoint:
     of : str
         The patient endpoint it summarises (its lean values).
     statistic : callable
-        From the patients' finite values (a list of floats, perhaps empty) to one number.
+        From the patients' finite values (an array, perhaps empty) to one number.
     compared_rank : float or None
         Where ``dosesim compare`` shows it among its default metrics (lowest first);
         None: not by default.
@@ -152,7 +163,7 @@ class TrialEndpoint:
     label: str
     unit: str
     of: str
-    statistic: Callable[[list[float]], float]
+    statistic: Callable[[np.ndarray], float]
     compared_rank: float | None = None
 
 
@@ -160,6 +171,8 @@ class TrialEndpoint:
 ENDPOINTS: dict[str, Endpoint] = {}
 #: Per-replicate endpoints, in the order of the replicate rows' columns.
 TRIAL_ENDPOINTS: dict[str, TrialEndpoint] = {}
+_SUMMARISED: list[str] = []
+"""The patient endpoints that trial endpoints summarise (kept by registration)."""
 
 
 def register_endpoint(endpoint: Endpoint) -> Endpoint:
@@ -173,16 +186,24 @@ def register_trial_endpoint(endpoint: TrialEndpoint) -> TrialEndpoint:
     if endpoint.of not in ENDPOINTS:
         raise ValueError(f"{endpoint.name}: no patient endpoint {endpoint.of!r} to summarise")
     TRIAL_ENDPOINTS[endpoint.name] = endpoint
+    _SUMMARISED[:] = dict.fromkeys(e.of for e in TRIAL_ENDPOINTS.values())
     return endpoint
 
 
-def lean_values(records: Sequence[PatientRecord]) -> dict[str, np.ndarray]:
-    """The lean values of every patient endpoint a trial endpoint reads, by name."""
-    needed = dict.fromkeys(e.of for e in TRIAL_ENDPOINTS.values())
-    return {
-        name: np.array([ENDPOINTS[name].lean_value(r) for r in records], dtype=float)
-        for name in needed
-    }
+def lean_values(
+    patients: Sequence[OnStudy], caches: Caches, record: Callable[[Any], PatientRecord]
+) -> dict[str, np.ndarray]:
+    """The values of every patient endpoint a trial endpoint reads, by name: by its
+    ``lean`` function, else from each patient's ``record(patient)``."""
+    out = {}
+    for name in _SUMMARISED:
+        endpoint = ENDPOINTS[name]
+        if endpoint.lean is not None:
+            values = endpoint.lean(patients, caches)
+        else:
+            values = [endpoint.value(record(p)) for p in patients]
+        out[name] = np.array(values, dtype=float)
+    return out
 
 
 def compared_by_default() -> list[str]:
@@ -193,10 +214,14 @@ def compared_by_default() -> list[str]:
 
 def trial_values(values: Mapping[str, np.ndarray]) -> dict[str, float]:
     """Every trial endpoint of one replicate from its patients' lean values."""
+    finite: dict[str, np.ndarray] = {}
     out = {}
     for name, endpoint in TRIAL_ENDPOINTS.items():
-        x = values[endpoint.of]
-        out[name] = endpoint.statistic(x[np.isfinite(x)].tolist())
+        x = finite.get(endpoint.of)
+        if x is None:
+            x = values[endpoint.of]
+            x = finite[endpoint.of] = x[np.isfinite(x)]
+        out[name] = endpoint.statistic(x)
     return out
 
 
@@ -209,9 +234,12 @@ def _landmark(week: int) -> Endpoint:
     def value(r: PatientRecord) -> float:
         return float(r.given("prednisone").cumulative(day)) if r.exit_day >= day else math.nan
 
-    def lean(r: PatientRecord) -> float:
+    def lean(patients: Sequence[OnStudy], caches: Caches) -> list[float]:
         # up to a landmark the patient reached, the plan is what was given
-        return r.week52_mg(r.planned["prednisone"]) if r.exit_day >= day else math.nan
+        week52 = caches.week52_mg
+        return [
+            week52(p.schedules["prednisone"]) if p.exit_day >= day else math.nan for p in patients
+        ]
 
     return Endpoint(
         f"cumulative_prednisone_mg_week{week}",
@@ -280,13 +308,13 @@ for _endpoint in (
     register_endpoint(_endpoint)
 
 
-def _mean(x: list[float]) -> float:
-    return float(np.mean(x)) if x else math.nan
+def _mean(x: np.ndarray) -> float:
+    return float(x.mean()) if x.size else math.nan
 
 
-def _median(x: list[float]) -> float:
+def _median(x: np.ndarray) -> float:
     # statistics: numpy's cost is overhead on a few dozen values
-    return float(statistics.median(x)) if x else math.nan
+    return float(statistics.median(x.tolist())) if x.size else math.nan
 
 
 for _trial_endpoint in (

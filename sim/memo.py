@@ -47,16 +47,25 @@ class IdentityCache(Generic[V]):
 
     def get(self, objects: tuple[Any, ...], values: tuple[Hashable, ...] = ()) -> V | None:
         """The value stored for these very objects (and these values), or None."""
-        entry = self._entries.get((*map(id, objects), *values))
+        return self.lookup((*map(id, objects), *values), objects)
+
+    def lookup(self, key: Hashable, objects: tuple[Any, ...]) -> V | None:
+        """:meth:`get` with the key built by the caller: the objects' ids, then the values
+        (on a hot path, a tuple display is cheaper than the generic build)."""
+        entry = self._entries.get(key)
         if entry is not None and all(map(is_, entry[0], objects)):
             return entry[1]
         return None  # not held, or an id reused by another object
 
     def put(self, objects: tuple[Any, ...], value: V, values: tuple[Hashable, ...] = ()) -> V:
         """Remember ``value`` for these objects (and values); returns it."""
+        return self.store((*map(id, objects), *values), objects, value)
+
+    def store(self, key: Hashable, objects: tuple[Any, ...], value: V) -> V:
+        """:meth:`put` with the key built by the caller, as for :meth:`lookup`."""
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[(*map(id, objects), *values)] = (objects, value)
+        self._entries[key] = (objects, value)
         return value
 
     def values(self) -> list[V]:

@@ -169,6 +169,8 @@ class TemplateCache:
         # the schedules, holding the schedules (an identity check guards reused ids)
         self._templates: dict[tuple[int, ...], tuple[tuple[Schedule, ...], PlanTemplate]] = {}
         self._keyed_of = _getter(self._keyed)
+        self._pair = self._keyed if len(self._keyed) == 2 else None
+        self._rated_of = _getter(self.parts.plan_drugs)
         self._plan_rates: dict[tuple[int, ...], tuple[tuple[Schedule, ...], _PlanRates]] = {}
 
     def check(self, hazards: Sequence[Hazard]) -> None:
@@ -183,14 +185,27 @@ class TemplateCache:
         split where the doses of the drugs whose exposure the patient parts read
         change (a dose change of those costs no new rates).
         """
-        try:
-            schedules = self._keyed_of(plan.schedules)
-        except KeyError:
-            schedules = _schedules_of(plan, self._keyed)  # raises the plan's own message
-        key = tuple(map(id, schedules))
-        entry = self._templates.get(key)
-        if entry is not None and all(map(is_, entry[0], schedules)):
-            return entry[1]
+        pair = self._pair
+        if pair is not None:  # prednisone and MMF: the usual case, spelt out
+            try:
+                a, b = plan.schedules[pair[0]], plan.schedules[pair[1]]
+            except KeyError:
+                _schedules_of(plan, self._keyed)  # raises the plan's own message
+                raise
+            schedules: tuple[Schedule, ...] = (a, b)
+            key: tuple[int, ...] = (id(a), id(b))
+            entry = self._templates.get(key)
+            if entry is not None and entry[0][0] is a and entry[0][1] is b:
+                return entry[1]
+        else:
+            try:
+                schedules = self._keyed_of(plan.schedules)
+            except KeyError:
+                schedules = _schedules_of(plan, self._keyed)  # raises the plan's own message
+            key = tuple(map(id, schedules))
+            entry = self._templates.get(key)
+            if entry is not None and all(map(is_, entry[0], schedules)):
+                return entry[1]
         parts = self.parts
         base = self._rates_of(plan, t1)
         # a few dozen points: sorted lists and bisect beat numpy's per-call overhead
@@ -236,7 +251,10 @@ class TemplateCache:
 
     def _rates_of(self, plan: Plan, t1: float) -> _PlanRates:
         """The plan's part of every rate, on the breakpoints of the plan parts' drivers."""
-        schedules = _schedules_of(plan, self.parts.plan_drugs)
+        try:
+            schedules = self._rated_of(plan.schedules)
+        except KeyError:
+            schedules = _schedules_of(plan, self.parts.plan_drugs)  # raises the plan's message
         key = tuple(map(id, schedules))
         entry = self._plan_rates.get(key)
         if entry is not None and all(map(is_, entry[0], schedules)):

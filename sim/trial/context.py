@@ -120,11 +120,11 @@ class TrialContext:
         same schedule object, so patients on it share its hazard grid."""
         source = schedules[action.drug]
         patient = action.patient_key(weight_kg, self.start_mg) if action.reads_patient else None
-        key = (action, source)
-        remembered = self._changes.get(key, (day, patient))
+        key = (id(action), id(source), day, patient)  # as IdentityCache.get builds it
+        remembered = self._changes.lookup(key, (action, source))
         if remembered is None:
             change = action.change(source, day, Setting(self.scenario, weight_kg, self.duration))
-            remembered = self._changes.put(key, (change,), (day, patient))
+            remembered = self._changes.store(key, (action, source), (change,))
         return remembered[0]
 
     def week52_mg(self, schedule: Schedule) -> float:
@@ -132,7 +132,7 @@ class TrialContext:
         mg = self._week52.get_one(schedule)
         if mg is None:
             mg = self._week52.put_one(schedule, float(schedule.cumulative(7 * 52)))
-        return mg
+        return mg  # (once per patient and replicate: the cache's fast path)
 
 
 _CONTEXTS: IdentityCache[TrialContext] = IdentityCache(16)
@@ -145,6 +145,11 @@ def context_for(scenario: Scenario, extra_drugs: Sequence[Drug] = ()) -> TrialCo
     (:class:`sim.executors.Executor` installs it when the worker starts; Dask ships it
     once per worker), so its caches fill once per worker, not once per task.
     """
+    if not extra_drugs:  # once per replicate: the cache's fast path
+        ctx = _CONTEXTS.get_one(scenario)
+        if ctx is None:
+            ctx = _CONTEXTS.put_one(scenario, TrialContext(scenario))
+        return ctx
     ctx = _CONTEXTS.get((scenario, *extra_drugs))
     if ctx is None:
         ctx = _CONTEXTS.put((scenario, *extra_drugs), TrialContext(scenario, extra_drugs))
