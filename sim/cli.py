@@ -185,6 +185,9 @@ def _parser() -> argparse.ArgumentParser:
     def scenario(p: argparse.ArgumentParser) -> None:
         p.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
 
+    def scenarios(p: argparse.ArgumentParser, nargs: str) -> None:
+        p.add_argument("scenarios", nargs=nargs, metavar="SCENARIO", help="scenario TOML files")
+
     def scenario_and_weight(p: argparse.ArgumentParser) -> None:
         scenario(p)
         p.add_argument(
@@ -209,7 +212,7 @@ def _parser() -> argparse.ArgumentParser:
         "check scenario files and report every problem",
         "Check scenario files; print each one's name and hash, or every problem.",
     )
-    p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario TOML files")
+    scenarios(p, "+")
     p.add_argument(
         "--resolved",
         action="store_true",
@@ -359,7 +362,7 @@ def _parser() -> argparse.ArgumentParser:
             "sweep, the first value the reference. --set applies to every scenario."
         ),
     )
-    p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario TOML files")
+    scenarios(p, "*")
     p.add_argument(
         "--vary",
         metavar="KEY=V1,V2,...",

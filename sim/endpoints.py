@@ -191,14 +191,18 @@ def register_trial_endpoint(endpoint: TrialEndpoint) -> TrialEndpoint:
 
 
 def lean_values(
-    patients: Sequence[OnStudy], caches: Caches, record: Callable[[Any], PatientRecord]
+    patients: Sequence[OnStudy], caches: Caches | None, record: Callable[[Any], PatientRecord]
 ) -> dict[str, np.ndarray]:
     """The values of every patient endpoint a trial endpoint reads, by name: by its
-    ``lean`` function, else from each patient's ``record(patient)``."""
+    ``lean`` function, else from each patient's ``record(patient)``. No patients
+    (recruitment simulated alone): empty arrays, and ``caches`` is not read."""
+    if not patients:
+        return {name: np.zeros(0) for name in _SUMMARISED}
     out = {}
     for name in _SUMMARISED:
         endpoint = ENDPOINTS[name]
         if endpoint.lean is not None:
+            assert caches is not None
             values = endpoint.lean(patients, caches)
         else:
             values = [endpoint.value(record(p)) for p in patients]

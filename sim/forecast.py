@@ -9,7 +9,7 @@ own count :math:`k_i` and exposure, :math:`k_i = 0` included: after
 :mod:`sim.site_rates` has the general case. A site not yet open keeps its prior
 and its activation rule. The rest of the trial is simulated from the as-of
 date with rates drawn from the posteriors (:mod:`sim.trial.trial`), and the
-milestones are summarised as a planner reads them (:mod:`sim.milestones`).
+milestones are summarised as a planner reads them (:mod:`sim.trial.milestones`).
 """
 
 from __future__ import annotations

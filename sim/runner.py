@@ -156,7 +156,7 @@ def run(
         Results folder; nothing is written without it. A folder holding another
         command's results, or another run's (scenario, overrides, seed,
         replicates, kept patients), is refused unless ``overwrite``; one
-        process writes it at a time (:mod:`sim.folders`).
+        process writes it at a time (:mod:`sim.results.folder`).
     keep_patients : int or None
         Keep per-patient tables for the first K replicates (None: all).
     resume : bool

@@ -40,25 +40,6 @@ from sim.hazards.plan import FloatArray, Intervals, Plan
 from sim.scenario import AdverseEvent, Multiplier
 from sim.schedule import Schedule
 
-__all__ = [
-    "DAYS_PER_YEAR",
-    "DRIVERS",
-    "MULTIPLIER_CEILING",
-    "CurrentDose",
-    "CurrentDoseBands",
-    "Driver",
-    "Hazard",
-    "Inputs",
-    "MpaAuc",
-    "MpaBands",
-    "RateOverflow",
-    "TimeBands",
-    "WeightedDose",
-    "Windows",
-    "driver_from",
-    "register_driver",
-]
-
 DAYS_PER_YEAR = 365.25
 #: The largest multiplier a log-linear driver gives when it has no cap: the largest cap
 #: a scenario may set. It keeps ``exp(1.0 * 5,000 mg*day)`` from overflowing to inf and
@@ -242,15 +223,10 @@ class _Bands:
         return cls(tuple(entry.edges), tuple(entry.multipliers))  # type: ignore[call-arg]
 
 
-@register_driver
-@dataclass(frozen=True)
-class CurrentDose(Driver):
-    """``per_10_mg ** (dose / 10)``, capped: log-linear in a drug's current dose (mg/day)."""
+class _OfDose:
+    """A driver of ``drug``'s current dose: it changes where that dose changes."""
 
-    per_10_mg: float
-    cap: float | None = None
-    drug: str = "prednisone"
-    scenario_name: ClassVar[str | None] = "prednisone_dose"
+    drug: str
 
     @property
     def inputs(self) -> Inputs:
@@ -258,6 +234,25 @@ class CurrentDose(Driver):
 
     def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
         return inside(plan.schedule(self.drug).change_days, t0, t1)
+
+
+class _OfExposure(_OfDose):
+    """A driver of ``drug``'s exposure at its current dose (the patient's own PK)."""
+
+    @property
+    def inputs(self) -> Inputs:
+        return Inputs(exposure=frozenset({self.drug}))
+
+
+@register_driver
+@dataclass(frozen=True)
+class CurrentDose(_OfDose, Driver):
+    """``per_10_mg ** (dose / 10)``, capped: log-linear in a drug's current dose (mg/day)."""
+
+    per_10_mg: float
+    cap: float | None = None
+    drug: str = "prednisone"
+    scenario_name: ClassVar[str | None] = "prednisone_dose"
 
     def multiplier(self, iv: Intervals) -> FloatArray:
         with np.errstate(over="ignore"):  # inf is cut to the ceiling below
@@ -275,20 +270,13 @@ class CurrentDose(Driver):
 
 @register_driver
 @dataclass(frozen=True)
-class CurrentDoseBands(_Bands, Driver):
+class CurrentDoseBands(_Bands, _OfDose, Driver):
     """A multiplier per band of a drug's current dose (mg/day)."""
 
     edges: tuple[float, ...]
     multipliers: tuple[float, ...]
     drug: str = "prednisone"
     scenario_name: ClassVar[str | None] = "prednisone_dose_bands"
-
-    @property
-    def inputs(self) -> Inputs:
-        return Inputs(doses=frozenset({self.drug}))
-
-    def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
-        return inside(plan.schedule(self.drug).change_days, t0, t1)
 
     def multiplier(self, iv: Intervals) -> FloatArray:
         return _band_values(iv.dose(self.drug), self._edges, self._mults)
@@ -364,7 +352,7 @@ class WeightedDose(Driver):
 
 @register_driver
 @dataclass(frozen=True)
-class MpaAuc(Driver):
+class MpaAuc(_OfExposure, Driver):
     """``exp(slope * (AUC - reference))``, capped: the steady-state AUC over ``window_h``
     hours at the current dose (for MMF: MPA AUC0-12, mg*h/L)."""
 
@@ -374,13 +362,6 @@ class MpaAuc(Driver):
     drug: str = "mmf"
     window_h: float = 12.0
     scenario_name: ClassVar[str | None] = "mpa_auc"
-
-    @property
-    def inputs(self) -> Inputs:
-        return Inputs(exposure=frozenset({self.drug}))
-
-    def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
-        return inside(plan.schedule(self.drug).change_days, t0, t1)
 
     def multiplier(self, iv: Intervals) -> FloatArray:
         auc = iv.steady_state_auc(self.drug, self.window_h)
@@ -399,7 +380,7 @@ class MpaAuc(Driver):
 
 @register_driver
 @dataclass(frozen=True)
-class MpaBands(_Bands, Driver):
+class MpaBands(_Bands, _OfExposure, Driver):
     """A multiplier per band of the steady-state AUC at the current dose (for MMF: MPA
     AUC0-12, mg*h/L)."""
 
@@ -408,13 +389,6 @@ class MpaBands(_Bands, Driver):
     drug: str = "mmf"
     window_h: float = 12.0
     scenario_name: ClassVar[str | None] = "mpa_auc_bands"
-
-    @property
-    def inputs(self) -> Inputs:
-        return Inputs(exposure=frozenset({self.drug}))
-
-    def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
-        return inside(plan.schedule(self.drug).change_days, t0, t1)
 
     def multiplier(self, iv: Intervals) -> FloatArray:
         return _band_values(iv.steady_state_auc(self.drug, self.window_h), self._edges, self._mults)

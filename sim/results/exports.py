@@ -492,10 +492,7 @@ def _ds_term(status: str, reason: str) -> str:
 def sdtm_ds(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame:
     """SDTM DS-like disposition records: one per patient.
 
-    Parameters
-    ----------
-    result, replicate, study_id
-        As :func:`sdtm_ex`.
+    Parameters ``result``, ``replicate`` and ``study_id`` as :func:`sdtm_ex`.
 
     Returns
     -------

@@ -361,7 +361,7 @@ class Cohort:
             "enrol_day": np.array([p.enrol_day for p in ps], dtype=float),
             "exit_day": np.array([p.exit_day for p in ps], dtype=float),
             "status": [p.status for p in ps],
-            **lean_values(ps, self.ctx, self.record),
+            **lean_values(ps, self.ctx if ps else None, self.record),
         }
         counts = np.array([list(p.ae_counts.values()) for p in ps], dtype=int)
         for j, name in enumerate(self.ae_names):  # ae_counts keep ae_names' order
