@@ -29,6 +29,7 @@ from sim.schedule import Schedule, build_prednisone
 
 __all__ = [
     "ACTIONS",
+    "AEACN_ORDER",
     "Adjustment",
     "Change",
     "DoseAction",
@@ -119,10 +120,27 @@ class DoseAction(ABC):
 ACTIONS: dict[str, type[DoseAction]] = {}
 A = TypeVar("A", bound=type[DoseAction])
 
+AEACN_ORDER = (
+    "DOSE NOT CHANGED",
+    "DOSE INCREASED",
+    "DOSE REDUCED",
+    "DRUG INTERRUPTED",
+    "DRUG WITHDRAWN",
+)
+"""CDISC AEACN values from least to most severe; an event with several actions gets the
+last (``sim.results.exports.sdtm_ae``). An action's :attr:`~DoseAction.aeacn` is one."""
+
 
 def register_action(cls: A) -> A:
     """Register a dose action class under its :attr:`~DoseAction.name` (a class decorator)."""
-    ACTIONS[cls.name] = cls
+    name = cls.__dict__.get("name")
+    if not name:
+        raise ValueError(f"{cls.__name__} names no action (its own class attribute name)")
+    if ACTIONS.get(name, cls) is not cls:
+        raise ValueError(f"the action {name!r} is already {ACTIONS[name].__name__}")
+    if cls.aeacn not in AEACN_ORDER:
+        raise ValueError(f"{cls.__name__}: aeacn {cls.aeacn!r} is not one of {AEACN_ORDER}")
+    ACTIONS[name] = cls
     return cls
 
 

@@ -43,24 +43,27 @@ __all__ = [
     "DEFAULT_METRICS",
     "Comparison",
     "compare",
+    "default_metric_names",
     "default_metrics",
     "sweep",
     "sweep_name",
 ]
 
-#: Metrics compared by default, in this order; every ``ae_*`` column follows the first six.
+_EXIT_METRICS = ("completed_fraction", "withdrawn", "died", "discontinued")
 #: The milestones are those of :func:`sim.trial.milestones.milestone_columns`: a replicate that
 #: never reaches the target does not lend its last enrolment to "last patient in".
-DEFAULT_METRICS = (
-    *compared_by_default(),  # sim.endpoints: the steroid burden at week 52
-    "completed_fraction",
-    "withdrawn",
-    "died",
-    "discontinued",
-    *MILESTONE_METRICS,
-    "target_reached",
-    "completed_by_deadline",
-)
+_TRIAL_METRICS = (*MILESTONE_METRICS, "target_reached", "completed_by_deadline")
+
+
+def default_metric_names() -> tuple[str, ...]:
+    """Metrics compared by default, in order: the trial endpoints compared by default
+    (:func:`sim.endpoints.compared_by_default`, as registered now), the exits, then
+    (after every ``ae_*`` column, see :func:`default_metrics`) the milestones."""
+    return (*compared_by_default(), *_EXIT_METRICS, *_TRIAL_METRICS)
+
+
+#: :func:`default_metric_names` when this module was imported (the built-in endpoints).
+DEFAULT_METRICS = default_metric_names()
 
 #: The columns of :attr:`Comparison.table`.
 COLUMNS = (
@@ -147,8 +150,8 @@ def default_metrics(tables: Sequence[pd.DataFrame]) -> list[str]:
     for table in tables:
         columns.update(str(c) for c in table.columns)
     aes = sorted(c for c in columns if c.startswith("ae_"))
-    head = [m for m in DEFAULT_METRICS[:6] if m in columns]
-    tail = [m for m in DEFAULT_METRICS[6:] if m in columns]
+    head = [m for m in (*compared_by_default(), *_EXIT_METRICS) if m in columns]
+    tail = [m for m in _TRIAL_METRICS if m in columns]
     return head + aes + tail
 
 

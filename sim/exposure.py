@@ -122,8 +122,8 @@ class OralOneCompartment:
         cl, v = np.asarray(self.cl_l_per_h), np.asarray(self.v_l)
         return self.replaced(cl_l_per_h=cl[rows, None], v_l=v[rows, None])
 
-    def part(self, part: slice) -> OralOneCompartment:
-        """The models of a run of patients of a vector model (views)."""
+    def part(self, part: slice | npt.NDArray[np.intp]) -> OralOneCompartment:
+        """The models of some patients of a vector model: a run (views) or by index."""
         cl, v = np.asarray(self.cl_l_per_h), np.asarray(self.v_l)
         return self.replaced(cl_l_per_h=cl[part], v_l=v[part])
 

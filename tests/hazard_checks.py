@@ -40,8 +40,11 @@ def base_parts() -> tuple[Scenario, TrialContext]:
     return scenario, context_for(scenario)
 
 
-def with_probe(ctx: TrialContext, driver: Driver) -> list[Hazard]:
-    """The scenario's hazards and one more that mixes ``driver`` with plan-only drivers."""
+def with_probe(ctx: TrialContext, driver: Driver, alone: bool = False) -> list[Hazard]:
+    """The scenario's hazards and one more that mixes ``driver`` with plan-only drivers;
+    ``alone``: a hazard of ``driver`` alone (no other driver's breakpoints to hide behind)."""
+    if alone:
+        return [Hazard("alone", 0.3, (driver,))]
     probe = Hazard(
         "probe", 0.3, (CurrentDose(1.5, cap=4.0), driver, TimeBands((100.0,), (1.0, 0.5)))
     )
@@ -101,10 +104,10 @@ def after_actions(
     return schedules
 
 
-def check_plan_grids(driver: Driver, seed: int = 5, n: int = 30) -> None:
+def check_plan_grids(driver: Driver, seed: int = 5, n: int = 30, alone: bool = False) -> None:
     """Many patients on a few plans at once, and the shared one-patient grid, equal fresh grids."""
     scenario, ctx = base_parts()
-    hazards = with_probe(ctx, driver)
+    hazards = with_probe(ctx, driver, alone)
     rng = np.random.default_rng(seed)
     mpa, cov = patients(scenario, n, rng)
     plans = [ctx.plan(ctx.prednisone(mg), ctx.planned_mmf) for mg in START_DOSES_MG]
@@ -128,10 +131,11 @@ def check_plan_grids(driver: Driver, seed: int = 5, n: int = 30) -> None:
         np.testing.assert_allclose(
             shared_grid.crossing(targets[p]), expected.crossing(targets[p]), rtol=1e-12, atol=1e-9
         )
-    assert np.isfinite(times).any() and np.isinf(times).any()  # both cases exercised
+    if not alone:
+        assert np.isfinite(times).any() and np.isinf(times).any()  # both cases exercised
 
 
-def check_level_lookup(driver: Driver, seed: int = 3, n: int = 3) -> None:
+def check_level_lookup(driver: Driver, seed: int = 3, n: int = 3, alone: bool = False) -> None:
     """After dose modifications, the grid with the patient's own part looked up at the MMF
     doses is the grid computed afresh (or no lookup is offered).
 
@@ -141,7 +145,7 @@ def check_level_lookup(driver: Driver, seed: int = 3, n: int = 3) -> None:
     either way a run takes the same path whatever its workers.
     """
     scenario, ctx = base_parts()
-    hazards = with_probe(ctx, driver)
+    hazards = with_probe(ctx, driver, alone)
     rng = np.random.default_rng(seed)
     mpa, cov = patients(scenario, n, rng)
     given = after_actions(scenario, ctx, ((0, 20), (1, 90), (2, 150), (-1, 300)))
@@ -149,7 +153,7 @@ def check_level_lookup(driver: Driver, seed: int = 3, n: int = 3) -> None:
     assert set(mmf.doses_mg_per_day) <= set(ctx.mmf_levels)
     looked_up = TemplateCache(hazards, "mmf", ctx.mmf_levels)
     levels = looked_up.level_multipliers(many_plan(ctx, prednisone, mmf, mpa, cov, np.arange(n)))
-    if looked_up.parts.per_dose:
+    if looked_up.parts.per_dose and looked_up.parts.own:
         assert levels is not None and levels.shape[::2] == (n, len(ctx.mmf_levels))
     for p in range(n):
         plan = one_plan(ctx, prednisone, mmf, mpa, cov, p)
@@ -186,5 +190,6 @@ def check_driver(driver: Driver) -> None:
     if driver.inputs.patient_windows:
         check_windows_split(driver)  # such a driver is never in a shared grid
         return
-    check_plan_grids(driver)
-    check_level_lookup(driver)
+    for alone in (False, True):
+        check_plan_grids(driver, alone=alone)
+        check_level_lookup(driver, alone=alone)

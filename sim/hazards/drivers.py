@@ -169,9 +169,13 @@ def register_driver(cls: D) -> D:
     and a scenario's ``driver = "<scenario_name>"`` makes one."""
     if cls.__name__ in DRIVERS and DRIVERS[cls.__name__] is not cls:
         raise ValueError(f"a driver named {cls.__name__} is already registered")
+    # its own scenario name only: a subclass does not take over its parent's
+    name = cls.__dict__.get("scenario_name")
+    if name is not None:
+        if _BY_SCENARIO_NAME.get(name, cls) is not cls:
+            raise ValueError(f"the scenario's driver {name!r} is already {_BY_SCENARIO_NAME[name]}")
+        _BY_SCENARIO_NAME[name] = cls
     DRIVERS[cls.__name__] = cls
-    if cls.scenario_name is not None:
-        _BY_SCENARIO_NAME[cls.scenario_name] = cls
     return cls
 
 

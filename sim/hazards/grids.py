@@ -244,7 +244,24 @@ def plan_grids(
         level_g[g, :size] = tpl.level_doses
     starts, ends, rates = starts_g[group], ends_g[group], rates_g[group]
     own = templates[0].own
-    if own:
+    if own and parts.own_plan_drivers:  # patient parts read the plan: plan by plan
+        for g in range(len(plans)):
+            rows = np.flatnonzero(group == g)
+            if not rows.size:
+                continue
+            mine = Plan(
+                plans[g].schedules,
+                {drug: model.part(rows) for drug, model in pk.items()},
+                {name: np.asarray(value)[rows] for name, value in covariates.items()},
+            )
+            iv = Intervals(
+                mine, starts[rows], ends[rows], _level_doses(shared, mine, level_g[group][rows])
+            )
+            for j, i in enumerate(own):
+                part = rates[rows, i, :] * parts.own_multiplier(j, iv)
+                rates[rows, i, :] = part
+        check_rates(rates)
+    elif own:  # a function of the patients' own and of doses the plans share
         plan = Plan(plans[0].schedules, pk, covariates)
         iv = Intervals(plan, starts, ends, _level_doses(shared, plan, level_g[group]))
         for j, i in enumerate(own):

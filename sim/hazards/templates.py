@@ -53,6 +53,10 @@ class HazardParts:
     per_dose : bool
         Whether every patient part is a function of the current dose of ``level_drug``
         and of covariates alone, so it can be looked up by dose.
+    own_plan_drivers : tuple of Driver
+        The patient-part drivers that also read the plan (a dose, past doses, time):
+        their breakpoints join every template's, the drugs they read its key, and
+        :func:`~sim.hazards.grids.plan_grids` computes them plan by plan.
     """
 
     plan_parts: tuple[Hazard, ...]
@@ -63,6 +67,7 @@ class HazardParts:
     covariates: tuple[str, ...]
     windows: bool
     per_dose: bool
+    own_plan_drivers: tuple[Driver, ...] = ()
 
     @classmethod
     def of(cls, hazards: Sequence[Hazard], level_drug: str | None = None) -> HazardParts:
@@ -82,6 +87,12 @@ class HazardParts:
         plan_drugs = {drug for h in plan_parts for d in h.drivers for drug in d.inputs.plan_drugs}
         mine = [d.inputs for ds in own_drivers for d in ds]
         split = {drug for i in mine for drug in i.exposure}
+        # a patient part that also reads the plan: its breakpoints and drugs are the plan's
+        own_plan = tuple(
+            d for ds in own_drivers for d in ds if d.inputs.doses or d.inputs.dose_history
+            or d.inputs.time
+        )  # fmt: skip
+        plan_drugs.update(drug for d in own_plan for drug in d.inputs.doses | d.inputs.dose_history)
         return cls(
             plan_parts=plan_parts,
             own=own,
@@ -91,6 +102,7 @@ class HazardParts:
             covariates=tuple(sorted({c for i in mine for c in i.covariates})),
             windows=any(d.inputs.patient_windows for h in hazards for d in h.drivers),
             per_dose=all(i.per_dose and i.exposure <= {level_drug} for i in mine),
+            own_plan_drivers=own_plan,
         )
 
     def own_multiplier(self, j: int, iv: Intervals) -> FloatArray:
@@ -142,6 +154,9 @@ class TemplateCache:
         (:meth:`level_multipliers`), e.g. ``"mmf"``.
     levels : sequence of float
         Those doses (mg/day): every dose a patient can be on.
+    level_doses_per_day : int, optional
+        The level drug's administrations per day at which the levels hold; a plan
+        with another frequency is computed afresh.
     """
 
     def __init__(
@@ -149,8 +164,10 @@ class TemplateCache:
         hazards: Sequence[Hazard],
         level_drug: str | None = None,
         levels: Sequence[float] = (),
+        level_doses_per_day: int | None = None,
     ) -> None:
         self.hazards = hazards
+        self.level_doses_per_day = level_doses_per_day
         self.parts = HazardParts.of(hazards, level_drug)
         self.level_drug = level_drug
         self.level_column = {dose: j for j, dose in enumerate(levels)}
@@ -167,11 +184,11 @@ class TemplateCache:
         )
         # looked up for every new plan of every patient: inline dicts keyed by the ids of
         # the schedules, holding the schedules (an identity check guards reused ids)
-        self._templates: dict[tuple[int, ...], tuple[tuple[Schedule, ...], PlanTemplate]] = {}
+        self._templates: dict[tuple[float, ...], tuple[tuple[Schedule, ...], PlanTemplate]] = {}
         self._keyed_of = _getter(self._keyed)
         self._pair = self._keyed if len(self._keyed) == 2 else None
         self._rated_of = _getter(self.parts.plan_drugs)
-        self._plan_rates: dict[tuple[int, ...], tuple[tuple[Schedule, ...], _PlanRates]] = {}
+        self._plan_rates: dict[tuple[float, ...], tuple[tuple[Schedule, ...], _PlanRates]] = {}
 
     def check(self, hazards: Sequence[Hazard]) -> None:
         """Refuse another list of hazards than the one the cache serves."""
@@ -193,7 +210,7 @@ class TemplateCache:
                 _schedules_of(plan, self._keyed)  # raises the plan's own message
                 raise
             schedules: tuple[Schedule, ...] = (a, b)
-            key: tuple[int, ...] = (id(a), id(b))
+            key: tuple[float, ...] = (id(a), id(b), t1)
             entry = self._templates.get(key)
             if entry is not None and entry[0][0] is a and entry[0][1] is b:
                 return entry[1]
@@ -202,7 +219,7 @@ class TemplateCache:
                 schedules = self._keyed_of(plan.schedules)
             except KeyError:
                 schedules = _schedules_of(plan, self._keyed)  # raises the plan's own message
-            key = tuple(map(id, schedules))
+            key = (*map(id, schedules), t1)
             entry = self._templates.get(key)
             if entry is not None and all(map(is_, entry[0], schedules)):
                 return entry[1]
@@ -224,16 +241,21 @@ class TemplateCache:
         else:
             rates = base.rates.take([bisect.bisect_right(base.starts, x) - 1 for x in split], 1)
         level = [0.0] * len(split)
+        lookup = True  # the level doses hold at the levels' administrations per day
         if self.level_drug is not None and self.level_drug in plan.schedules:
             leveled = plan.schedules[self.level_drug]
             days, doses, end = leveled.change_days, leveled.doses_mg_per_day, leveled.end_day
+            per_day = self.level_doses_per_day
+            lookup = per_day is None or leveled.doses_per_day == per_day
             level = [
                 doses[bisect.bisect_right(days, x) - 1] if 0 <= x < end else 0.0 for x in split
             ]
         starts = np.array(split)
         ends = np.array([*split[1:], t1])
         level_col = None
-        if parts.own:
+        if parts.own and (
+            self.level_drug is None or self.level_drug not in plan.schedules or lookup
+        ):
             cols = [self.level_column.get(dose, -1) for dose in level]
             if -1 not in cols:  # else the patient part is computed afresh
                 level_col = np.array(cols, dtype=np.intp)
@@ -255,14 +277,21 @@ class TemplateCache:
             schedules = self._rated_of(plan.schedules)
         except KeyError:
             schedules = _schedules_of(plan, self.parts.plan_drugs)  # raises the plan's message
-        key = tuple(map(id, schedules))
+        key = (*map(id, schedules), t1)
         entry = self._plan_rates.get(key)
         if entry is not None and all(map(is_, entry[0], schedules)):
             return entry[1]
-        plan_parts = self.parts.plan_parts
-        edges = sorted_edges((0.0, t1), *(h.breakpoints(plan, 0.0, t1) for h in plan_parts))
+        parts = self.parts
+        # only the drugs the declarations name: a driver reading another fails loudly
+        declared = Plan(dict(zip(parts.plan_drugs, schedules, strict=True)))
+        edges = sorted_edges(
+            (0.0, t1),
+            *(h.breakpoints(declared, 0.0, t1) for h in parts.plan_parts),
+            *(d.breakpoints(declared, 0.0, t1) for d in parts.own_plan_drivers),
+        )
         starts, ends = edges[:-1], edges[1:]
-        iv = Intervals(Plan(plan.schedules), starts, ends)
+        iv = Intervals(declared, starts, ends)
+        plan_parts = parts.plan_parts
         rates = np.vstack([h.rate_on(iv) for h in plan_parts])
         check_rates(rates)
         rated = _PlanRates(starts.tolist(), ends, rates)

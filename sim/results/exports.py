@@ -28,7 +28,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from sim.actions import ACTIONS
+from sim.actions import ACTIONS, AEACN_ORDER
 from sim.schedule import Schedule
 from sim.trial.cohort import CohortResult
 
@@ -79,16 +79,6 @@ _FREQUENCY = {1: "QD", 2: "BID", 3: "TID", 4: "QID"}
 
 _EXITS = ("completed", "withdrawn", "died", "discontinued")
 _EARLY_EXITS = ("withdrawn", "died", "discontinued")
-_ACTION_AEACN = {action.done: action.aeacn for action in ACTIONS.values()}
-"""The event log's name of each dose modification -> its AEACN (:mod:`sim.actions`)."""
-AEACN_ORDER = (
-    "DOSE NOT CHANGED",
-    "DOSE INCREASED",
-    "DOSE REDUCED",
-    "DRUG INTERRUPTED",
-    "DRUG WITHDRAWN",
-)
-"""AEACN values from least to most severe; an event with several actions gets the last."""
 
 _AE_TERMS = {
     "serious_infection": "Serious infection",
@@ -433,13 +423,14 @@ def sdtm_ae(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
     event = ev["event"].astype(str)
     detail = ev["detail"].fillna("").astype(str)
     pid = ev["patient_id"]
-    is_ae = ~event.isin([*_ACTION_AEACN, *_EXITS, "enrolled"])
+    action_aeacn = {action.done: action.aeacn for action in ACTIONS.values()}  # as registered
+    is_ae = ~event.isin([*action_aeacn, *_EXITS, "enrolled"])
     group = is_ae.astype("int64").groupby(pid).cumsum()
     ae_name = event.where(is_ae).groupby(pid).ffill()
     ae_day = ev["day"].where(is_ae).groupby(pid).ffill()
     follows = ~is_ae & (group > 0) & (ev["day"] == ae_day)
     caused_exit = follows & event.isin(_EARLY_EXITS) & (detail == ae_name)
-    acn = event.map(_ACTION_AEACN).where(follows)
+    acn = event.map(action_aeacn).where(follows)
     acn = acn.mask(caused_exit, "DRUG WITHDRAWN").fillna(AEACN_ORDER[0])
     rank = acn.map({a: i for i, a in enumerate(AEACN_ORDER)}).astype("int64")
     fatal = caused_exit & (event == "died")

@@ -65,7 +65,9 @@ class TrialContext:
             self.fixed[drug.name] = schedule
         # PK multipliers are computed for everyone at these doses, then looked up
         self.mmf_levels = reachable_doses("mmf", self.planned_mmf, self.actions)
-        self.shared_grids = TemplateCache(self.hazards, "mmf", self.mmf_levels)
+        self.shared_grids = TemplateCache(
+            self.hazards, "mmf", self.mmf_levels, self.planned_mmf.doses_per_day
+        )
         self._prednisone: dict[float, Schedule] = {}
         self._start_mg: dict[tuple[float, float | None], float] = {}
         self._mmf_only = list(self.fixed) == ["mmf"]
@@ -123,7 +125,10 @@ class TrialContext:
         key = (id(action), id(source), day, patient)  # as IdentityCache.get builds it
         remembered = self._changes.lookup(key, (action, source))
         if remembered is None:
-            change = action.change(source, day, Setting(self.scenario, weight_kg, self.duration))
+            # the weight only for an action that says it reads the patient (a NaN otherwise:
+            # an action reading it undeclared would share schedules between patients)
+            weight = weight_kg if action.reads_patient else math.nan
+            change = action.change(source, day, Setting(self.scenario, weight, self.duration))
             remembered = self._changes.store(key, (action, source), (change,))
         return remembered[0]
 

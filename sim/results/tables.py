@@ -1,0 +1,126 @@
+"""Result tables: one compact row per replicate, the kept per-patient tables, the sites.
+
+The rows are what a run keeps of every replicate (memory stays flat as
+replicates grow); the kept tables are those of the first replicates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from sim.endpoints import trial_values
+from sim.scenario import Scenario
+
+KEPT_TABLES = ("patients", "events", "dosing_nonmem", "ex", "ae", "ds")
+
+
+def replicate_row(scenario: Scenario, replicate: int, trial: Any) -> dict[str, Any]:
+    """The compact summary of one replicate: milestones, exits, steroid burden, AE counts."""
+    m = trial.milestones
+    o = trial.outcomes
+    n = len(o["status"])
+    row: dict[str, Any] = {
+        "replicate": replicate,
+        "screened": m["screened"],
+        "enrolled": m["enrolled"],
+        "screen_failures": m["screened"] - m["enrolled"],
+    }
+    for key in ("first_patient_in", "last_patient_in", "last_patient_last_visit"):
+        day = m[f"{key}_day"]
+        row[f"{key}_day"] = round(float(day), 6) if math.isfinite(day) else math.nan
+        row[f"{key}_date"] = m[f"{key}_date"].isoformat() if m[f"{key}_date"] else ""
+    row["target_reached"] = int(m["target_reached"])
+    row["completed_by_deadline"] = int(m["completed_by_deadline"])
+    for status in ("completed", "withdrawn", "died", "discontinued"):
+        row[status] = o["status"].count(status)
+    row["completed_fraction"] = row["completed"] / n if n else math.nan
+    row["patient_years"] = float(o["exit_day"].sum()) / 365.25
+    row.update(trial_values(o))  # sim.endpoints: the steroid burden at week 52, ...
+    for name in sorted(scenario.adverse_events):
+        row[f"ae_{name}"] = int(o[f"ae_{name}"].sum())
+    for criterion, n in sorted(m["screen_failures"].items()):
+        row[f"failed_{criterion}"] = n
+    for i, n in enumerate(m["enrolled_per_site"].values()):  # by index: names are not identifiers
+        row[f"enrolled_site_{i}"] = n
+    return row
+
+
+def kept_tables(scenario: Scenario, replicate: int, trial: Any) -> dict[str, pd.DataFrame]:
+    from sim.results import exports
+
+    study = scenario.registry_id or scenario.name
+    cohort = trial.cohort
+    patients = cohort.patients.copy()
+    patients.insert(0, "replicate", replicate)
+    events = cohort.events.copy()
+    events.insert(0, "replicate", replicate)
+    return {
+        "patients": patients,
+        "events": events,
+        "dosing_nonmem": exports.nonmem_dosing(cohort, replicate, study),
+        "ex": exports.sdtm_ex(cohort, replicate, study),
+        "ae": exports.sdtm_ae(cohort, replicate, study),
+        "ds": exports.sdtm_ds(cohort, replicate, study),
+    }
+
+
+def assemble(parts: Iterable[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    rows: list[pd.DataFrame] = []
+    kept: dict[str, list[pd.DataFrame]] = {name: [] for name in KEPT_TABLES}
+    for part in parts:
+        rows.append(part["rows"])
+        for name, frame in part["kept"].items():
+            kept[name].append(frame)
+    table = pd.concat(rows, ignore_index=True)
+    fixed = [c for c in table.columns if not c.startswith(("failed_", "enrolled_site_"))]
+    failed = sorted(c for c in table.columns if c.startswith("failed_"))
+    per_site = sorted(
+        (c for c in table.columns if c.startswith("enrolled_site_")),
+        key=lambda c: int(c.removeprefix("enrolled_site_")),
+    )
+    varying = per_site + failed
+    table = table[fixed + varying]
+    for col in varying:
+        table[col] = table[col].fillna(0).astype(int)
+    return table, {k: pd.concat(v, ignore_index=True) for k, v in kept.items() if v}
+
+
+# ---------------------------------------------------------------------------
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """A table as CSV text, as every results file is written (no index, newline endings)."""
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def sites_table(scenario: Scenario) -> pd.DataFrame:
+    """The scenario's sites by index: what the ``enrolled_site_<index>`` columns refer to."""
+    rec = scenario.recruitment
+    rows = [
+        {
+            "index": i,
+            "name": site.name,
+            "activation_day": site.activation_day,
+            "activation_day_min": site.activation_day_min,
+            "activation_day_max": site.activation_day_max,
+            "screening_rate_per_month": site.screening_rate_per_month,
+            "cap": site.cap,
+        }
+        for i, site in enumerate(rec.sites if rec is not None else [])
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "index",
+            "name",
+            "activation_day",
+            "activation_day_min",
+            "activation_day_max",
+            "screening_rate_per_month",
+            "cap",
+        ],
+    )
