@@ -1,26 +1,9 @@
 """Virtual patients: covariates drawn from the scenario's population, and eligibility screening.
 
-Every screened person ("person") takes one fixed-length row of uniform draws,
-``DRAWS_PER_PERSON`` of them, always all of them and always in the same order
-(the start dose too, even when the protocol fixes it; their PK and event draws
-too, even when screened out). A change to one part of a scenario therefore
-leaves every other draw as it was (common random numbers), and a site's people
-can be drawn one at a time or in blocks of any size with the same result:
-person ``k`` of a site always has row ``k`` of the site's stream.
-
-A row holds, in order:
-
-* ``COVARIATE_DRAWS``: sex, age, weight, FVC, one per exclusion condition
-  (``EXCLUSION_CONDITIONS`` order), start dose;
-* ``PK_NORMALS``: standard normals (by the inverse CDF) for the random effects
-  on (CL, V) of MPA, then of prednisolone;
-* ``THRESHOLD_SLOTS``: Exp(1) draws (by the inverse CDF), the first threshold
-  of each hazard in hazard order;
-* ``EVENT_DRAWS``: for each hazard slot and each of its first
-  ``EVENT_OCCURRENCES`` occurrences, ``DRAWS_PER_OCCURRENCE`` uniforms: the
-  next threshold, then one per action of the event (later occurrences and
-  events with more actions draw from streams of their own, see
-  :mod:`sim.trial.cohort`).
+Every screened person takes one fixed-length row of uniform draws
+(:mod:`sim.draws` says which draw is which), so a change to one part of a scenario
+leaves every other draw as it was, and a site's people can be drawn one at a time or
+in blocks of any size with the same result.
 """
 
 from __future__ import annotations
@@ -33,6 +16,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr, ndtri
 
+from sim.draws import (
+    COVARIATE_DRAWS,
+    DRAWS_PER_PERSON,
+    EVENTS_AT,
+    PK_AT,
+    THRESHOLDS_AT,
+)
 from sim.scenario import (
     EXCLUSION_CONDITIONS,
     EligibilitySettings,
@@ -41,38 +31,15 @@ from sim.scenario import (
 )
 
 __all__ = [
-    "COVARIATE_DRAWS",
-    "DRAWS_PER_OCCURRENCE",
-    "DRAWS_PER_PERSON",
-    "EVENT_OCCURRENCES",
-    "PK_NORMALS",
-    "THRESHOLD_SLOTS",
     "Candidate",
     "People",
     "PeopleSource",
     "draw_people",
     "eligibility_probability",
-    "event_draws_at",
     "first_blocks",
     "screening_criteria",
 ]
 
-COVARIATE_DRAWS = 5 + len(EXCLUSION_CONDITIONS)
-"""Uniforms per person for covariates: sex, age, weight, FVC, each exclusion condition, start."""
-PK_NORMALS = 4
-"""Standard normals per person for PK random effects: (CL, V) of MPA, then prednisolone."""
-THRESHOLD_SLOTS = 16
-"""Exp(1) draws per person: the first threshold of each hazard (in hazard order)."""
-EVENT_OCCURRENCES = 2
-"""Occurrences of each hazard whose draws are in the person's row."""
-DRAWS_PER_OCCURRENCE = 4
-"""Uniforms per reserved occurrence: the next threshold, then up to three actions."""
-_PK_AT = COVARIATE_DRAWS
-_THRESHOLDS_AT = _PK_AT + PK_NORMALS
-EVENTS_AT = _THRESHOLDS_AT + THRESHOLD_SLOTS
-"""Where a row's reserved event draws start."""
-DRAWS_PER_PERSON = EVENTS_AT + THRESHOLD_SLOTS * EVENT_OCCURRENCES * DRAWS_PER_OCCURRENCE
-"""The length of each person's row of uniforms."""
 _SMALLEST_U = 2.0**-53  # keeps the inverse normal CDF finite for a draw of exactly 0
 
 
@@ -273,13 +240,6 @@ class People:
         )
 
 
-def event_draws_at(hazard: int, occurrence: int) -> int | None:
-    """Offset in ``People.event_draws`` of a hazard's k-th occurrence (1-based), or None."""
-    if hazard >= THRESHOLD_SLOTS or not 1 <= occurrence <= EVENT_OCCURRENCES:
-        return None
-    return (hazard * EVENT_OCCURRENCES + occurrence - 1) * DRAWS_PER_OCCURRENCE
-
-
 def draw_people(
     population: PopulationSettings,
     eligibility: EligibilitySettings | None,
@@ -348,8 +308,8 @@ def _people_from_rows(
         criteria=criteria,
         failed=failed,
         eligible=np.asarray(~failed.any(axis=1)),
-        pk_normals=ndtri(np.maximum(u[:, _PK_AT:_THRESHOLDS_AT], _SMALLEST_U)),
-        thresholds=-np.log1p(-u[:, _THRESHOLDS_AT:EVENTS_AT]),
+        pk_normals=ndtri(np.maximum(u[:, PK_AT:THRESHOLDS_AT], _SMALLEST_U)),
+        thresholds=-np.log1p(-u[:, THRESHOLDS_AT:EVENTS_AT]),
         event_draws=u[:, EVENTS_AT:],
     )
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from sim import load_scenario
 from sim.actions import apply_dose_action, reachable_mmf_doses
+from sim.draws import DRAWS_PER_PERSON
 from sim.hazards import (
     DRIVERS,
     MULTIPLIER_CEILING,
@@ -36,7 +37,7 @@ from sim.hazards import (
     driver_from,
 )
 from sim.hazards.grids import _crossing, plan_grids
-from sim.population import DRAWS_PER_PERSON, draw_people
+from sim.population import draw_people
 from sim.scenario import MmfHold, MmfReduce
 from tests.conftest import BASE
 from tests.hazard_checks import (

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sim.draws import THRESHOLD_SLOTS
 from sim.exposure import OralOneCompartment, etas_from_normals, pk_model
 from sim.hazards import (
     Plan,
@@ -20,7 +21,6 @@ from sim.hazards import (
 )
 from sim.hazards.grids import HazardGrid
 from sim.population import (
-    THRESHOLD_SLOTS,
     People,
 )
 

@@ -33,6 +33,7 @@ import simpy
 
 from sim.actions import Adjustment, Change, DoseAction, taken_actions
 from sim.collector import young_collections_only
+from sim.draws import DRAWS_PER_OCCURRENCE, THRESHOLD_SLOTS, event_draws_at
 from sim.drugs import MMF, PREDNISONE, Drug
 from sim.endpoints import ENDPOINTS, PatientRecord, lean_values
 from sim.errors import DosesimError
@@ -44,12 +45,9 @@ from sim.hazards import (
     Windows,
 )
 from sim.population import (
-    DRAWS_PER_OCCURRENCE,
-    THRESHOLD_SLOTS,
     Candidate,
     People,
     PeopleSource,
-    event_draws_at,
     screening_criteria,
 )
 from sim.scenario import (

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from sim.collector import young_collections_only
+from sim.draws import THRESHOLD_SLOTS
 from sim.errors import DosesimError
 from sim.population import (
-    THRESHOLD_SLOTS,
     People,
     draw_people,
     eligibility_probability,
