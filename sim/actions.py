@@ -36,7 +36,6 @@ __all__ = [
     "apply_dose_action",
     "dose_action",
     "reachable_doses",
-    "reachable_mmf_doses",
     "register_action",
     "taken_actions",
 ]
@@ -307,9 +306,3 @@ def reachable_doses(
                 levels.add(cap)
                 todo.append(cap)
     return sorted(levels)
-
-
-def reachable_mmf_doses(planned: Schedule, actions: Sequence[Sequence[Any]]) -> list[float]:
-    """:func:`reachable_doses` of MMF for scenario action entries (or dose actions)."""
-    made = [[a if isinstance(a, DoseAction) else dose_action(a) for a in e] for e in actions]
-    return reachable_doses("mmf", planned, made)

@@ -232,25 +232,25 @@ def trial_values(values: Mapping[str, np.ndarray]) -> dict[str, float]:
 # -- the built-in endpoints ---------------------------------------------------
 
 
+def _week52_lean(patients: Sequence[OnStudy], caches: Caches) -> list[float]:
+    """Cumulative prednisone at week 52 from the context's cache: up to a landmark the
+    patient reached, the plan is what was given."""
+    week52 = caches.week52_mg
+    return [week52(p.schedules["prednisone"]) if p.exit_day >= 364 else math.nan for p in patients]
+
+
 def _landmark(week: int) -> Endpoint:
     day = 7 * week
 
     def value(r: PatientRecord) -> float:
         return float(r.given("prednisone").cumulative(day)) if r.exit_day >= day else math.nan
 
-    def lean(patients: Sequence[OnStudy], caches: Caches) -> list[float]:
-        # up to a landmark the patient reached, the plan is what was given
-        week52 = caches.week52_mg
-        return [
-            week52(p.schedules["prednisone"]) if p.exit_day >= day else math.nan for p in patients
-        ]
-
     return Endpoint(
         f"cumulative_prednisone_mg_week{week}",
         f"cumulative prednisone at week {week}",
         "mg",
         value,
-        lean if week == 52 else None,
+        _week52_lean if week == 52 else None,
     )
 
 

@@ -61,7 +61,7 @@ class IdentityCache(Generic[V]):
         """Remember ``value`` for these objects (and values); returns it."""
         return self.store((*map(id, objects), *values), objects, value)
 
-    def store(self, key: Hashable, objects: tuple[Any, ...], value: V) -> V:
+    def store(self, key: Hashable, objects: Any, value: V) -> V:
         """:meth:`put` with the key built by the caller, as for :meth:`lookup`."""
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
@@ -82,10 +82,7 @@ class IdentityCache(Generic[V]):
 
     def put_one(self, obj: Any, value: V) -> V:
         """:meth:`put` for one object and no values (for :meth:`get_one`)."""
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[id(obj)] = (obj, value)
-        return value
+        return self.store(id(obj), obj, value)
 
     def __len__(self) -> int:
         return len(self._entries)

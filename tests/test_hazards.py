@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim import load_scenario
-from sim.actions import apply_dose_action, reachable_mmf_doses
+from sim.actions import apply_dose_action, dose_action, reachable_doses
 from sim.draws import DRAWS_PER_PERSON
 from sim.hazards import (
     DRIVERS,
@@ -232,7 +232,7 @@ def test_the_mmf_doses_hold_every_dose_a_chain_of_reductions_reaches(
     scenario, ctx = base_parts()
     reduce = MmfReduce(action="mmf_reduce", by_g_per_day=by, floor_g_per_day=floor)
     hold = MmfHold(action="mmf_hold", days=14, resume_reduce_by_g_per_day=by / 2)
-    levels = reachable_mmf_doses(ctx.planned_mmf, [(reduce,), (hold,)])
+    levels = reachable_doses("mmf", ctx.planned_mmf, [(dose_action(reduce),), (dose_action(hold),)])
     prednisone, mmf = ctx.prednisone(50.0), ctx.planned_mmf
     for k, day in enumerate(sorted(days)):
         schedules = {"prednisone": prednisone, "mmf": mmf}

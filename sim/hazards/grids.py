@@ -87,10 +87,7 @@ class HazardGrid:
                     rates[own] = tpl.own_rates * pk_levels.take(tpl.level_col, 1)
                     checked = True
                 else:
-                    drug = shared.level_drug
-                    known = None
-                    if drug is not None and drug in plan.schedules:
-                        known = {drug: tpl.level_doses}
+                    known = _level_doses(shared, plan, tpl.level_doses)
                     iv = Intervals(plan, starts, ends, known)
                     for j, i in enumerate(own):
                         rates[i] *= shared.parts.own_multiplier(j, iv)
@@ -243,6 +240,7 @@ def plan_grids(
         starts_g[g, :size], ends_g[g, :size], rates_g[g, :, :size] = tpl.starts, tpl.ends, tpl.rates
         level_g[g, :size] = tpl.level_doses
     starts, ends, rates = starts_g[group], ends_g[group], rates_g[group]
+    levels = level_g[group]
     own = templates[0].own
     if own and parts.own_plan_drivers:  # patient parts read the plan: plan by plan
         for g in range(len(plans)):
@@ -254,16 +252,14 @@ def plan_grids(
                 {drug: model.part(rows) for drug, model in pk.items()},
                 {name: np.asarray(value)[rows] for name, value in covariates.items()},
             )
-            iv = Intervals(
-                mine, starts[rows], ends[rows], _level_doses(shared, mine, level_g[group][rows])
-            )
+            iv = Intervals(mine, starts[rows], ends[rows], _level_doses(shared, mine, levels[rows]))
             for j, i in enumerate(own):
                 part = rates[rows, i, :] * parts.own_multiplier(j, iv)
                 rates[rows, i, :] = part
         check_rates(rates)
     elif own:  # a function of the patients' own and of doses the plans share
         plan = Plan(plans[0].schedules, pk, covariates)
-        iv = Intervals(plan, starts, ends, _level_doses(shared, plan, level_g[group]))
+        iv = Intervals(plan, starts, ends, _level_doses(shared, plan, levels))
         for j, i in enumerate(own):
             rates[:, i, :] *= parts.own_multiplier(j, iv)
         check_rates(rates)

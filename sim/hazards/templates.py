@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import is_, itemgetter
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from sim.hazards.drivers import Driver, Hazard, check_rates, sorted_edges
 from sim.hazards.plan import FloatArray, Intervals, Plan
+from sim.memo import IdentityCache
 from sim.schedule import Schedule
 
 __all__ = ["HazardParts", "PlanTemplate", "TemplateCache"]
@@ -182,13 +183,11 @@ class TemplateCache:
                 else []
             ),
         )
-        # looked up for every new plan of every patient: inline dicts keyed by the ids of
-        # the schedules, holding the schedules (an identity check guards reused ids)
-        self._templates: dict[tuple[float, ...], tuple[tuple[Schedule, ...], PlanTemplate]] = {}
+        # by the schedules each reads (and the end of follow-up)
+        self._templates: IdentityCache[PlanTemplate] = IdentityCache(_SHARED_GRIDS_MAX)
+        self._plan_rates: IdentityCache[_PlanRates] = IdentityCache(_SHARED_GRIDS_MAX)
         self._keyed_of = _getter(self._keyed)
-        self._pair = self._keyed if len(self._keyed) == 2 else None
         self._rated_of = _getter(self.parts.plan_drugs)
-        self._plan_rates: dict[tuple[float, ...], tuple[tuple[Schedule, ...], _PlanRates]] = {}
 
     def check(self, hazards: Sequence[Hazard]) -> None:
         """Refuse another list of hazards than the one the cache serves."""
@@ -202,27 +201,14 @@ class TemplateCache:
         split where the doses of the drugs whose exposure the patient parts read
         change (a dose change of those costs no new rates).
         """
-        pair = self._pair
-        if pair is not None:  # prednisone and MMF: the usual case, spelt out
-            try:
-                a, b = plan.schedules[pair[0]], plan.schedules[pair[1]]
-            except KeyError:
-                _schedules_of(plan, self._keyed)  # raises the plan's own message
-                raise
-            schedules: tuple[Schedule, ...] = (a, b)
-            key: tuple[float, ...] = (id(a), id(b), t1)
-            entry = self._templates.get(key)
-            if entry is not None and entry[0][0] is a and entry[0][1] is b:
-                return entry[1]
-        else:
-            try:
-                schedules = self._keyed_of(plan.schedules)
-            except KeyError:
-                schedules = _schedules_of(plan, self._keyed)  # raises the plan's own message
-            key = (*map(id, schedules), t1)
-            entry = self._templates.get(key)
-            if entry is not None and all(map(is_, entry[0], schedules)):
-                return entry[1]
+        try:
+            schedules = self._keyed_of(plan.schedules)
+        except KeyError:
+            schedules = _schedules_of(plan, self._keyed)  # raises the plan's own message
+        key = (*map(id, schedules), t1)
+        cached = self._templates.lookup(key, schedules)
+        if cached is not None:
+            return cached
         parts = self.parts
         base = self._rates_of(plan, t1)
         # a few dozen points: sorted lists and bisect beat numpy's per-call overhead
@@ -264,12 +250,11 @@ class TemplateCache:
         tpl = PlanTemplate(
             starts, ends, ends - starts, rates, parts.own, level_arr, split, own_rates, level_col
         )
-        _remember(self._templates, key, (schedules, tpl))
-        return tpl
+        return self._templates.store(key, schedules, tpl)
 
     def templates(self) -> list[PlanTemplate]:
         """The templates cached so far (for tests and diagnostics)."""
-        return [tpl for _, tpl in self._templates.values()]
+        return self._templates.values()
 
     def _rates_of(self, plan: Plan, t1: float) -> _PlanRates:
         """The plan's part of every rate, on the breakpoints of the plan parts' drivers."""
@@ -278,9 +263,9 @@ class TemplateCache:
         except KeyError:
             schedules = _schedules_of(plan, self.parts.plan_drugs)  # raises the plan's message
         key = (*map(id, schedules), t1)
-        entry = self._plan_rates.get(key)
-        if entry is not None and all(map(is_, entry[0], schedules)):
-            return entry[1]
+        cached = self._plan_rates.lookup(key, schedules)
+        if cached is not None:
+            return cached
         parts = self.parts
         # only the drugs the declarations name: a driver reading another fails loudly
         declared = Plan(dict(zip(parts.plan_drugs, schedules, strict=True)))
@@ -294,9 +279,7 @@ class TemplateCache:
         plan_parts = parts.plan_parts
         rates = np.vstack([h.rate_on(iv) for h in plan_parts])
         check_rates(rates)
-        rated = _PlanRates(starts.tolist(), ends, rates)
-        _remember(self._plan_rates, key, (schedules, rated))
-        return rated
+        return self._plan_rates.store(key, schedules, _PlanRates(starts.tolist(), ends, rates))
 
     def level_multipliers(self, plan: Plan) -> FloatArray | None:
         """Patients' own multipliers at each level dose, to be looked up by the grids.
@@ -350,13 +333,6 @@ def _getter(drugs: tuple[str, ...]) -> Callable[[Mapping[str, Schedule]], tuple[
         one = drugs[0]
         return lambda schedules: (schedules[one],)
     return itemgetter(*drugs) if drugs else (lambda schedules: ())
-
-
-def _remember(cache: dict[Any, Any], key: Any, entry: Any) -> None:
-    """Keep an entry; a full cache is emptied first (a cold cache costs only time)."""
-    if len(cache) >= _SHARED_GRIDS_MAX:
-        cache.clear()
-    cache[key] = entry
 
 
 def _patients(plan: Plan) -> int:
