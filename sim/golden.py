@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.arms import arm_scenarios
 from sim.errors import DosesimError
 from sim.fileio import atomic_write_text, read_regular_file
+from sim.regimens import Body, scenario_schedules
 from sim.scenario import Scenario
-from sim.schedule import Schedule, build_schedules
+from sim.schedule import Schedule
 
 __all__ = [
     "GOLDEN_COLUMNS",
@@ -34,6 +36,11 @@ __all__ = [
 
 REFERENCE_WEIGHTS_KG: tuple[float, ...] = (45.0, 60.0, 75.0, 90.0, 110.0)
 """Body weights (kg) whose schedules are kept: the edges and middle of the adult range."""
+LIBRARY_WEIGHTS_KG: tuple[float, ...] = (45.0, 55.0, 62.5, 75.0, 90.0)
+"""The reference weights of scenarios with ``[drugs]`` or arms: they fall on and between
+the weight bands published protocols use (37-55, 50-75 kg and so on)."""
+REFERENCE_HEIGHTS_CM: tuple[float, ...] = (160.0, 175.0)
+"""Heights (cm) whose schedules are kept when a dose is per m2 of body surface area."""
 
 SCHEDULE_COLUMNS = ("drug", "start_day", "end_day", "dose_mg_per_day", "cumulative_mg")
 GOLDEN_COLUMNS = ("weight_kg",) + SCHEDULE_COLUMNS
@@ -71,13 +78,46 @@ def rows_to_csv(rows: Iterable[dict[str, str]], columns: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-def golden_text(scenario: Scenario, weights_kg: Sequence[float] = REFERENCE_WEIGHTS_KG) -> str:
-    """The golden CSV for a scenario: every drug's segments at every reference weight."""
+def _layout(scenario: Scenario) -> tuple[bool, bool]:
+    """Whether the golden file has an ``arm`` column and a ``height_cm`` column."""
+    by_m2 = any(
+        regimen.uses("mg_per_m2")
+        for arm in arm_scenarios(scenario)
+        for regimen in arm.drugs.values()
+    )
+    return bool(scenario.arms), by_m2
+
+
+def reference_weights(scenario: Scenario) -> tuple[float, ...]:
+    """The weights a scenario's golden file keeps (kg)."""
+    new = scenario.arms or any(arm.drugs for arm in arm_scenarios(scenario))
+    return LIBRARY_WEIGHTS_KG if new else REFERENCE_WEIGHTS_KG
+
+
+def golden_text(scenario: Scenario, weights_kg: Sequence[float] | None = None) -> str:
+    """The golden CSV for a scenario: every drug's segments at every reference weight
+    (and height, where a dose is per m2), for every arm."""
+    with_arm, with_height = _layout(scenario)
+    weights = reference_weights(scenario) if weights_kg is None else weights_kg
+    heights: Sequence[float] = REFERENCE_HEIGHTS_CM if with_height else (float("nan"),)
+    names = [arm.name for arm in scenario.arms] or [""]
     rows = []
-    for w in weights_kg:
-        for row in schedule_rows(build_schedules(scenario, w)):
-            rows.append({"weight_kg": fmt_number(w), **row})
-    return _HEADER + rows_to_csv(rows, GOLDEN_COLUMNS)
+    for name, arm in zip(names, arm_scenarios(scenario), strict=True):
+        for w in weights:
+            for h in heights:
+                for row in schedule_rows(scenario_schedules(arm, Body(w, h))):
+                    first = {"arm": name} if with_arm else {}
+                    first["weight_kg"] = fmt_number(w)
+                    if with_height:
+                        first["height_cm"] = fmt_number(h)
+                    rows.append({**first, **row})
+    return _HEADER + rows_to_csv(rows, _columns(with_arm, with_height))
+
+
+def _columns(with_arm: bool, with_height: bool) -> tuple[str, ...]:
+    arm = ("arm",) if with_arm else ()
+    height = ("height_cm",) if with_height else ()
+    return (*arm, "weight_kg", *height, *SCHEDULE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -133,7 +173,7 @@ def check_scenario(
     scenario_file: str | Path,
     golden_dir: str | Path | None = None,
     update: bool = False,
-    weights_kg: Sequence[float] = REFERENCE_WEIGHTS_KG,
+    weights_kg: Sequence[float] | None = None,
 ) -> CheckResult:
     """Compare a scenario's schedules with its golden CSV, or rewrite the CSV.
 
@@ -147,8 +187,8 @@ def check_scenario(
         Folder of golden CSVs; default ``schedules/`` beside the scenario.
     update : bool
         Rewrite the golden file with the current schedules instead of comparing.
-    weights_kg : sequence of float
-        Reference body weights, kg.
+    weights_kg : sequence of float, optional
+        Reference body weights, kg (default :func:`reference_weights`).
     """
     path = golden_path(scenario_file, golden_dir)
     current = golden_text(scenario, weights_kg)
@@ -169,22 +209,25 @@ def check_scenario(
     return CheckResult(str(scenario_file), path, _diff(name, golden, now))
 
 
-_Key = tuple[float, str]
+_Key = tuple[str, float, float, str]
+_LAYOUTS = {_columns(a, h): (a, h) for a in (False, True) for h in (False, True)}
 
 
 def _parse(text: str, path: Path) -> dict[_Key, Schedule]:
-    """Golden CSV text back into schedules keyed by (weight, drug)."""
+    """Golden CSV text back into schedules keyed by (arm, weight, height, drug)."""
     lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
     reader = csv.DictReader(lines)
-    if reader.fieldnames is None or list(reader.fieldnames) != list(GOLDEN_COLUMNS):
+    if reader.fieldnames is None or tuple(reader.fieldnames) not in _LAYOUTS:
         raise DosesimError(
-            f"{path}: not a golden schedule file (columns must be {','.join(GOLDEN_COLUMNS)});"
+            f"{path}: not a golden schedule file (columns must be {','.join(GOLDEN_COLUMNS)},"
+            " with arm first and height_cm after weight_kg where they apply);"
             " rewrite it with `dosesim check --update`"
         )
     pieces: dict[_Key, list[tuple[int, int, float]]] = {}
     for lineno, row in enumerate(reader, start=2):
         try:
-            key = (float(row["weight_kg"]), row["drug"])
+            height = float(row["height_cm"]) if "height_cm" in row else -1.0
+            key = (row.get("arm", ""), float(row["weight_kg"]), height, row["drug"])
             seg = (int(row["start_day"]), int(row["end_day"]), float(row["dose_mg_per_day"]))
         except (TypeError, ValueError):
             raise DosesimError(
@@ -200,15 +243,14 @@ def _parse(text: str, path: Path) -> dict[_Key, Schedule]:
                 tuple(s for s, _, _ in segs), tuple(d for _, _, d in segs), segs[-1][1]
             )
         except ValueError as exc:
-            raise DosesimError(f"{path}: {key[1]} at {fmt_number(key[0])} kg: {exc}") from None
+            raise DosesimError(f"{path}: {_where(key)}: {exc}") from None
     return out
 
 
 def _diff(name: str, golden: dict[_Key, Schedule], now: dict[_Key, Schedule]) -> list[str]:
     out: list[str] = []
     for key in sorted(set(golden) | set(now)):
-        weight, drug = key
-        where = f"{name}: {drug}, {fmt_number(weight)} kg"
+        where = f"{name}: {_where(key)}"
         if key not in now:
             out.append(f"{where}: in the golden file but no longer prescribed")
             continue
@@ -236,6 +278,12 @@ def _diff(name: str, golden: dict[_Key, Schedule], now: dict[_Key, Schedule]) ->
         was, now_ = fmt_number(g.total_mg), fmt_number(n.total_mg)
         out.append(f"  cumulative at end: golden {was} mg, now {now_} mg")
     return out
+
+
+def _where(key: _Key) -> str:
+    arm, weight, height, drug = key
+    body = f"{fmt_number(weight)} kg" + (f", {fmt_number(height)} cm" if height >= 0 else "")
+    return (f"arm {arm}, " if arm else "") + f"{drug}, {body}"
 
 
 def _changed_ranges(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:

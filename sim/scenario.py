@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sim.arms import REMOVE, arm_scenarios
 from sim.errors import Problem, ScenarioError
 from sim.scenario_messages import Provenance, format_path, problems_from, toml_value
 from sim.scenario_schema import (
@@ -199,6 +200,7 @@ def _validate(
     scenario._source = source
     scenario._files = tuple(files)
     scenario._overrides = tuple(applied)
+    arm_scenarios(scenario)  # every arm is a valid scenario, or a clear error now
     return scenario
 
 
@@ -384,10 +386,13 @@ def _resolve(
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``over`` into ``base``: tables merge, lists and values replace."""
+    """Deep-merge ``over`` into ``base``: tables merge, lists and values replace, and
+    ``key = {remove = true}`` removes the key."""
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        if value == REMOVE:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = _merge(dict(out[key]), value)
         else:
             out[key] = _copy(value)

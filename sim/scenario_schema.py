@@ -14,25 +14,13 @@ from datetime import date
 from typing import Annotated, Any, Literal, Self
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from sim.errors import DosesimError
+from sim.regimen_schema import DrugRegimen
+from sim.schema_base import FieldProblems, KeyPath, StrictModel, format_number
 
-KeyPath = tuple[str | int, ...]
-
-
-class FieldProblems(ValueError):
-    """Raised by model validators to report problems at precise relative key paths."""
-
-    def __init__(self, problems: list[tuple[KeyPath, Any, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(rule for _, _, rule in problems))
-
-
-class _Model(BaseModel):
-    # strict: TOML has types, so "5" is not 5 and true is not 1 (ints do
-    # count as floats). No NaN or infinity: they would travel silently.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+_Model = StrictModel
 
 
 class TreatmentSettings(_Model):
@@ -279,6 +267,11 @@ class PopulationSettings(_Model):
     fvc_sd_percent: float = Field(ge=0, le=100)
     fvc_min_percent: float = Field(ge=0, le=200)
     fvc_max_percent: float = Field(gt=0, le=200)
+    height_mean_female_cm: float | None = Field(default=None, gt=50, le=250)
+    """With ``height_mean_male_cm`` and ``height_sd_cm``: height, Normal by sex (cm), for
+    doses per m2 of body surface area; drawn from its own stream."""
+    height_mean_male_cm: float | None = Field(default=None, gt=50, le=250)
+    height_sd_cm: float | None = Field(default=None, ge=0, le=50)
     start_mg_per_kg_low: float | None = Field(default=None, gt=0, le=2)
     """With ``start_mg_per_kg_high``: each patient's start dose drawn uniformly (mg/kg/day)."""
     start_mg_per_kg_high: float | None = Field(default=None, gt=0, le=2)
@@ -293,6 +286,16 @@ class PopulationSettings(_Model):
         ):
             if getattr(self, high) <= getattr(self, low):
                 problems.append(((high,), getattr(self, high), f"must be above {low}"))
+        heights = (self.height_mean_female_cm, self.height_mean_male_cm, self.height_sd_cm)
+        if any(h is None for h in heights) and not all(h is None for h in heights):
+            problems.append(
+                (
+                    (),
+                    None,
+                    "give all of height_mean_female_cm, height_mean_male_cm and height_sd_cm,"
+                    " or none",
+                )
+            )
         lo, hi = self.start_mg_per_kg_low, self.start_mg_per_kg_high
         if (lo is None) != (hi is None):
             problems.append(
@@ -303,6 +306,11 @@ class PopulationSettings(_Model):
         if problems:
             raise FieldProblems(problems)
         return self
+
+    @property
+    def has_height(self) -> bool:
+        """Whether the population gives heights (for doses per m2)."""
+        return self.height_sd_cm is not None
 
 
 class EligibilitySettings(_Model):
@@ -460,6 +468,7 @@ Action = Annotated[
 ]
 
 _NAME = r"^[a-z][a-z0-9_]*$"
+_ARM_NAME = r"^[A-Za-z][A-Za-z0-9_.+-]*$"
 
 RESERVED_EVENT_NAMES = frozenset(
     {
@@ -643,6 +652,45 @@ class RecruitmentSettings(_Model):
         return float((last - self.start_date).days)
 
 
+class Arm(_Model):
+    """``[[arms]]``: one arm of a randomised trial.
+
+    ``set`` holds the arm's own values of the protocol's tables (``treatment``,
+    ``prednisone``, ``mmf``, ``drugs``, ``adverse_events``), merged over the scenario's
+    as ``extends`` merges a file; ``{remove = true}`` removes a key.
+    """
+
+    name: str = Field(pattern=_ARM_NAME, max_length=40)
+    ratio: int = Field(ge=1, le=100)
+    """Allocation ratio: this arm's share of each block is ``ratio / sum of ratios``."""
+    label: str | None = Field(default=None, min_length=1, max_length=80)
+    set: dict[str, Any] = Field(default_factory=dict)
+
+
+class Allocation(_Model):
+    """``[allocation]``: randomisation of enrolled patients to the arms.
+
+    Permuted blocks per site (and per stratum): each block holds every arm
+    ``ratio x block_size / sum of ratios`` times, in a random order from the
+    allocation's own stream.
+    """
+
+    block_size: int = Field(ge=1, le=1000)
+    stratify_by: list[Literal["sex", "age_over", "fvc_under", "weight_over"]] = Field(
+        default_factory=list, max_length=3
+    )
+    """Strata: ``sex``; ``age_over`` / ``fvc_under`` / ``weight_over`` split at the cut."""
+    age_cut_years: float = Field(default=60.0, gt=0, le=120)
+    fvc_cut_percent: float = Field(default=70.0, gt=0, le=200)
+    weight_cut_kg: float = Field(default=55.0, gt=0, le=300)
+    target: Literal["total", "per_arm"] = "total"
+    """Whether ``recruitment.target_enrolled`` counts all patients or each arm's."""
+
+
+ARM_TABLES = ("treatment", "prednisone", "mmf", "drugs", "adverse_events", "description")
+"""The tables an arm may set: the protocol's treatment, not the population or the sites."""
+
+
 class Scenario(_Model):
     """A validated, resolved scenario. Load one with :func:`load_scenario`.
 
@@ -666,6 +714,9 @@ class Scenario(_Model):
     treatment: TreatmentSettings
     prednisone: PrednisoneRegimen
     mmf: MmfRegimen
+    drugs: dict[Annotated[str, Field(pattern=_NAME, max_length=40)], DrugRegimen] = Field(
+        default_factory=dict
+    )
     exposure: ExposureSettings | None = None
     population: PopulationSettings | None = None
     eligibility: EligibilitySettings | None = None
@@ -674,6 +725,8 @@ class Scenario(_Model):
     )
     dropout: DropoutSettings | None = None
     recruitment: RecruitmentSettings | None = None
+    arms: list[Arm] = Field(default_factory=list, max_length=12)
+    allocation: Allocation | None = None
 
     _source: str | None = PrivateAttr(default=None)
     _files: tuple[tuple[str, str], ...] = PrivateAttr(default=())
@@ -700,6 +753,27 @@ class Scenario(_Model):
                         f"must be < treatment.duration_days ({end})",
                     )
                 )
+        for name, regimen in self.drugs.items():
+            if name in ("prednisone", "mmf"):
+                problems.append(
+                    (
+                        ("drugs", name),
+                        None,
+                        f"the [{name}] table gives {name}; name this drug otherwise",
+                    )
+                )
+            if regimen.uses("mg_per_m2") and (
+                self.population is None or not self.population.has_height
+            ):
+                problems.append(
+                    (
+                        ("drugs", name),
+                        None,
+                        "doses per m2 need heights: give [population] height_mean_female_cm,"
+                        " height_mean_male_cm and height_sd_cm",
+                    )
+                )
+        problems += self._arm_problems()
         for name in self.adverse_events:
             if name in RESERVED_EVENT_NAMES:
                 problems.append(
@@ -723,6 +797,40 @@ class Scenario(_Model):
         if problems:
             raise FieldProblems(problems)
         return self
+
+    def _arm_problems(self) -> list[tuple[KeyPath, Any, str]]:
+        problems: list[tuple[KeyPath, Any, str]] = []
+        names = [arm.name for arm in self.arms]
+        if self.arms and len(self.arms) < 2:
+            problems.append((("arms",), None, "a randomised trial needs at least two arms"))
+        for i, arm in enumerate(self.arms):
+            if arm.name in names[:i]:
+                problems.append((("arms", i, "name"), arm.name, "two arms share this name"))
+            for key in arm.set:
+                if key not in ARM_TABLES:
+                    problems.append(
+                        (
+                            ("arms", i, "set", key),
+                            None,
+                            "an arm may set only " + ", ".join(ARM_TABLES),
+                        )
+                    )
+        if self.arms and self.allocation is None:
+            problems.append((("allocation",), None, "arms need an [allocation] table"))
+        if self.allocation is not None and self.arms:
+            total = sum(arm.ratio for arm in self.arms)
+            size = self.allocation.block_size
+            if size % total:
+                problems.append(
+                    (
+                        ("allocation", "block_size"),
+                        size,
+                        f"must be a multiple of the sum of the arms' ratios ({total})",
+                    )
+                )
+        if self.allocation is not None and not self.arms:
+            problems.append((("arms",), None, "an [allocation] table needs [[arms]]"))
+        return problems
 
     # -- derived views ----------------------------------------------------
     def require(self, *tables: str, purpose: str) -> None:
@@ -788,11 +896,11 @@ class Scenario(_Model):
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved scenario as plain data (what :meth:`to_toml` writes)."""
-        return self.model_dump(mode="python", exclude_none=True)
+        return _without_empty(self.model_dump(mode="python", exclude_none=True))
 
     def to_dict_json(self) -> Any:
         """The resolved scenario as JSON-compatible data (dates as ISO strings), for manifests."""
-        return json.loads(self.model_dump_json(exclude_none=True))
+        return _without_empty(json.loads(self.model_dump_json(exclude_none=True)))
 
     def to_toml(self) -> str:
         """The resolved scenario as TOML: every value explicit, no ``extends``."""
@@ -805,12 +913,22 @@ class Scenario(_Model):
         Two files that resolve to the same model have the same hash, however
         they are split across ``extends`` and whatever their key order.
         """
-        data = self.model_dump(mode="json", exclude_none=True)
+        data = _without_empty(self.model_dump(mode="json", exclude_none=True))
         data.pop("name", None)
         data.pop("description", None)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def format_number(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+_EMPTY_UNLESS_USED = ("drugs", "arms")
+"""Tables whose absence and emptiness mean the same: left out of the resolved form, so a
+scenario without them keeps the hash it had before they existed."""
+
+
+def _without_empty(data: dict[str, Any]) -> dict[str, Any]:
+    for key in _EMPTY_UNLESS_USED:
+        if not data.get(key, True):
+            del data[key]
+    return data
