@@ -160,4 +160,3 @@ class Allocator:
         if not queue:
             queue.extend(reversed(rng.permutation(self.block).tolist()))
         return queue.pop()
-

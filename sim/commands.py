@@ -151,6 +151,11 @@ def _exposure(args: argparse.Namespace) -> int:
         raise DosesimError("--patients needs --seed (results must be reproducible)")
     scenario = load_scenario(args.scenario, args.overrides)
     weight = args.weight_kg
+    if scenario.mmf is None:
+        raise DosesimError(
+            f"{scenario.source or scenario.name}: `dosesim exposure` shows prednisolone and MPA,"
+            " and this scenario has no [mmf] table"
+        )
     schedules = build_schedules(scenario, weight)
     models = scenario_models(scenario, weight)
     assert scenario.exposure is not None

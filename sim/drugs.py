@@ -75,11 +75,22 @@ MMF = Drug("mmf", "MMF", "MYCOPHENOLATE MOFETIL", "MMF", moiety="mpa")
 
 
 def scenario_drugs(scenario: Scenario) -> tuple[Drug, ...]:
-    """The scenario's drugs, in the order of its tables: prednisone, then MMF."""
+    """The scenario's drugs, in the order of its tables: prednisone, MMF, then ``[drugs]``."""
     exposure = scenario.exposure
+    declared = tuple(declared_drug(name, scenario) for name in scenario.drugs)
+    mmf = () if scenario.mmf is None else (MMF,)
     if exposure is None:
-        return PREDNISONE, MMF
+        return PREDNISONE, *mmf, *declared
     return (
         dataclasses.replace(PREDNISONE, pk=exposure.prednisolone),
-        dataclasses.replace(MMF, pk=exposure.mpa),
+        *(dataclasses.replace(MMF, pk=exposure.mpa) for _ in mmf),
+        *declared,
     )
+
+
+def declared_drug(name: str, scenario: Scenario) -> Drug:
+    """The drug of a scenario's ``[drugs.<name>]`` table (its schedule is per patient)."""
+    regimen = scenario.drugs[name]
+    label = regimen.label or name.replace("_", " ").capitalize()
+    treatment = regimen.treatment or label.upper()
+    return Drug(name, label, treatment, name.upper(), regimen.route)

@@ -526,6 +526,9 @@ def scenario_models(
 
 
 def mpa_auc0_12_at_target(scenario: Scenario, mpa: OralOneCompartment) -> FloatArray:
-    """Steady-state MPA AUC0-12 (mg*h/L) at the scenario's MMF target dose."""
+    """Steady-state MPA AUC0-12 (mg*h/L) at the scenario's MMF target dose (NaN without
+    an ``[mmf]`` table)."""
+    if scenario.mmf is None:
+        return np.full_like(steady_state_window_auc(mpa, 1.0, 1, 12.0), np.nan)
     target_mg = scenario.mmf.target_g_per_day * 1000.0
     return steady_state_window_auc(mpa, target_mg, scenario.mmf.doses_per_day, 12.0)

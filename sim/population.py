@@ -199,6 +199,8 @@ class People:
     pk_normals: npt.NDArray[np.float64]
     thresholds: npt.NDArray[np.float64]
     event_draws: npt.NDArray[np.float64]
+    height_cm: npt.NDArray[np.float64]
+    """Height, cm: NaN unless the population gives heights (:func:`height_normals`)."""
 
     def __len__(self) -> int:
         return int(self.person.size)
@@ -219,7 +221,7 @@ class People:
         ``fvc_percent``, or ``female`` (1.0 for women, 0.0 for men)."""
         if name == "female":
             return self.female.astype(np.float64)
-        if name in ("age_years", "weight_kg", "fvc_percent"):
+        if name in ("age_years", "weight_kg", "fvc_percent", "height_cm"):
             return getattr(self, name)
         raise ValueError(f"no covariate {name!r}: age_years, weight_kg, female or fvc_percent")
 
@@ -264,7 +266,39 @@ def draw_people(
         The people's indices.
     """
     ids = np.asarray(persons, dtype=np.int64).reshape(-1)
-    return _people_from_rows(population, eligibility, rng.random((ids.size, DRAWS_PER_PERSON)), ids)
+    z = height_normals(rng, ids) if population.has_height else None
+    u = rng.random((ids.size, DRAWS_PER_PERSON))
+    return _people_from_rows(population, eligibility, u, ids, z)
+
+
+_HEIGHT_TAG = 0x4845  # "HE": the height stream's place below a people stream's seed
+
+
+def height_normals(
+    rng: np.random.Generator, persons: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Standard normals for the people's heights, from the height stream of their site.
+
+    The stream is counter-based (Philox) with a key made from the people stream's
+    seed (``SeedSequence`` with one more spawn key), and person ``k`` takes the first
+    value of counter ``k``: a person's height depends on nothing but the seed and who
+    they are, and drawing it leaves every other draw as it was.
+    """
+    seq = rng.bit_generator.seed_seq
+    assert isinstance(seq, np.random.SeedSequence)
+    key = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, _HEIGHT_TAG))
+    philox_key = key.generate_state(2, np.uint64)
+    out = np.empty(persons.size)
+    start = 0
+    while start < persons.size:  # runs of consecutive people: one jump each
+        stop = start + 1
+        while stop < persons.size and persons[stop] == persons[stop - 1] + 1:
+            stop += 1
+        gen = np.random.Generator(np.random.Philox(key=philox_key))
+        gen.bit_generator.advance(int(persons[start]))
+        out[start:stop] = gen.random(4 * (stop - start))[::4]
+        start = stop
+    return ndtri(np.maximum(out, _SMALLEST_U))
 
 
 def _people_from_rows(
@@ -272,6 +306,7 @@ def _people_from_rows(
     eligibility: EligibilitySettings | None,
     u: npt.NDArray[np.float64],
     ids: npt.NDArray[np.int64],
+    height_z: npt.NDArray[np.float64] | None = None,
 ) -> People:
     """People from their rows of uniforms (``u``: one row of DRAWS_PER_PERSON per person).
 
@@ -311,7 +346,21 @@ def _people_from_rows(
         pk_normals=ndtri(np.maximum(u[:, PK_AT:THRESHOLDS_AT], _SMALLEST_U)),
         thresholds=-np.log1p(-u[:, THRESHOLDS_AT:EVENTS_AT]),
         event_draws=u[:, EVENTS_AT:],
+        height_cm=_heights(population, female, height_z),
     )
+
+
+def _heights(
+    population: PopulationSettings,
+    female: npt.NDArray[np.bool_],
+    z: npt.NDArray[np.float64] | None,
+) -> npt.NDArray[np.float64]:
+    if z is None:
+        return np.full(female.size, np.nan)
+    f, m = population.height_mean_female_cm, population.height_mean_male_cm
+    sd = population.height_sd_cm
+    assert f is not None and m is not None and sd is not None
+    return np.round(np.where(female, f, m) + sd * z, 1)
 
 
 def first_blocks(
@@ -327,9 +376,14 @@ def first_blocks(
     population = require_population(scenario)
     if not sources:
         return []
-    u = np.concatenate([rng.random((_FIRST_BLOCK, DRAWS_PER_PERSON)) for rng, _ in sources])
     ids = np.concatenate([np.arange(_FIRST_BLOCK, dtype=np.int64) + first for _, first in sources])
-    everyone = _people_from_rows(population, scenario.eligibility, u, ids)
+    z = None
+    if population.has_height:
+        z = np.concatenate(
+            [height_normals(rng, np.arange(_FIRST_BLOCK) + first) for rng, first in sources]
+        )
+    u = np.concatenate([rng.random((_FIRST_BLOCK, DRAWS_PER_PERSON)) for rng, _ in sources])
+    everyone = _people_from_rows(population, scenario.eligibility, u, ids, z)
     return [everyone.rows(k * _FIRST_BLOCK, (k + 1) * _FIRST_BLOCK) for k in range(len(sources))]
 
 

@@ -663,7 +663,7 @@ class Arm(_Model):
     name: str = Field(pattern=_ARM_NAME, max_length=40)
     ratio: int = Field(ge=1, le=100)
     """Allocation ratio: this arm's share of each block is ``ratio / sum of ratios``."""
-    label: str | None = Field(default=None, min_length=1, max_length=80)
+    label: str | None = Field(default=None, min_length=1, max_length=200)
     set: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -713,7 +713,8 @@ class Scenario(_Model):
     registry_id: str | None = None
     treatment: TreatmentSettings
     prednisone: PrednisoneRegimen
-    mmf: MmfRegimen
+    mmf: MmfRegimen | None = None
+    """None: no MMF (an arm without it: ``mmf = {remove = true}``)."""
     drugs: dict[Annotated[str, Field(pattern=_NAME, max_length=40)], DrugRegimen] = Field(
         default_factory=dict
     )
@@ -918,8 +919,6 @@ class Scenario(_Model):
         data.pop("description", None)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 
 
 _EMPTY_UNLESS_USED = ("drugs", "arms")

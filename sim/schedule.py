@@ -473,10 +473,12 @@ def build_schedules(
         Overrides the prednisone mg/kg start dose.
     """
     duration = scenario.treatment.duration_days
-    return {
-        "prednisone": build_prednisone(scenario.prednisone, weight_kg, duration, start_mg_per_kg),
-        "mmf": build_mmf(scenario.mmf, duration),
+    out = {
+        "prednisone": build_prednisone(scenario.prednisone, weight_kg, duration, start_mg_per_kg)
     }
+    if scenario.mmf is not None:
+        out["mmf"] = build_mmf(scenario.mmf, duration)
+    return out
 
 
 def _g_to_mg(g: float) -> float:

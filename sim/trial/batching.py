@@ -37,6 +37,8 @@ class PreparedBlock:
     """
 
     start_mg: np.ndarray
+    declared: list[tuple[object, ...]]
+    """Each eligible person's key of their ``[drugs]`` schedules (``TrialContext.declared``)."""
     mpa: OralOneCompartment
     prednisolone: OralOneCompartment | None
     """The block's prednisolone models, made when a table needs them."""
@@ -74,7 +76,7 @@ def prepare_blocks(
     if len(blocks) == 1:
         people = blocks[0]
         weight, per_kg, normals = people.weight_kg, people.start_mg_per_kg, people.pk_normals
-        thresholds, eligible = people.thresholds, people.eligible
+        thresholds, eligible, height = people.thresholds, people.eligible, people.height_cm
     else:
         if more_targets is not None:
             raise ValueError("more_targets goes with one block")
@@ -83,12 +85,18 @@ def prepare_blocks(
         normals = np.concatenate([b.pk_normals for b in blocks])
         thresholds = np.concatenate([b.thresholds for b in blocks])
         eligible = np.concatenate([b.eligible for b in blocks])
+        height = np.concatenate([b.height_cm for b in blocks])
     n = weight.size
     rows = np.flatnonzero(eligible)
     weights, per_kgs = weight.tolist(), per_kg.tolist()
     start_of = {r: ctx.start_mg(weights[r], per_kgs[r]) for r in rows.tolist()}
     start = np.full(n, math.nan)
     start[rows] = list(start_of.values())
+    declared: list[tuple[object, ...]] = [()] * n
+    if scenario.drugs:
+        heights = height.tolist()
+        for r in rows.tolist():
+            declared[r] = ctx.declared_key(weights[r], heights[r])
     mpa_params = scenario.exposure.mpa
     mpa = pk_model(mpa_params, weight, etas_from_normals(mpa_params, normals[:, :2]))
     targets = thresholds[:, :n_hazards].copy()
@@ -101,10 +109,19 @@ def prepare_blocks(
     index = np.full(n, -1)
     pk_levels = None
     if rows.size:
-        doses = sorted(set(start_of.values()))
-        at = {mg: g for g, mg in enumerate(doses)}
-        group = np.array([at[mg] for mg in start_of.values()])
-        plans = [ctx.plan(ctx.prednisone(mg), ctx.planned_mmf) for mg in doses]
+        if scenario.drugs:  # a plan per start dose and [drugs] schedules
+            pairs = list(dict.fromkeys((start_of[r], declared[r]) for r in start_of))
+            at_pair = {pair: g for g, pair in enumerate(pairs)}
+            group = np.array([at_pair[(start_of[r], declared[r])] for r in start_of])
+            plans = [
+                ctx.plan(ctx.prednisone(mg), ctx.planned_mmf, declared=ctx.declared(key))
+                for mg, key in pairs
+            ]
+        else:
+            doses = sorted(set(start_of.values()))
+            at = {mg: g for g, mg in enumerate(doses)}
+            group = np.array([at[mg] for mg in start_of.values()])
+            plans = [ctx.plan(ctx.prednisone(mg), ctx.planned_mmf) for mg in doses]
         pk = {"mmf": mpa.rows(rows)}
         covariates = {
             name: np.concatenate([b.covariate(name) for b in blocks])[rows, None]
@@ -132,6 +149,7 @@ def prepare_blocks(
         out.append(
             PreparedBlock(
                 start[part],
+                declared[part],
                 block_mpa,
                 None,
                 targets[part],

@@ -32,6 +32,7 @@ import pandas as pd
 import simpy
 
 from sim.actions import Adjustment, Change, DoseAction, taken_actions
+from sim.arms import Allocator, arm_scenarios
 from sim.collector import young_collections_only
 from sim.draws import DRAWS_PER_OCCURRENCE, THRESHOLD_SLOTS, event_draws_at
 from sim.drugs import MMF, PREDNISONE, Drug
@@ -118,19 +119,28 @@ class Cohort:
         self.ae_names = sorted(scenario.adverse_events)
         #: the blocks of people prepared in this replicate, by identity (a block's
         #: PreparedBlock is looked up at every enrolment: a plain dict, inline)
-        self._prepared: dict[int, tuple[People, PreparedBlock]] = {}
+        self.arm_scenarios = arm_scenarios(scenario)
+        self._prepared: list[dict[int, tuple[People, PreparedBlock]]] = [
+            {} for _ in self.arm_scenarios
+        ]
         self.drugs: tuple[Drug, ...] = ()
+        self.allocator = Allocator(scenario, self.stream) if scenario.arms else None
         if patients:
-            self.ctx = context_for(scenario, drugs)
-            self.drugs = self.ctx.drugs
+            self.ctxs = [context_for(arm, drugs) for arm in self.arm_scenarios]
+            self.ctx = self.ctxs[0]
+            seen: dict[str, Drug] = {}  # every arm's drugs, in order of first appearance
+            for c in self.ctxs:
+                for d in c.drugs:
+                    seen.setdefault(d.name, d)
+            self.drugs = tuple(seen.values())
             self.hazards = self.ctx.hazards
 
     def stream(self, *path: int | str) -> np.random.Generator:
         return stream(self.seed, "replicate", self.replicate, *path)
 
     # -- enrolment --------------------------------------------------------
-    def _prepare(self, people: People) -> PreparedBlock:
-        entry = self._prepared.get(id(people))
+    def _prepare(self, people: People, arm: int = 0) -> PreparedBlock:
+        entry = self._prepared[arm].get(id(people))
         if entry is not None and entry[0] is people:
             return entry[1]
         more = None
@@ -140,13 +150,13 @@ class Cohort:
             for r in np.flatnonzero(people.eligible):
                 rng = self.stream("hazards", int(people.person[r]))
                 more[r] = rng.standard_exponential(n_hazards - THRESHOLD_SLOTS)
-        prepared = prepare_blocks(self.ctx, [people], more)[0]
-        self.adopt(people, prepared)
+        prepared = prepare_blocks(self.ctxs[arm], [people], more)[0]
+        self.adopt(people, prepared, arm)
         return prepared
 
-    def adopt(self, people: People, prepared: PreparedBlock) -> None:
+    def adopt(self, people: People, prepared: PreparedBlock, arm: int = 0) -> None:
         """Use ``prepared`` (from :func:`prepare_blocks`) for a block of people."""
-        self._prepared[id(people)] = (people, prepared)
+        self._prepared[arm][id(people)] = (people, prepared)
 
     def enrol_all(
         self, enrolled: Sequence[tuple[People, int]], days: Sequence[float] | None = None
@@ -158,7 +168,8 @@ class Cohort:
         numpy's per-call costs paid once for all the blocks.
         """
         blocks = list({id(b): b for b, _ in enrolled}.values())
-        if blocks and len(self.hazards) <= THRESHOLD_SLOTS:  # else each block with its streams
+        if blocks and len(self.hazards) <= THRESHOLD_SLOTS and self.allocator is None:
+            # (else each block with its streams, or each arm's when it first enrols there)
             for block, prepared in zip(blocks, prepare_blocks(self.ctx, blocks), strict=True):
                 self.adopt(block, prepared)
         if days is None:
@@ -175,16 +186,30 @@ class Cohort:
             prep.prednisolone = pk_model(params, p.people.weight_kg, eta)
         return prep.prednisolone
 
-    def enrol(self, people: People, row: int, enrol_day: float) -> None:
-        """Enrol eligible person ``row`` of a block, starting on trial day ``enrol_day``."""
-        prep = self._prepare(people)
+    def enrol(self, people: People, row: int, enrol_day: float, site: int = 0) -> None:
+        """Enrol eligible person ``row`` of a block, starting on trial day ``enrol_day``
+        (at ``site``: the allocation to arms is by site)."""
+        arm = 0
+        if self.allocator is not None:
+            stratum = self.allocator.stratum(
+                bool(people.female[row]),
+                float(people.age_years[row]),
+                float(people.fvc_percent[row]),
+                float(people.weight_kg[row]),
+            )
+            arm = self.allocator.next_arm(site, stratum)
+        ctx = self.ctxs[arm]
+        prep = self._prepare(people, arm)
         start = prep.start_mg.item(row)
+        declared = prep.declared[row]
         patient = Patient(
             patient_id=len(self.patients) + 1,
             people=people,
             row=row,
             enrol_day=float(enrol_day),
-            schedules=self.ctx.schedules(self.ctx.prednisone(start)),
+            schedules=ctx.schedules(
+                ctx.prednisone(start), ctx.declared(declared) if declared else None
+            ),
             block_mpa=prep.mpa,
             prepared=prep,
             start_mg=start,
@@ -192,6 +217,7 @@ class Cohort:
             targets=prep.targets[row].copy(),
             first_times=prep.times[row],
             grid_row=prep.index.item(row),
+            arm=arm,
         )
         self.patients.append(patient)
         self.env.process(self._run(patient))
@@ -205,9 +231,10 @@ class Cohort:
         """The patient's windows of raised death risk, as a driver of the death hazard."""
         if not p.death_windows:
             return None
-        raise_ = self.ctx.raise_after
+        ctx = self.ctxs[p.arm]
+        raise_ = ctx.raise_after
         assert raise_ is not None
-        return {self.ctx.death_index: Windows(p.death_windows, raise_.multiplier)}
+        return {ctx.death_index: Windows(p.death_windows, raise_.multiplier)}
 
     def _run(self, p: Patient) -> Any:
         env = self.env
@@ -216,7 +243,8 @@ class Cohort:
         if self.keep_log:
             detail = f"weight {p.weight_kg} kg, prednisone {p.start_mg:g} mg/day"
             self._record(p, 0.0, "enrolled", detail)
-        hazards, ctx = self.hazards, self.ctx
+        ctx = self.ctxs[p.arm]
+        hazards = ctx.hazards
         draws_of, row = p.people.event_draws, p.row
         # Each hazard fires when its cumulative hazard from day 0 reaches a target: an
         # Exp(1) draw, then one more Exp(1) each time it fires (from the person's row for
@@ -224,8 +252,8 @@ class Cohort:
         targets = p.targets
         times = p.first_times
         grid: HazardGrid | None = None
-        fired = [0] * len(self.hazards)
-        t, end = 0.0, float(self.duration)
+        fired = [0] * len(hazards)
+        t, end = 0.0, float(ctx.duration)
         while True:
             k = int(times.argmin())
             t_next = max(float(times[k]), t)  # a rounding hair below now is now
@@ -292,11 +320,12 @@ class Cohort:
     # -- the protocol's reactions -----------------------------------------
     def _act(self, p: Patient, k: int, t: float) -> str:
         """Apply an event's actions in order; returns an exit status, or ''."""
-        name = self.hazards[k].name
-        raise_ = self.ctx.raise_after
+        ctx = self.ctxs[p.arm]
+        name = ctx.hazards[k].name
+        raise_ = ctx.raise_after
         if raise_ is not None and raise_.event == name:
             p.death_windows = (*p.death_windows, (t, t + raise_.days))
-        actions = self.ctx.actions[k]
+        actions = ctx.actions[k]
         if not actions:
             return ""
         occurrence = p.ae_counts[name]
@@ -311,9 +340,9 @@ class Cohort:
         if status is not None:
             return status
         for action in taken:
-            if day >= self.duration:
-                continue  # no dosing left to change
-            change = self.ctx.dose_action(action, p.weight_kg, p.schedules, day)
+            if day >= ctx.duration or action.drug not in ctx.given_names:
+                continue  # no dosing left to change, or a drug the arm does not give
+            change = ctx.dose_action(action, p.weight_kg, p.schedules, day)
             if change is not None:
                 p.schedules = {**p.schedules, change.drug: change.schedule}  # a new plan
                 if self.keep_log:
@@ -331,7 +360,7 @@ class Cohort:
     # -- results ----------------------------------------------------------
     def record(self, p: Patient) -> PatientRecord:
         """What the endpoints read of a patient (:mod:`sim.endpoints`)."""
-        ctx = self.ctx
+        ctx = self.ctxs[p.arm]
 
         def models(moiety: str) -> OralOneCompartment:
             return p.mpa if moiety == "mpa" else self._prednisolone(p).row(p.row)
@@ -340,9 +369,9 @@ class Cohort:
             planned=p.schedules,
             exit_day=p.exit_day,
             status=p.status,
-            duration_days=self.duration,
+            duration_days=ctx.duration,
             start_mg=p.start_mg,
-            scenario=self.scenario,
+            scenario=ctx.scenario,
             models=models,
             planned_by_protocol=ctx.fixed,
         )
@@ -366,16 +395,49 @@ class Cohort:
             out[f"ae_{name}"] = counts[:, j] if ps else np.zeros(0, dtype=int)
         return out
 
+    def given(self, p: Patient) -> dict[str, Schedule]:
+        """A patient's schedules as given, for every drug of the trial (none of a drug
+        their arm does not give)."""
+        ctx = self.ctxs[p.arm]
+        given = p.given(ctx.duration)
+        if len(given) != len(self.drugs):
+            given = {
+                d.name: given.get(d.name) or Schedule.constant(0.0, ctx.duration)
+                for d in self.drugs
+            }
+        return given
+
+    def _declared_columns(self) -> list[tuple[str, str, int | None]]:
+        """``(column, drug, day)`` of the cumulative doses of the ``[drugs]`` tables: at
+        weeks 4, 12, 24, 52 (and every 26 weeks after, within treatment) and at exit."""
+        names = [
+            d.name for d in self.drugs if d.schedule is None and d.name not in ("prednisone", "mmf")
+        ]
+        if not names:
+            return []
+        longest = max(c.duration for c in self.ctxs)
+        weeks = [w for w in (4, 12, 24, 52, *range(78, 523, 26)) if 7 * w <= longest]
+        out: list[tuple[str, str, int | None]] = []
+        for name in names:
+            out += [(f"cumulative_{name}_mg_week{w}", name, 7 * w) for w in weeks]
+            out.append((f"cumulative_{name}_mg", name, None))
+        return out
+
     def patient_columns(self) -> list[str]:
         """The columns of the patients table, in order (also when it has no rows)."""
+        arm = ["arm"] if self.allocator is not None else []
+        declared = [c for c, _, _ in self._declared_columns()]
         return [
-            "patient_id", "person", "enrol_day", "sex", "age_years", "weight_kg",
-            "fvc_percent", *ENDPOINTS, *(f"ae_{n}" for n in self.ae_names),
+            "patient_id", "person", *arm, "enrol_day", "sex", "age_years", "weight_kg",
+            *(["height_cm"] if any(c.reads_height for c in self.ctxs) else []),
+            "fvc_percent", *ENDPOINTS, *declared, *(f"ae_{n}" for n in self.ae_names),
             "status", "exit_day", "exit_reason",
         ]  # fmt: skip
 
     def patient_rows(self) -> list[dict[str, Any]]:
         rows = []
+        columns = self.patient_columns()
+        declared = self._declared_columns()
         for p in self.patients:
             c = p.candidate
             record = self.record(p)
@@ -388,8 +450,22 @@ class Cohort:
                 "weight_kg": c.weight_kg,
                 "fvc_percent": c.fvc_percent,
             }
+            if self.allocator is not None:
+                row["arm"] = self.scenario.arms[p.arm].name
+            if "height_cm" in columns:
+                row["height_cm"] = float(p.people.height_cm[p.row])
             for name, endpoint in ENDPOINTS.items():
                 row[name] = endpoint.value(record)
+            if declared:
+                given = self.given(p)
+                for column, drug, day in declared:
+                    left = p.status not in ("", "completed")
+                    if day is None:
+                        row[column] = given[drug].total_mg
+                    elif left and p.exit_day < day:
+                        row[column] = math.nan  # as the prednisone landmarks
+                    else:
+                        row[column] = float(given[drug].cumulative(day))
             for name in self.ae_names:
                 row[f"ae_{name}"] = p.ae_counts[name]
             row["status"] = p.status
@@ -510,5 +586,5 @@ def cohort_result(cohort: Cohort, screened: list[Candidate]) -> CohortResult:
         [vars(a) for a in cohort.adjustments],
         columns=["patient_id", "drug", "day", "reason", "action"],
     )
-    schedules = {p.patient_id: p.given(cohort.duration) for p in cohort.patients}
+    schedules = {p.patient_id: cohort.given(p) for p in cohort.patients}
     return CohortResult(patients, events, screened_df, adjustments, schedules, cohort.drugs)

@@ -10,6 +10,7 @@ from sim.drugs import Drug, scenario_drugs
 from sim.exposure import OralOneCompartment
 from sim.hazards import Hazard, Plan, TemplateCache
 from sim.memo import IdentityCache
+from sim.regimens import Body, build_course, course_doses
 from sim.scenario import Scenario
 from sim.schedule import Schedule, build_mmf, build_prednisone_from_start, prednisone_start_mg
 
@@ -50,9 +51,16 @@ class TrialContext:
         self.raise_after = dropout.death_raised_after
         self.drugs = (*scenario_drugs(scenario), *extra_drugs)
         names = [d.name for d in self.drugs]
+        #: the drugs this scenario (arm) gives: an action on another does nothing
+        self.given_names = frozenset(names)
         if len(set(names)) != len(names):
             raise ValueError(f"two drugs share a name: {', '.join(names)}")
-        self.planned_mmf = build_mmf(scenario.mmf, self.duration)
+        # no [mmf] table: a schedule of none, which the hazards read as no MPA
+        self.planned_mmf = (
+            Schedule.constant(0.0, self.duration, 2)
+            if scenario.mmf is None
+            else build_mmf(scenario.mmf, self.duration)
+        )
         #: the schedules every patient starts on but prednisone's (which depends on weight)
         self.fixed: dict[str, Schedule] = {"mmf": self.planned_mmf}
         for drug in extra_drugs:
@@ -70,15 +78,45 @@ class TrialContext:
         )
         self._prednisone: dict[float, Schedule] = {}
         self._start_mg: dict[tuple[float, float | None], float] = {}
-        self._mmf_only = list(self.fixed) == ["mmf"]
+        self._mmf_only = list(self.fixed) == ["mmf"] and not scenario.drugs
+        #: the [drugs] tables' schedules by the resolved doses of their courses
+        self._declared: dict[tuple[object, ...], dict[str, Schedule]] = {}
+        self.reads_height = any(r.uses("mg_per_m2") for r in scenario.drugs.values())
         self._week52: IdentityCache[float] = IdentityCache(4096)
         self._changes: IdentityCache[tuple[Change | None]] = IdentityCache(50_000)
 
-    def schedules(self, prednisone: Schedule) -> dict[str, Schedule]:
-        """A patient's planned schedules by drug, in the order of :attr:`drugs`."""
+    def schedules(
+        self, prednisone: Schedule, declared: Mapping[str, Schedule] | None = None
+    ) -> dict[str, Schedule]:
+        """A patient's planned schedules by drug, in the order of :attr:`drugs`
+        (``declared``: the patient's schedules of the ``[drugs]`` tables, :meth:`declared`)."""
         if self._mmf_only:
             return {"prednisone": prednisone, "mmf": self.planned_mmf}
-        return {"prednisone": prednisone, **self.fixed}
+        out = {"prednisone": prednisone, "mmf": self.planned_mmf}
+        if declared:
+            out.update(declared)
+        out.update(self.fixed)
+        return out
+
+    def declared_key(self, weight_kg: float, height_cm: float) -> tuple[object, ...]:
+        """What the ``[drugs]`` schedules of a patient depend on: their courses' doses."""
+        if not self.scenario.drugs:
+            return ()
+        body = Body(weight_kg, height_cm)
+        return tuple(course_doses(r, body) for r in self.scenario.drugs.values())
+
+    def declared(self, key: tuple[object, ...]) -> dict[str, Schedule]:
+        """The ``[drugs]`` schedules of a :meth:`declared_key` (one object per key)."""
+        made = self._declared.get(key)
+        if made is None:
+            made = {
+                name: build_course(regimen, doses, self.duration)  # type: ignore[arg-type]
+                for (name, regimen), doses in zip(self.scenario.drugs.items(), key, strict=True)
+            }
+            if len(self._declared) > 100_000:
+                self._declared.clear()
+            self._declared[key] = made
+        return made
 
     def plan(
         self,
@@ -86,9 +124,10 @@ class TrialContext:
         mmf: Schedule | None = None,
         pk: dict[str, OralOneCompartment] | None = None,
         covariates: dict[str, float] | None = None,
+        declared: Mapping[str, Schedule] | None = None,
     ) -> Plan:
         """What the hazards read: the planned schedules with these prednisone and MMF ones."""
-        schedules = self.schedules(prednisone)
+        schedules = self.schedules(prednisone, declared)
         if mmf is not None:
             schedules["mmf"] = mmf
         return Plan(schedules, pk or {}, covariates or {})

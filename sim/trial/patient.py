@@ -79,6 +79,8 @@ class Patient:
     status: str = ""
     exit_reason: str = ""
     _mpa: OralOneCompartment | None = None
+    arm: int = 0
+    """The patient's arm: an index into the scenario's ``[[arms]]`` (0 without arms)."""
 
     @property
     def mpa(self) -> OralOneCompartment:

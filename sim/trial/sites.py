@@ -145,7 +145,7 @@ class SiteProcesses:
                 self.total += 1
                 self.enrolled.append((i, day, int(block.person[row])))
                 if self.simulate_patients:
-                    self.cohort.enrol(block, int(row), day)
+                    self.cohort.enrol(block, int(row), day, site=i)
                 if self.total >= self.target:
                     self.stopped, self.stopped_day = True, day
                 if spec.cap is not None and self.site_enrolled[i] >= spec.cap:

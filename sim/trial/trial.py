@@ -315,7 +315,7 @@ def simulate_replicate(
             before[site_index] += 1
             enrolment.append((site_index, day, _OBSERVED_PERSON + j))
             if simulate_patients:
-                cohort.enrol(person, 0, day)
+                cohort.enrol(person, 0, day, site=site_index)
     recruitment = SiteProcesses(
         cohort,
         sites,

@@ -51,7 +51,14 @@ def scenario_html(s: Scenario) -> str:
         ("treatment", f"{s.treatment.duration_days} days"),
         ("prednisone start", f"{start}, cap {p.max_start_mg}, hold {p.initial_hold_days} days"),
         ("taper stages", str(len(p.stages))),
-        ("MMF target", f"{s.mmf.target_g_per_day} g/day in {s.mmf.doses_per_day} doses"),
+        (
+            "MMF target",
+            "none"
+            if s.mmf is None
+            else f"{s.mmf.target_g_per_day} g/day in {s.mmf.doses_per_day} doses",
+        ),
+        *((f"drug: {name}", f"{r.route}, {len(r.course)} steps") for name, r in s.drugs.items()),
+        *(("arm", f"{a.name} (ratio {a.ratio})") for a in s.arms),
         ("adverse events", ", ".join(sorted(s.adverse_events)) or "none"),
     ]
     if s.recruitment is not None:
