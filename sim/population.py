@@ -294,8 +294,9 @@ def height_normals(
         stop = start + 1
         while stop < persons.size and persons[stop] == persons[stop - 1] + 1:
             stop += 1
-        gen = np.random.Generator(np.random.Philox(key=philox_key))
-        gen.bit_generator.advance(int(persons[start]))
+        bits = np.random.Philox(key=philox_key)
+        bits.advance(int(persons[start]))
+        gen = np.random.Generator(bits)
         out[start:stop] = gen.random(4 * (stop - start))[::4]
         start = stop
     return ndtri(np.maximum(out, _SMALLEST_U))

@@ -321,10 +321,11 @@ class TableStep(StrictModel):
             problems.append(((), None, "give exactly one of 'mg' or 'weight_bands'"))
         if (self.every_days is None) == (self.period_days is None):
             problems.append(((), None, "give exactly one of 'every_days' or 'period_days'"))
-        lists = [("mg",), self.mg] if self.mg is not None else None
-        tables = [lists] if lists else []
+        tables: list[tuple[KeyPath, list[float]]] = []
+        if self.mg is not None:
+            tables.append((("mg",), self.mg))
         for i, band in enumerate(self.weight_bands or []):
-            tables.append([("weight_bands", i, "mg"), band.mg])
+            tables.append((("weight_bands", i, "mg"), band.mg))
         if self.weight_bands:
             problems += _check_bands(list(self.weight_bands))
         if self.period_days is not None:

@@ -31,6 +31,15 @@ from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
+from sim.regimen_schema import (
+    DoseStep,
+    HoldStep,
+    MaintenanceStep,
+    PulseStep,
+    TableStep,
+    TaperStep,
+    TitrateStep,
+)
 from sim.schedule import Schedule, build_schedules
 
 if TYPE_CHECKING:
@@ -136,7 +145,7 @@ def step_dose_mg(regimen: DrugRegimen, step: RegimenStep, body: Body) -> StepDos
     A stated ``mg`` or band dose is given as stated; a dose per kg or per m2 is rounded
     half up to ``round_to_mg`` and then held within ``min_mg``/``max_mg``.
     """
-    if step.kind == "table":
+    if isinstance(step, TableStep):
         if step.mg is not None:
             return tuple(float(x) for x in step.mg)
         assert step.weight_bands is not None
@@ -204,32 +213,30 @@ def build_course(regimen: DrugRegimen, doses: tuple[StepDose, ...], duration_day
     dose = 0.0
     level_start, level_end = 0, 0
     for step, step_mg in zip(regimen.course, doses, strict=True):
-        kind = step.kind
-        if kind == "hold":
+        if isinstance(step, HoldStep):
             if step.days is not None:
                 level_end = level_start + step.days
             else:
                 assert step.until_day is not None
                 level_end = max(step.until_day, level_start)
-        elif kind == "table":
+        elif isinstance(step, TableStep):
             assert isinstance(step_mg, tuple)
             day = level_end
             for mg, days in zip(step_mg, step.periods(len(step_mg)), strict=True):
                 dose, level_start, level_end = mg, day, day + days
                 changes.append((day, dose))
                 day = level_end
-        elif kind in ("dose", "maintenance"):
+        elif isinstance(step, DoseStep | MaintenanceStep):
             assert isinstance(step_mg, float)
             dose, level_start = step_mg, level_end
             changes.append((level_start, dose))
-            days, until = getattr(step, "days", None), getattr(step, "until_day", None)
-            if days is not None:
-                level_end = level_start + days
-            elif until is not None:
-                level_end = max(until, level_start)
+            if isinstance(step, DoseStep) and step.days is not None:
+                level_end = level_start + step.days
+            elif isinstance(step, DoseStep) and step.until_day is not None:
+                level_end = max(step.until_day, level_start)
             else:
                 level_end = duration_days
-        elif kind == "taper":
+        elif isinstance(step, TaperStep):
             day = level_end
             floor = step.floor_mg
             while dose > floor and day < duration_days:
@@ -242,7 +249,7 @@ def build_course(regimen: DrugRegimen, doses: tuple[StepDose, ...], duration_day
                 changes.append((day, dose))
                 level_start, level_end = day, day + step.every_days
                 day = level_end
-        elif kind == "titrate":
+        elif isinstance(step, TitrateStep):
             assert isinstance(step_mg, float)
             day = level_end
             while dose != step_mg and day < duration_days:
@@ -253,8 +260,8 @@ def build_course(regimen: DrugRegimen, doses: tuple[StepDose, ...], duration_day
                 changes.append((day, dose))
                 level_start, level_end = day, day + step.every_days
                 day = level_end
-        else:  # pulse
-            assert isinstance(step_mg, float)
+        else:
+            assert isinstance(step, PulseStep) and isinstance(step_mg, float)
             start = level_end
             for d in step.pulse_days():
                 changes.append((start + d, step_mg))

@@ -20,17 +20,15 @@ from sim.errors import DosesimError
 from sim.regimen_schema import DrugRegimen
 from sim.schema_base import FieldProblems, KeyPath, StrictModel, format_number
 
-_Model = StrictModel
 
-
-class TreatmentSettings(_Model):
+class TreatmentSettings(StrictModel):
     """``[treatment]``: how long each patient is treated."""
 
     duration_days: int = Field(gt=0, le=3650)
     """End of treatment, days from the first dose (exclusive); 364 = 52 weeks."""
 
 
-class TaperStage(_Model):
+class TaperStage(StrictModel):
     """A taper: lower the dose by ``step_mg`` every ``every_days`` down to ``floor_mg``."""
 
     kind: Literal["taper"]
@@ -39,7 +37,7 @@ class TaperStage(_Model):
     floor_mg: float = Field(ge=0, le=1000)
 
 
-class HoldStage(_Model):
+class HoldStage(StrictModel):
     """A hold: keep the current dose for ``days``, or until day ``until_day``."""
 
     kind: Literal["hold"]
@@ -56,7 +54,7 @@ class HoldStage(_Model):
 Stage = Annotated[TaperStage | HoldStage, Field(discriminator="kind")]
 
 
-class PrednisoneRegimen(_Model):
+class PrednisoneRegimen(StrictModel):
     """``[prednisone]``: start dose, rounding, cap, initial hold, taper stages, maintenance."""
 
     start_mg_per_kg: float | None = Field(default=None, gt=0, le=2)
@@ -112,14 +110,14 @@ class PrednisoneRegimen(_Model):
         return self
 
 
-class TitrationStep(_Model):
+class TitrationStep(StrictModel):
     """One MMF titration step: ``g_per_day`` for ``days``."""
 
     g_per_day: float = Field(gt=0, le=4)
     days: int = Field(gt=0, le=3650)
 
 
-class MmfRegimen(_Model):
+class MmfRegimen(StrictModel):
     """``[mmf]``: optional titration, then the target dose in g/day in N doses a day."""
 
     target_g_per_day: float = Field(gt=0, le=4)
@@ -153,7 +151,7 @@ class MmfRegimen(_Model):
         return self
 
 
-class OralPK(_Model):
+class OralPK(StrictModel):
     """``[exposure.<drug>]``: one-compartment oral PK of one drug for a typical patient.
 
     Clearance and volume are for a patient of ``reference_weight_kg`` and
@@ -215,7 +213,7 @@ class MpaPK(OralPK):
         return self
 
 
-class ExposureSettings(_Model):
+class ExposureSettings(StrictModel):
     """``[exposure]``: PK of prednisolone (from prednisone) and MPA (from MMF)."""
 
     prednisolone: OralPK
@@ -241,7 +239,7 @@ EXCLUSION_CONDITIONS: tuple[str, ...] = typing.get_args(ExclusionName)
 """Conditions whose prevalence the population gives and that eligibility may exclude."""
 
 
-class Prevalence(_Model):
+class Prevalence(StrictModel):
     """``[population.prevalence]``: share of screened candidates with each condition."""
 
     anti_mda5_positive: Fraction
@@ -252,7 +250,7 @@ class Prevalence(_Model):
     active_infection: Fraction
 
 
-class PopulationSettings(_Model):
+class PopulationSettings(StrictModel):
     """``[population]``: the candidates sites screen (before eligibility)."""
 
     female_fraction: Fraction
@@ -313,7 +311,7 @@ class PopulationSettings(_Model):
         return self.height_sd_cm is not None
 
 
-class EligibilitySettings(_Model):
+class EligibilitySettings(StrictModel):
     """``[eligibility]``: the protocol's inclusion ranges and exclusions."""
 
     age_min_years: float = Field(ge=0, le=120)
@@ -345,7 +343,7 @@ def _check_bands(edges: list[float], multipliers: list[float]) -> list[tuple[Key
     return problems
 
 
-class _Bands(_Model):
+class _Bands(StrictModel):
     edges: list[Annotated[float, Field(ge=0)]] = Field(min_length=1, max_length=50)
     """Band edges; a value equal to an edge falls in the band below it."""
     multipliers: list[Annotated[float, Field(ge=0, le=1000)]]
@@ -358,7 +356,7 @@ class _Bands(_Model):
         return self
 
 
-class DoseLogLinear(_Model):
+class DoseLogLinear(StrictModel):
     """Multiplier ``per_10_mg ** (dose / 10)`` on the current prednisone dose, capped."""
 
     driver: Literal["prednisone_dose"]
@@ -372,7 +370,7 @@ class DoseBands(_Bands):
     driver: Literal["prednisone_dose_bands"]
 
 
-class WeightedCumulativeDose(_Model):
+class WeightedCumulativeDose(StrictModel):
     r"""Multiplier ``exp(beta * WCD)``, capped, on the weighted cumulative prednisone dose.
 
     :math:`WCD(t) = \int_0^t dose(t-s)\,(e^{-s/\tau_1} + w_2 e^{-s/\tau_2})\,ds`
@@ -388,7 +386,7 @@ class WeightedCumulativeDose(_Model):
     grid_days: float = Field(default=1.0, gt=0, le=28)
 
 
-class MpaAucLogLinear(_Model):
+class MpaAucLogLinear(StrictModel):
     """Multiplier ``exp(per_mg_h_per_l * (AUC0-12 - reference))`` on MPA AUC0-12, capped."""
 
     driver: Literal["mpa_auc"]
@@ -420,7 +418,7 @@ Multiplier = Annotated[
 ]
 
 
-class _Action(_Model):
+class _Action(StrictModel):
     probability: float = Field(default=1.0, ge=0, le=1)
     """Chance that the action is taken when the event happens."""
 
@@ -488,7 +486,7 @@ RESERVED_EVENT_NAMES = frozenset(
 """Names an adverse event cannot take: they mean dropout or other entries of the event log."""
 
 
-class AdverseEvent(_Model):
+class AdverseEvent(StrictModel):
     """``[adverse_events.<name>]``: a recurrent event, its hazard and the protocol's reaction.
 
     Hazard (per year) = ``baseline_per_year`` x the product of the multipliers.
@@ -499,7 +497,7 @@ class AdverseEvent(_Model):
     actions: list[Action] = Field(default_factory=list)
 
 
-class DeathRaise(_Model):
+class DeathRaise(StrictModel):
     """``[dropout.death_raised_after]``: death risk x ``multiplier`` after ``event``."""
 
     event: str = Field(pattern=_NAME)
@@ -507,7 +505,7 @@ class DeathRaise(_Model):
     days: float = Field(gt=0, le=3650)
 
 
-class DropoutSettings(_Model):
+class DropoutSettings(StrictModel):
     """``[dropout]``: leaving the study other than through an adverse event's action."""
 
     withdrawal_per_year: float = Field(ge=0, le=1000)
@@ -523,14 +521,14 @@ DAYS_PER_MONTH = 365.25 / 12
 """Days in an average month: rates per month become rates per day by dividing by this."""
 
 
-class RateChange(_Model):
+class RateChange(StrictModel):
     """From trial day ``from_day`` on, the site's screening rate is multiplied by ``multiplier``."""
 
     from_day: float = Field(gt=0, le=36_500)
     multiplier: float = Field(ge=0, le=100)
 
 
-class Site(_Model):
+class Site(StrictModel):
     """``[[recruitment.sites]]``: one site, when it opens, how fast it screens, its cap."""
 
     name: str = Field(min_length=1, max_length=100)
@@ -573,7 +571,7 @@ class Site(_Model):
 MAX_TRIAL_DAYS = 10_000
 
 
-class RecruitmentSettings(_Model):
+class RecruitmentSettings(StrictModel):
     """``[recruitment]``: calendar, target, rate model and sites."""
 
     start_date: date = Field(ge=date(1900, 1, 1), le=date(2200, 12, 31))
@@ -652,7 +650,7 @@ class RecruitmentSettings(_Model):
         return float((last - self.start_date).days)
 
 
-class Arm(_Model):
+class Arm(StrictModel):
     """``[[arms]]``: one arm of a randomised trial.
 
     ``set`` holds the arm's own values of the protocol's tables (``treatment``,
@@ -667,7 +665,7 @@ class Arm(_Model):
     set: dict[str, Any] = Field(default_factory=dict)
 
 
-class Allocation(_Model):
+class Allocation(StrictModel):
     """``[allocation]``: randomisation of enrolled patients to the arms.
 
     Permuted blocks per site (and per stratum): each block holds every arm
@@ -691,7 +689,7 @@ ARM_TABLES = ("treatment", "prednisone", "mmf", "drugs", "adverse_events", "desc
 """The tables an arm may set: the protocol's treatment, not the population or the sites."""
 
 
-class Scenario(_Model):
+class Scenario(StrictModel):
     """A validated, resolved scenario. Load one with :func:`load_scenario`.
 
     Attributes
