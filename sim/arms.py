@@ -76,8 +76,8 @@ def _make_arms(scenario: Scenario) -> tuple[Scenario, ...]:
             made = Model.model_validate(data)
         except ValidationError as exc:
             for err in exc.errors():
-                loc = ".".join(str(x) for x in err["loc"])
-                problems.append(Problem(source, f"arms[{i}].set: {loc}", "", err["msg"]))
+                loc = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"])
+                problems.append(Problem(source, f"arms[{i}].set{loc}", "", err["msg"]))
             continue
         made._source = scenario.source
         made._files = scenario.files

@@ -34,6 +34,7 @@ from sim.results.summaries import summarise
 from sim.results.tables import (
     KEPT_TABLES,
     assemble,
+    concat_tables,
     csv_text,
     kept_tables,
     replicate_row,
@@ -70,7 +71,7 @@ def _run_chunk(scenario: Scenario, seed: int, keep: int, first: int, last: int) 
         "first": first,
         "last": last,
         "rows": pd.DataFrame(rows),  # compact: memory stays flat as replicates grow
-        "kept": {k: pd.concat(v, ignore_index=True) for k, v in kept.items() if v},
+        "kept": {k: concat_tables(v) for k, v in kept.items() if v},
     }
 
 

@@ -64,6 +64,14 @@ def summarise(
     milestones = None
     if rec is not None:
         milestones = recruitment_milestones(table, rec, level)
+    arms = None
+    if scenario.arms:
+        arms = {
+            "names": [a.name for a in scenario.arms],
+            "labels": [a.label or a.name for a in scenario.arms],
+            "ratios": [a.ratio for a in scenario.arms],
+            "reference": scenario.arms[0].name,
+        }
     return {
         "replicates": n,
         "level": level,
@@ -71,6 +79,7 @@ def summarise(
         "probabilities": probabilities,
         "milestones": milestones,
         "metrics": metrics,
+        "arms": arms,
     }
 
 

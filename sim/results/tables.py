@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sim.endpoints import trial_values
@@ -42,11 +43,54 @@ def replicate_row(scenario: Scenario, replicate: int, trial: Any) -> dict[str, A
     row.update(trial_values(o))  # sim.endpoints: the steroid burden at week 52, ...
     for name in sorted(scenario.adverse_events):
         row[f"ae_{name}"] = int(o[f"ae_{name}"].sum())
+    if scenario.arms:
+        row.update(arm_values(scenario, o))
     for criterion, n in sorted(m["screen_failures"].items()):
         row[f"failed_{criterion}"] = n
     for i, n in enumerate(m["enrolled_per_site"].values()):  # by index: names are not identifiers
         row[f"enrolled_site_{i}"] = n
     return row
+
+
+ARM_METRICS = ("enrolled", "completed_fraction")
+"""Per-arm columns besides the trial endpoints and adverse events."""
+
+
+def arm_values(scenario: Scenario, outcomes: dict[str, Any]) -> dict[str, float]:
+    """Each arm's values of one replicate, and each arm's difference from the first arm.
+
+    ``arm_<name>_<metric>`` for the patients of arm ``<name>``: ``enrolled``,
+    ``completed_fraction``, every trial endpoint (e.g. the median cumulative prednisone at
+    week 52) and ``ae_<event>`` counts; ``diff_<name>_<metric>`` is the arm's value minus
+    the first arm's (the reference) in the same replicate, so its distribution over
+    replicates is that of the difference a trial of this size would see.
+    """
+    arms = outcomes.get("arm")
+    names = [a.name for a in scenario.arms]
+    out: dict[str, float] = {}
+    per_arm: list[dict[str, float]] = []
+    for i, name in enumerate(names):
+        mask = np.zeros(0, dtype=bool) if arms is None else arms == i
+        sub = {
+            key: (np.asarray(value)[mask] if len(value) == len(mask) else value)
+            for key, value in outcomes.items()
+            if key != "status"
+        }
+        status = [s for s, keep in zip(outcomes["status"], mask, strict=True) if keep]
+        n = int(mask.sum())
+        values: dict[str, float] = {
+            "enrolled": n,
+            "completed_fraction": status.count("completed") / n if n else math.nan,
+        }
+        values.update(trial_values(sub))
+        for event in sorted(scenario.adverse_events):
+            values[f"ae_{event}"] = float(sub[f"ae_{event}"].sum())
+        per_arm.append(values)
+        out.update({f"arm_{name}_{k}": v for k, v in values.items()})
+    for i, name in enumerate(names[1:], start=1):
+        for key, value in per_arm[i].items():
+            out[f"diff_{name}_{key}"] = value - per_arm[0][key]
+    return out
 
 
 def kept_tables(scenario: Scenario, replicate: int, trial: Any) -> dict[str, pd.DataFrame]:
@@ -86,7 +130,15 @@ def assemble(parts: Iterable[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, p
     table = table[fixed + varying]
     for col in varying:
         table[col] = table[col].fillna(0).astype(int)
-    return table, {k: pd.concat(v, ignore_index=True) for k, v in kept.items() if v}
+    return table, {k: concat_tables(v) for k, v in kept.items() if v}
+
+
+def concat_tables(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Replicates' tables one after the other. A replicate that enrolled nobody has an
+    empty table whose columns have no type; it adds no row, and is left out so that it
+    does not turn whole columns into text (a checkpoint would then refuse them)."""
+    rows = [f for f in frames if len(f)]
+    return pd.concat(rows or frames[:1], ignore_index=True)
 
 
 # ---------------------------------------------------------------------------

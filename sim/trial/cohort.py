@@ -390,6 +390,8 @@ class Cohort:
             "status": [p.status for p in ps],
             **lean_values(ps, self.ctx if ps else None, self.record),
         }
+        if self.allocator is not None:
+            out["arm"] = np.array([p.arm for p in ps], dtype=int)
         counts = np.array([list(p.ae_counts.values()) for p in ps], dtype=int)
         for j, name in enumerate(self.ae_names):  # ae_counts keep ae_names' order
             out[f"ae_{name}"] = counts[:, j] if ps else np.zeros(0, dtype=int)

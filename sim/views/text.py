@@ -64,9 +64,43 @@ def format_run_summary(summary: dict[str, Any]) -> str:
     lines.append(f"exits per trial (mean): {exits}")
     aes = ", ".join(f"{k[3:]} {v['mean']:.2f}" for k, v in m.items() if k.startswith("ae_"))
     lines.append(f"adverse events per trial (mean): {aes}")
+    if summary.get("arms"):
+        lines += _arm_lines(summary, interval)
     if summary.get("milestones"):
         lines += format_milestones(summary["milestones"], "trials")
     return "\n".join(lines)
+
+
+_ARM_ROWS = (
+    (
+        "median_cumulative_prednisone_mg_week52",
+        "median cumulative prednisone at week 52, mg",
+        ",.0f",
+    ),
+    ("completed_fraction", "completed fraction", ".2f"),
+    ("enrolled", "enrolled", ".0f"),
+)
+
+
+def _arm_lines(summary: dict[str, Any], interval: Any) -> list[str]:
+    """Each arm's values and each arm's difference from the reference, with intervals."""
+    arms = summary["arms"]
+    ref = arms["reference"]
+    lines = [f"by arm (reference {ref}; differences are arm minus {ref} within a trial):"]
+    for key, what, fmt in _ARM_ROWS:
+        parts = [f"{name} {interval(f'arm_{name}_{key}', fmt)}" for name in arms["names"]]
+        lines.append(f"  {what}: " + "; ".join(parts))
+        m = summary["metrics"]
+        for name in arms["names"][1:]:
+            e = m.get(f"diff_{name}_{key}")
+            if e is None:
+                continue
+            label = interval_label(summary["level"])
+            lines.append(
+                f"    difference {name} - {ref}: median {e['median']:{fmt}} "
+                f"({label}: {e['low']:{fmt}} to {e['high']:{fmt}})"
+            )
+    return lines
 
 
 def format_forecast(scenario: Scenario, result: ForecastResult) -> list[str]:

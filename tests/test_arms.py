@@ -1,0 +1,145 @@
+"""Randomised arms: allocation by permuted blocks, per-arm scenarios, common random numbers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim.arms import Allocator, arm_scenarios, block_of
+from sim.errors import ScenarioError
+from sim.scenario import load_scenario
+from sim.streams import stream
+from sim.trial.cohort import simulate_cohort
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+BASE = SCENARIOS / "nct05129410.toml"
+
+
+def two_arms(tmp_path: Path, body: str, name: str = "arms.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(f'extends = "{BASE}"\n' + body)
+    return path
+
+
+UNEQUAL = """
+[allocation]
+block_size = 6
+
+[[arms]]
+name = "A"
+ratio = 2
+
+[[arms]]
+name = "B"
+ratio = 1
+[arms.set.prednisone]
+start_mg_per_kg = 0.5
+"""
+
+
+def test_allocation_proportions_match_the_ratio_within_4_se() -> None:
+    # 10,000 allocations at 2:1 in blocks of 6 at each of 5 sites and 2 strata
+    scenario = load_scenario(SCENARIOS / "nct05129410_vs_cyc.toml", ["allocation.block_size=6"])
+    allocator = Allocator(scenario, lambda *path: stream(7, "replicate", 0, *path))
+    allocator.block = block_of((2, 1), 6)
+    rng = np.random.default_rng(1)
+    arms = [allocator.next_arm(int(rng.integers(5)), int(rng.integers(2))) for _ in range(10_000)]
+    share = np.mean(np.array(arms) == 0)
+    se = math.sqrt((2 / 3) * (1 / 3) / 10_000)
+    assert abs(share - 2 / 3) < 4 * se
+
+
+def test_each_block_is_balanced() -> None:
+    scenario = load_scenario(SCENARIOS / "nct05129410_vs_cyc.toml")
+    allocator = Allocator(scenario, lambda *path: stream(3, "replicate", 0, *path))
+    arms = [allocator.next_arm(0, 0) for _ in range(400)]
+    for k in range(0, 400, 4):  # blocks of 4 at 1:1: two of each arm in every block
+        assert sorted(arms[k : k + 4]) == [0, 0, 1, 1]
+    assert arms[:4] != arms[4:8] or arms[4:8] != arms[8:12]  # shuffled, not a fixed pattern
+
+
+def test_changing_one_arm_leaves_the_other_arms_patients_identical(tmp_path: Path) -> None:
+    a = load_scenario(two_arms(tmp_path, UNEQUAL, "a.toml"))
+    b = load_scenario(
+        two_arms(tmp_path, UNEQUAL.replace("start_mg_per_kg = 0.5", "start_mg_per_kg = 0.75"))
+    )
+    pa = simulate_cohort(a, 300, seed=5).patients
+    pb = simulate_cohort(b, 300, seed=5).patients
+    assert (pa["arm"] == pb["arm"]).all()  # allocation does not depend on the arms' regimens
+    keep = pa["arm"] == "A"
+    assert keep.sum() > 150
+    pd_a, pd_b = pa[keep].reset_index(drop=True), pb[keep].reset_index(drop=True)
+    assert pd_a.equals(pd_b)
+    # and the changed arm did change
+    assert not pa[~keep]["cumulative_prednisone_mg"].equals(pb[~keep]["cumulative_prednisone_mg"])
+
+
+def test_covariates_do_not_depend_on_the_arms(tmp_path: Path) -> None:
+    base = simulate_cohort(load_scenario(BASE), 200, seed=9).patients
+    arms = simulate_cohort(load_scenario(two_arms(tmp_path, UNEQUAL)), 200, seed=9).patients
+    cols = ["person", "sex", "age_years", "weight_kg", "fvc_percent", "mpa_cl_l_per_h"]
+    assert base[cols].equals(arms[cols])
+
+
+def test_equal_arms_give_outcome_distributions_that_agree(tmp_path: Path) -> None:
+    # two arms with the same protocol: every patient's outcome distribution is the same,
+    # so per-arm means of the cumulative prednisone agree within 4 SE of their difference
+    body = UNEQUAL.replace("ratio = 2", "ratio = 1").replace("block_size = 6", "block_size = 4")
+    body = body.replace("[arms.set.prednisone]\nstart_mg_per_kg = 0.5\n", "")
+    p = simulate_cohort(load_scenario(two_arms(tmp_path, body)), 4000, seed=11).patients
+    x = p.groupby("arm")["cumulative_prednisone_mg"]
+    means, sds, ns = x.mean(), x.std(), x.size()
+    se = math.sqrt(sds["A"] ** 2 / ns["A"] + sds["B"] ** 2 / ns["B"])
+    assert abs(means["A"] - means["B"]) < 4 * se
+    for event in ("ae_serious_infection", "ae_gi_intolerance"):
+        y = p.groupby("arm")[event]
+        se = math.sqrt(y.var()["A"] / ns["A"] + y.var()["B"] / ns["B"])
+        assert abs(y.mean()["A"] - y.mean()["B"]) < 4 * se
+
+
+def test_an_arm_without_mmf_gets_no_mmf_and_no_mmf_actions() -> None:
+    result = simulate_cohort(load_scenario(SCENARIOS / "nct05129410_vs_cyc.toml"), 200, seed=2)
+    p = result.patients
+    cyc = set(p.loc[p["arm"] == "CYC", "patient_id"])
+    assert all(result.schedules[i]["mmf"].total_mg == 0 for i in cyc)
+    assert all(result.schedules[i]["cyclophosphamide"].total_mg > 0 for i in cyc)
+    assert not set(result.adjustments.loc[result.adjustments["drug"] == "mmf", "patient_id"]) & cyc
+    assert p.loc[p["arm"] == "CYC", "mpa_auc0_12_mg_h_per_l"].isna().all()
+
+
+def test_each_arm_is_a_whole_scenario() -> None:
+    scenario = load_scenario(SCENARIOS / "nct05129410_vs_cyc.toml")
+    mmf, cyc = arm_scenarios(scenario)
+    assert mmf.mmf is not None and not mmf.drugs
+    assert cyc.mmf is None and list(cyc.drugs) == ["cyclophosphamide", "azathioprine"]
+    assert cyc.population == scenario.population
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "rule"),
+    [
+        ("ratio = 2", "arms[0].ratio", "must be >= 1"),
+        ("set_table", "arms[1].set.population", "an arm may set only"),
+        ("block", "allocation.block_size", "multiple of the sum"),
+        ("bad_mmf", "arms[1].set.mmf.target_g_per_day", "less than or equal to 4"),
+    ],
+)
+def test_malformed_arms_are_refused_with_the_key_path(
+    tmp_path: Path, body: str, where: str, rule: str
+) -> None:
+    text = UNEQUAL
+    if body == "ratio = 2":
+        text = text.replace("ratio = 2", "ratio = 0")
+    elif body == "set_table":
+        text += "[arms.set.population]\nfemale_fraction = 0.5\n"
+    elif body == "block":
+        text = text.replace("block_size = 6", "block_size = 4")
+    else:
+        text += "[arms.set.mmf]\ntarget_g_per_day = 9.0\n"
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(two_arms(tmp_path, text))
+    message = str(info.value)
+    assert where in message and rule in message
