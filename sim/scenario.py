@@ -521,7 +521,10 @@ def _set_path(raw: dict[str, Any], path: KeyPath, value: Any) -> str | None:
             return f"no such list item: {format_path(path)}"
         cur[last] = value
     elif isinstance(cur, dict):
-        cur[last] = value
+        if value == REMOVE:  # key={remove = true} removes the key, as in extends
+            cur.pop(last, None)
+        else:
+            cur[last] = value
     else:
         return f"{format_path(path[:-1])} is not a table"
     return None

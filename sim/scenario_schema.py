@@ -70,9 +70,9 @@ class PrednisoneRegimen(StrictModel):
         problems: list[tuple[KeyPath, Any, str]] = []
         if (self.start_mg_per_kg is None) == (self.start_mg is None):
             problems.append(((), None, "give exactly one of 'start_mg_per_kg' or 'start_mg'"))
-        top = self.start_mg if self.start_mg is not None else self.max_start_mg
-        if self.start_mg is not None and self.max_start_mg is not None:
-            top = min(self.start_mg, self.max_start_mg)
+        # a fixed start below a floor is allowed: that stage changes nothing, as documented;
+        # a cap below a floor is refused: it would void the stage for every weight (a typo)
+        top = None if self.start_mg is not None else self.max_start_mg
         floors: list[tuple[int, float]] = []
         for i, stage in enumerate(self.stages):
             if stage.kind != "taper":
@@ -82,7 +82,8 @@ class PrednisoneRegimen(StrictModel):
                     (
                         ("stages", i, "floor_mg"),
                         stage.floor_mg,
-                        f"must be below the highest start dose ({format_number(top)} mg/day)",
+                        f"must be below the highest start dose ({format_number(top)} mg/day,"
+                        " the max_start_mg cap)",
                     )
                 )
             if floors and stage.floor_mg > floors[-1][1]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -219,3 +220,16 @@ def test_pulses_give_exactly_k_doses(count: int, every: int, mg: float) -> None:
     given_days = [d for d in range(duration) if s.dose_at(d) > 0]
     assert len(given_days) == count
     assert s.total_mg == pytest.approx(count * mg)
+
+
+def test_a_fixed_start_below_a_floor_is_valid_and_the_stage_changes_nothing() -> None:
+    # docs: "with a fixed start_mg at or below a stage's floor that stage changes nothing"
+    from sim.scenario import load_scenario
+    from sim.schedule import build_prednisone
+
+    scenario = load_scenario(
+        Path(__file__).resolve().parents[1] / "scenarios" / "nct05129410.toml",
+        ["prednisone.start_mg=5", "prednisone.start_mg_per_kg={remove = true}"],
+    )
+    s = build_prednisone(scenario.prednisone, 60.0, 364)
+    assert s.doses_mg_per_day == (5.0,)  # 5 from day 0; maintenance 7.5 is never above it
