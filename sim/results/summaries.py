@@ -64,9 +64,9 @@ def summarise(
     milestones = None
     if rec is not None:
         milestones = recruitment_milestones(table, rec, level)
-    arms = None
-    if scenario.arms:
-        arms = {
+    arms = {}
+    if scenario.arms:  # (only then: summaries without arms are as they were)
+        arms["arms"] = {
             "names": [a.name for a in scenario.arms],
             "labels": [a.label or a.name for a in scenario.arms],
             "ratios": [a.ratio for a in scenario.arms],
@@ -79,7 +79,7 @@ def summarise(
         "probabilities": probabilities,
         "milestones": milestones,
         "metrics": metrics,
-        "arms": arms,
+        **arms,
     }
 
 

@@ -59,7 +59,7 @@ from sim.schedule import (
 )
 from sim.streams import stream
 from sim.trial.batching import PreparedBlock, prepare_blocks
-from sim.trial.context import DEATH, WITHDRAWAL, context_for
+from sim.trial.context import DEATH, WITHDRAWAL, TrialContext, context_for
 from sim.trial.patient import MAX_EVENTS_PER_PATIENT, EventRecord, Patient
 
 _MAX_SCREENED_PER_ENROLLED = 1000
@@ -125,6 +125,7 @@ class Cohort:
         ]
         self.drugs: tuple[Drug, ...] = ()
         self.allocator = Allocator(scenario, self.stream) if scenario.arms else None
+        self.ctxs: list[TrialContext] = []
         if patients:
             self.ctxs = [context_for(arm, drugs) for arm in self.arm_scenarios]
             self.ctx = self.ctxs[0]
