@@ -43,11 +43,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Change:
-    """A dose action's effect: ``drug``'s new schedule (from the action's day on), described."""
+    """A dose action's effect: ``drug``'s new schedule (from the action's day on), described;
+    ``more``: other drugs' new schedules (a switch starts one)."""
 
     drug: str
     schedule: Schedule
     detail: str
+    more: tuple[tuple[str, Schedule], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ class Setting(NamedTuple):
     scenario: Scenario
     weight_kg: float
     duration_days: int
+    height_cm: float = float("nan")
+    schedules: Mapping[str, Schedule] | None = None
+    """The patient's schedules of every drug (for an action that :attr:`reads_drugs`)."""
 
 
 class DoseAction(ABC):
@@ -87,8 +92,10 @@ class DoseAction(ABC):
     done: ClassVar[str]
     #: CDISC AEACN (action taken with study treatment), e.g. ``"DOSE REDUCED"``.
     aeacn: ClassVar[str]
-    #: The drug whose schedule it changes.
-    drug: ClassVar[str]
+    #: The drug whose schedule it changes (a class attribute, or the entry's ``drug``).
+    drug: str
+    #: Other drugs whose current schedules its change reads (a switch: the new drug).
+    reads_drugs: tuple[str, ...] = ()
     #: Whether the drug restarts after it (a hold): EXADJ marks the restart.
     interrupts: ClassVar[bool] = False
     #: Whether its change depends on the patient (:meth:`patient_key`).
@@ -107,7 +114,12 @@ class DoseAction(ABC):
         """``(by_mg, floor_mg)`` for each cut of the dose ceiling it can make."""
         return []
 
-    def patient_key(self, weight_kg: float, start_mg: Callable[[float, float], float]) -> Any:
+    def patient_key(
+        self,
+        weight_kg: float,
+        start_mg: Callable[[float, float], float],
+        height_cm: float = float("nan"),
+    ) -> Any:
         """What of the patient its change depends on (for an action that
         :attr:`reads_patient`), so that patients alike share the changed schedule;
         ``start_mg(weight_kg, mg_per_kg)`` rounds a prednisone start dose as the protocol
@@ -217,8 +229,10 @@ class PrednisoneRestart(DoseAction):
     entry: PrednisoneReescalate
 
     def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
+        regimen = setting.scenario.prednisone
+        assert regimen is not None  # validation: re-escalation needs the [prednisone] table
         new_tail = build_prednisone(
-            setting.scenario.prednisone,
+            regimen,
             setting.weight_kg,
             setting.duration_days - day,
             start_mg_per_kg=self.entry.start_mg_per_kg,
@@ -226,7 +240,12 @@ class PrednisoneRestart(DoseAction):
         detail = f"prednisone {new_tail.doses_mg_per_day[0]:g} mg/day, tapered again"
         return Change(self.drug, schedule.splice(day, new_tail), detail)
 
-    def patient_key(self, weight_kg: float, start_mg: Callable[[float, float], float]) -> Any:
+    def patient_key(
+        self,
+        weight_kg: float,
+        start_mg: Callable[[float, float], float],
+        height_cm: float = float("nan"),
+    ) -> Any:
         # the weight matters only through the (rounded) start dose
         return start_mg(weight_kg, self.entry.start_mg_per_kg)
 

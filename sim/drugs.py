@@ -77,12 +77,17 @@ MMF = Drug("mmf", "MMF", "MYCOPHENOLATE MOFETIL", "MMF", moiety="mpa")
 def scenario_drugs(scenario: Scenario) -> tuple[Drug, ...]:
     """The scenario's drugs, in the order of its tables: prednisone, MMF, then ``[drugs]``."""
     exposure = scenario.exposure
-    declared = tuple(declared_drug(name, scenario) for name in scenario.drugs)
+    names = sorted(scenario.drugs, key=lambda n: n != "prednisone")  # the glucocorticoid first
+    declared = tuple(declared_drug(name, scenario) for name in names)
     mmf = () if scenario.mmf is None else (MMF,)
+    glucocorticoid = PREDNISONE
+    if declared and declared[0].name == "prednisone":  # a [drugs.prednisone] course
+        glucocorticoid = dataclasses.replace(declared[0], moiety="prednisolone")
+        declared = declared[1:]
     if exposure is None:
-        return PREDNISONE, *mmf, *declared
+        return glucocorticoid, *mmf, *declared
     return (
-        dataclasses.replace(PREDNISONE, pk=exposure.prednisolone),
+        dataclasses.replace(glucocorticoid, pk=exposure.prednisolone),
         *(dataclasses.replace(MMF, pk=exposure.mpa) for _ in mmf),
         *declared,
     )

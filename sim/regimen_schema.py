@@ -389,6 +389,8 @@ class DrugRegimen(StrictModel):
     max_mg: float | None = Field(default=None, gt=0, le=100_000)
     min_mg: float | None = Field(default=None, ge=0, le=100_000)
     bsa_formula: Literal["mosteller", "du_bois"] = "mosteller"
+    rescue: bool = False
+    """True: given only when an action adds it or switches to it (a rescue drug)."""
     course: list[RegimenStep] = Field(min_length=1, max_length=500)
 
     @model_validator(mode="after")

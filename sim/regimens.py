@@ -192,7 +192,9 @@ def _round_plain(regimen: DrugRegimen, raw: Decimal) -> float:
     return float((raw / unit).quantize(Decimal(1), rounding=ROUND_HALF_UP) * unit)
 
 
-def build_course(regimen: DrugRegimen, doses: tuple[StepDose, ...], duration_days: int) -> Schedule:
+def build_course(
+    regimen: DrugRegimen, doses: tuple[StepDose, ...], duration_days: int, first_step: int = 0
+) -> Schedule:
     """The schedule of a course whose step doses are resolved (:func:`course_doses`).
 
     Parameters
@@ -203,6 +205,8 @@ def build_course(regimen: DrugRegimen, doses: tuple[StepDose, ...], duration_day
         Each step's dose, mg per administration day (a table's: a tuple of them).
     duration_days : int
         End of treatment (exclusive), days from the first dose.
+    first_step : int
+        Start from this step (a restart of the course), as if it were the first.
 
     Returns
     -------
@@ -212,7 +216,8 @@ def build_course(regimen: DrugRegimen, doses: tuple[StepDose, ...], duration_day
     changes: list[tuple[int, float]] = []
     dose = 0.0
     level_start, level_end = 0, 0
-    for step, step_mg in zip(regimen.course, doses, strict=True):
+    steps = regimen.course[first_step:]
+    for step, step_mg in zip(steps, doses[first_step:], strict=True):
         if isinstance(step, HoldStep):
             if step.days is not None:
                 level_end = level_start + step.days
@@ -270,6 +275,16 @@ def build_course(regimen: DrugRegimen, doses: tuple[StepDose, ...], duration_day
     return _schedule(changes, duration_days, regimen.doses_per_day)
 
 
+def planned_course(
+    regimen: DrugRegimen, doses: tuple[StepDose, ...], duration_days: int
+) -> Schedule:
+    """The course as planned from day 0: :func:`build_course`, or none for a rescue drug
+    (given only when an action adds it)."""
+    if regimen.rescue:
+        return Schedule.constant(0.0, duration_days, regimen.doses_per_day)
+    return build_course(regimen, doses, duration_days)
+
+
 def _schedule(changes: list[tuple[int, float]], duration_days: int, per_day: int) -> Schedule:
     """A schedule from (day, dose) changes in order: a later change on the same day wins."""
     by_day: dict[int, float] = {}
@@ -313,5 +328,7 @@ def scenario_schedules(
     out = build_schedules(scenario, body.weight_kg, start_mg_per_kg)
     duration = scenario.treatment.duration_days
     for name, regimen in scenario.drugs.items():
-        out[name] = build_regimen(regimen, body, duration)
+        out[name] = planned_course(regimen, course_doses(regimen, body), duration)
+    if "prednisone" in scenario.drugs:  # the glucocorticoid first, as everywhere
+        out = {"prednisone": out.pop("prednisone"), **out}
     return out

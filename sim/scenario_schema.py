@@ -344,6 +344,9 @@ def _check_bands(edges: list[float], multipliers: list[float]) -> list[tuple[Key
     return problems
 
 
+_DRUG_NAME = r"^[a-z][a-z0-9_]*$"
+
+
 class _Bands(StrictModel):
     edges: list[Annotated[float, Field(ge=0)]] = Field(min_length=1, max_length=50)
     """Band edges; a value equal to an edge falls in the band below it."""
@@ -363,12 +366,16 @@ class DoseLogLinear(StrictModel):
     driver: Literal["prednisone_dose"]
     per_10_mg: float = Field(gt=0, le=1000)
     cap: float | None = Field(default=None, gt=0, le=1000)
+    drug: str | None = Field(default=None, pattern=_DRUG_NAME)
+    """The drug whose dose it reads (default prednisone): any drug of the scenario."""
 
 
 class DoseBands(_Bands):
     """Multiplier by band of the current prednisone dose (mg/day); edges in mg/day."""
 
     driver: Literal["prednisone_dose_bands"]
+    drug: str | None = Field(default=None, pattern=_DRUG_NAME)
+    """The drug whose dose it reads (default prednisone): any drug of the scenario."""
 
 
 class WeightedCumulativeDose(StrictModel):
@@ -379,6 +386,8 @@ class WeightedCumulativeDose(StrictModel):
     """
 
     driver: Literal["weighted_cumulative_dose"]
+    drug: str | None = Field(default=None, pattern=_DRUG_NAME)
+    """The drug whose dose history it reads (default prednisone)."""
     beta_per_mg_day: float = Field(ge=-1, le=1)
     tau1_days: float = Field(gt=0, le=10_000)
     tau2_days: float = Field(gt=0, le=10_000)
@@ -461,8 +470,84 @@ class Leave(_Action):
     status: Literal["withdrawn", "died", "discontinued"]
 
 
+class _DrugAction(_Action):
+    drug: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    """The drug it acts on: any drug of the scenario (of the arm)."""
+
+
+class DrugReduce(_DrugAction):
+    """Lower the drug's dose ceiling from the day on by ``by_mg`` or ``by_percent`` of the
+    highest dose still planned, not below ``floor_mg``."""
+
+    action: Literal["reduce"]
+    by_mg: float | None = Field(default=None, gt=0, le=100_000)
+    by_percent: float | None = Field(default=None, gt=0, le=100)
+    floor_mg: float = Field(default=0.0, ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _one_step(self) -> Self:
+        if (self.by_mg is None) == (self.by_percent is None):
+            raise FieldProblems([((), None, "give exactly one of 'by_mg' or 'by_percent'")])
+        return self
+
+
+class DrugHold(_DrugAction):
+    """No dose of the drug for ``days``, then the plan resumes, its ceiling lowered by
+    ``resume_reduce_by_mg`` (not below ``floor_mg``)."""
+
+    action: Literal["hold"]
+    days: int = Field(gt=0, le=3650)
+    resume_reduce_by_mg: float = Field(default=0.0, ge=0, le=100_000)
+    floor_mg: float = Field(default=0.0, ge=0, le=100_000)
+
+
+class DrugStop(_DrugAction):
+    """No dose of the drug from the day on."""
+
+    action: Literal["stop"]
+
+
+class DrugRestart(_DrugAction):
+    """Restart the drug: its ``[drugs]`` course from step ``at_step``, or a dose of ``mg``
+    (for prednisone: the taper again from ``mg``; otherwise ``mg`` to the end)."""
+
+    action: Literal["restart"]
+    at_step: int | None = Field(default=None, ge=0, le=500)
+    mg: float | None = Field(default=None, gt=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _one_start(self) -> Self:
+        if (self.at_step is None) == (self.mg is None):
+            raise FieldProblems([((), None, "give exactly one of 'at_step' or 'mg'")])
+        return self
+
+
+class DrugSwitch(_DrugAction):
+    """Stop the drug and start ``to``'s ``[drugs]`` course from its first step."""
+
+    action: Literal["switch"]
+    to: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class DrugAdd(_DrugAction):
+    """Start the drug's ``[drugs]`` course from its first step (a rescue), unless the
+    patient is already on it."""
+
+    action: Literal["add"]
+
+
 Action = Annotated[
-    MmfReduce | MmfHold | MmfStop | PrednisoneReescalate | Leave,
+    MmfReduce
+    | MmfHold
+    | MmfStop
+    | PrednisoneReescalate
+    | Leave
+    | DrugReduce
+    | DrugHold
+    | DrugStop
+    | DrugRestart
+    | DrugSwitch
+    | DrugAdd,
     Field(discriminator="action"),
 ]
 
@@ -711,7 +796,8 @@ class Scenario(StrictModel):
     description: str = ""
     registry_id: str | None = None
     treatment: TreatmentSettings
-    prednisone: PrednisoneRegimen
+    prednisone: PrednisoneRegimen | None = None
+    """None: the glucocorticoid is a ``[drugs.prednisone]`` course instead."""
     mmf: MmfRegimen | None = None
     """None: no MMF (an arm without it: ``mmf = {remove = true}``)."""
     drugs: dict[Annotated[str, Field(pattern=_NAME, max_length=40)], DrugRegimen] = Field(
@@ -736,15 +822,16 @@ class Scenario(StrictModel):
     def _fits_treatment(self) -> Self:
         end = self.treatment.duration_days
         problems: list[tuple[KeyPath, Any, str]] = []
-        if self.prednisone.initial_hold_days >= end:
+        pred = self.prednisone
+        if pred is not None and pred.initial_hold_days >= end:
             problems.append(
                 (
                     ("prednisone", "initial_hold_days"),
-                    self.prednisone.initial_hold_days,
+                    pred.initial_hold_days,
                     f"must be < treatment.duration_days ({end})",
                 )
             )
-        for i, stage in enumerate(self.prednisone.stages):
+        for i, stage in enumerate(pred.stages if pred is not None else []):
             if stage.kind == "hold" and stage.until_day is not None and stage.until_day >= end:
                 problems.append(
                     (
@@ -753,8 +840,18 @@ class Scenario(StrictModel):
                         f"must be < treatment.duration_days ({end})",
                     )
                 )
+        if (self.prednisone is None) == ("prednisone" not in self.drugs):
+            problems.append(
+                (
+                    ("prednisone",),
+                    None,
+                    "give the glucocorticoid exactly once: a [prednisone] table or a"
+                    " [drugs.prednisone] course",
+                )
+            )
         for name, regimen in self.drugs.items():
-            if name in ("prednisone", "mmf"):
+            taken = name == "mmf" or (name == "prednisone" and self.prednisone is not None)
+            if taken:
                 problems.append(
                     (
                         ("drugs", name),
@@ -762,6 +859,8 @@ class Scenario(StrictModel):
                         f"the [{name}] table gives {name}; name this drug otherwise",
                     )
                 )
+            if name == "prednisone" and regimen.rescue:
+                problems.append((("drugs", name, "rescue"), True, "the glucocorticoid is given"))
             if regimen.uses("mg_per_m2") and (
                 self.population is None or not self.population.has_height
             ):
@@ -774,6 +873,20 @@ class Scenario(StrictModel):
                     )
                 )
         problems += self._arm_problems()
+        drugs = self.drug_names()
+        for name, ae in self.adverse_events.items():
+            for i, a in enumerate(ae.actions):
+                problems += _action_problems(self, ("adverse_events", name, "actions", i), a)
+            for i, m in enumerate(ae.multipliers):
+                drug = getattr(m, "drug", None)
+                if drug is not None and drug not in drugs:
+                    problems.append(
+                        (
+                            ("adverse_events", name, "multipliers", i, "drug"),
+                            drug,
+                            "must name a drug of the scenario: " + ", ".join(drugs),
+                        )
+                    )
         for name in self.adverse_events:
             if name in RESERVED_EVENT_NAMES:
                 problems.append(
@@ -831,6 +944,11 @@ class Scenario(StrictModel):
         if self.allocation is not None and not self.arms:
             problems.append((("arms",), None, "an [allocation] table needs [[arms]]"))
         return problems
+
+    def drug_names(self) -> list[str]:
+        """The drugs the scenario gives: prednisone, MMF (if any), then ``[drugs]``."""
+        declared = [d for d in self.drugs if d != "prednisone"]
+        return ["prednisone", *(["mmf"] if self.mmf is not None else []), *declared]
 
     # -- derived views ----------------------------------------------------
     def require(self, *tables: str, purpose: str) -> None:
@@ -930,3 +1048,39 @@ def _without_empty(data: dict[str, Any]) -> dict[str, Any]:
         if not data.get(key, True):
             del data[key]
     return data
+
+
+def _action_problems(
+    scenario: Scenario, where: KeyPath, action: Any
+) -> list[tuple[KeyPath, Any, str]]:
+    """A generic dose action names drugs of the scenario, with a course where it needs one."""
+    names = scenario.drug_names()
+    out: list[tuple[KeyPath, Any, str]] = []
+    if isinstance(action, PrednisoneReescalate) and scenario.prednisone is None:
+        rule = "needs a [prednisone] table; restart a [drugs.prednisone] course with 'restart'"
+        out.append(((*where, "action"), action.action, rule))
+    drug = getattr(action, "drug", None)
+    if drug is None:
+        return out
+    if drug not in names:
+        out.append(
+            ((*where, "drug"), drug, "must name a drug of the scenario: " + ", ".join(names))
+        )
+        return out
+    course = scenario.drugs.get(drug)
+    if isinstance(action, DrugRestart) and action.at_step is not None:
+        if course is None:
+            out.append(((*where, "at_step"), action.at_step, f"{drug} has no [drugs] course"))
+        elif action.at_step >= len(course.course):
+            rule = f"must be < {len(course.course)} (the steps of drugs.{drug}.course)"
+            out.append(((*where, "at_step"), action.at_step, rule))
+    targets = [(("to",), action.to)] if isinstance(action, DrugSwitch) else []
+    if isinstance(action, DrugAdd):
+        targets = [(("drug",), drug)]
+    for key, target in targets:
+        if target not in scenario.drugs:
+            rule = "must name a [drugs] table (a course to start): " + (
+                ", ".join(scenario.drugs) or "none declared"
+            )
+            out.append(((*where, *key), target, rule))
+    return out

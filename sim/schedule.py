@@ -473,9 +473,11 @@ def build_schedules(
         Overrides the prednisone mg/kg start dose.
     """
     duration = scenario.treatment.duration_days
-    out = {
-        "prednisone": build_prednisone(scenario.prednisone, weight_kg, duration, start_mg_per_kg)
-    }
+    out: dict[str, Schedule] = {}
+    if scenario.prednisone is not None:  # (else a [drugs.prednisone] course)
+        out["prednisone"] = build_prednisone(
+            scenario.prednisone, weight_kg, duration, start_mg_per_kg
+        )
     if scenario.mmf is not None:
         out["mmf"] = build_mmf(scenario.mmf, duration)
     return out

@@ -265,7 +265,7 @@ class CurrentDose(_OfDose, Driver):
 
     @classmethod
     def from_scenario(cls, entry: Any) -> CurrentDose:
-        return cls(entry.per_10_mg, entry.cap)
+        return cls(entry.per_10_mg, entry.cap, entry.drug or "prednisone")
 
     @classmethod
     def examples(cls) -> Sequence[Driver]:
@@ -284,6 +284,11 @@ class CurrentDoseBands(_Bands, _OfDose, Driver):
 
     def multiplier(self, iv: Intervals) -> FloatArray:
         return _band_values(iv.dose(self.drug), self._edges, self._mults)
+
+    @classmethod
+    def from_scenario(cls, entry: Any) -> CurrentDoseBands:
+        drug = entry.drug or "prednisone"
+        return cls(tuple(entry.edges), tuple(entry.multipliers), drug)
 
     @classmethod
     def examples(cls) -> Sequence[Driver]:
@@ -347,7 +352,10 @@ class WeightedDose(Driver):
     @classmethod
     def from_scenario(cls, entry: Any) -> WeightedDose:
         taus = (entry.tau1_days, entry.tau2_days)
-        return cls(entry.beta_per_mg_day, taus, (1.0, entry.weight2), entry.cap, entry.grid_days)
+        drug = entry.drug or "prednisone"
+        return cls(
+            entry.beta_per_mg_day, taus, (1.0, entry.weight2), entry.cap, entry.grid_days, drug
+        )
 
     @classmethod
     def examples(cls) -> Sequence[Driver]:

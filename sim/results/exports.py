@@ -28,6 +28,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+import sim.drug_actions  # noqa: F401  (registers the dose actions for any drug)
 from sim.actions import ACTIONS, AEACN_ORDER
 from sim.schedule import Schedule
 from sim.trial.cohort import CohortResult

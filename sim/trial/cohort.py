@@ -203,14 +203,17 @@ class Cohort:
         prep = self._prepare(people, arm)
         start = prep.start_mg.item(row)
         declared = prep.declared[row]
+        schedules = ctx.schedules(
+            ctx.prednisone(start), ctx.declared(declared) if declared else None
+        )
+        if ctx.scenario.prednisone is None:  # a [drugs.prednisone] course
+            start = schedules["prednisone"].dose_at(0)
         patient = Patient(
             patient_id=len(self.patients) + 1,
             people=people,
             row=row,
             enrol_day=float(enrol_day),
-            schedules=ctx.schedules(
-                ctx.prednisone(start), ctx.declared(declared) if declared else None
-            ),
+            schedules=schedules,
             block_mpa=prep.mpa,
             prepared=prep,
             start_mg=start,
@@ -343,9 +346,12 @@ class Cohort:
         for action in taken:
             if day >= ctx.duration or action.drug not in ctx.given_names:
                 continue  # no dosing left to change, or a drug the arm does not give
-            change = ctx.dose_action(action, p.weight_kg, p.schedules, day)
+            height = float(p.people.height_cm[p.row])
+            change = ctx.dose_action(action, p.weight_kg, p.schedules, day, height)
             if change is not None:
                 p.schedules = {**p.schedules, change.drug: change.schedule}  # a new plan
+                if change.more:
+                    p.schedules.update(change.more)
                 if self.keep_log:
                     self._adjust(p, change, day, name, action, t)
         return ""
@@ -356,6 +362,8 @@ class Cohort:
         """Log a dose modification on ``day`` after ``event`` (its reason: 'event: action')."""
         reason = f"{event}: {action.name}"
         self.adjustments.append(Adjustment(p.patient_id, change.drug, day, reason, action.name))
+        for drug, _ in change.more:  # a switch: the drug started the same day
+            self.adjustments.append(Adjustment(p.patient_id, drug, day, reason, action.name))
         self._record(p, t, action.done, f"{change.detail} from day {day} ({event})")
 
     # -- results ----------------------------------------------------------

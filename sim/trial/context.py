@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import sim.drug_actions  # noqa: F401  (registers the dose actions for any drug)
 from sim.actions import Change, DoseAction, Setting, dose_action, reachable_doses
 from sim.drugs import Drug, scenario_drugs
 from sim.exposure import OralOneCompartment
 from sim.hazards import Hazard, Plan, TemplateCache
 from sim.memo import IdentityCache
-from sim.regimens import Body, build_course, course_doses
+from sim.regimens import Body, course_doses, planned_course
 from sim.scenario import Scenario
 from sim.schedule import Schedule, build_mmf, build_prednisone_from_start, prednisone_start_mg
 
@@ -110,7 +111,7 @@ class TrialContext:
         made = self._declared.get(key)
         if made is None:
             made = {
-                name: build_course(regimen, doses, self.duration)  # type: ignore[arg-type]
+                name: planned_course(regimen, doses, self.duration)  # type: ignore[arg-type]
                 for (name, regimen), doses in zip(self.scenario.drugs.items(), key, strict=True)
             }
             if len(self._declared) > 100_000:
@@ -133,11 +134,15 @@ class TrialContext:
         return Plan(schedules, pk or {}, covariates or {})
 
     def prednisone(self, start_mg: float) -> Schedule:
-        """The planned prednisone schedule of a start dose (one object per dose)."""
+        """The planned prednisone schedule of a start dose (one object per dose); with a
+        ``[drugs.prednisone]`` course, a placeholder its course replaces (:meth:`schedules`)."""
         schedule = self._prednisone.get(start_mg)
         if schedule is None:
-            schedule = build_prednisone_from_start(
-                self.scenario.prednisone, start_mg, self.duration
+            regimen = self.scenario.prednisone
+            schedule = (
+                Schedule.constant(0.0, self.duration)
+                if regimen is None
+                else build_prednisone_from_start(regimen, start_mg, self.duration)
             )
             self._prednisone[start_mg] = schedule
         return schedule
@@ -148,27 +153,44 @@ class TrialContext:
         key = (weight_kg, per_kg)  # never NaN in a key: NaN != NaN
         mg = self._start_mg.get(key)
         if mg is None:
-            mg = prednisone_start_mg(self.scenario.prednisone, weight_kg, per_kg)
+            regimen = self.scenario.prednisone
+            mg = 0.0 if regimen is None else prednisone_start_mg(regimen, weight_kg, per_kg)
             if len(self._start_mg) > 100_000:
                 self._start_mg.clear()
             self._start_mg[key] = mg
         return mg
 
     def dose_action(
-        self, action: DoseAction, weight_kg: float, schedules: Mapping[str, Schedule], day: int
+        self,
+        action: DoseAction,
+        weight_kg: float,
+        schedules: Mapping[str, Schedule],
+        day: int,
+        height_cm: float = math.nan,
     ) -> Change | None:
         """:func:`apply_dose_action`, remembered: the same change on the same plan gives the
         same schedule object, so patients on it share its hazard grid."""
         source = schedules[action.drug]
-        patient = action.patient_key(weight_kg, self.start_mg) if action.reads_patient else None
-        key = (id(action), id(source), day, patient)  # as IdentityCache.get builds it
-        remembered = self._changes.lookup(key, (action, source))
+        patient = (
+            action.patient_key(weight_kg, self.start_mg, height_cm)
+            if action.reads_patient
+            else None
+        )
+        if action.reads_drugs:  # its change reads other drugs' schedules too
+            read = (action, source, *(schedules[d] for d in action.reads_drugs))
+            key: tuple[object, ...] = (*map(id, read), day, patient)
+        else:
+            read = (action, source)
+            key = (id(action), id(source), day, patient)  # as IdentityCache.get builds it
+        remembered = self._changes.lookup(key, read)
         if remembered is None:
-            # the weight only for an action that says it reads the patient (a NaN otherwise:
+            # the body only for an action that says it reads the patient (a NaN otherwise:
             # an action reading it undeclared would share schedules between patients)
             weight = weight_kg if action.reads_patient else math.nan
-            change = action.change(source, day, Setting(self.scenario, weight, self.duration))
-            remembered = self._changes.store(key, (action, source), (change,))
+            height = height_cm if action.reads_patient else math.nan
+            setting = Setting(self.scenario, weight, self.duration, height, schedules)
+            change = action.change(source, day, setting)
+            remembered = self._changes.store(key, read, (change,))
         return remembered[0]
 
     def week52_mg(self, schedule: Schedule) -> float:

@@ -45,12 +45,20 @@ def table_html(caption: str, header: Sequence[str], rows: Iterable[Sequence[Any]
 def scenario_html(s: Scenario) -> str:
     """The scenario's key settings and, folded, its resolved TOML."""
     p = s.prednisone
-    start = f"{p.start_mg_per_kg} mg/kg" if p.start_mg_per_kg is not None else f"{p.start_mg} mg"
+    if p is None:
+        course = s.drugs["prednisone"].course
+        prednisone = [("prednisone", f"a course of {len(course)} steps ([drugs.prednisone])")]
+    else:
+        per_kg = p.start_mg_per_kg
+        start = f"{per_kg} mg/kg" if per_kg is not None else f"{p.start_mg} mg"
+        prednisone = [
+            ("prednisone start", f"{start}, cap {p.max_start_mg}, hold {p.initial_hold_days} days"),
+            ("taper stages", str(len(p.stages))),
+        ]
     rows: list[tuple[str, str]] = [
         ("hash (sha256)", s.hash[:12]),
         ("treatment", f"{s.treatment.duration_days} days"),
-        ("prednisone start", f"{start}, cap {p.max_start_mg}, hold {p.initial_hold_days} days"),
-        ("taper stages", str(len(p.stages))),
+        *prednisone,
         (
             "MMF target",
             "none"
