@@ -72,6 +72,7 @@ def _whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
 
 
 _weight_kg = _number_in(*LIMITS["weight_kg"])
+_height_cm = _number_in(*LIMITS["height_cm"])
 _connect_timeout = _number_in(*LIMITS["connect_timeout_s"])
 _patients = _whole_number(*LIMITS["patients"])  # type: ignore[arg-type]
 _exposure_patients = _whole_number(*LIMITS["exposure_patients"])  # type: ignore[arg-type]
@@ -228,9 +229,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     scenario_and_weight(p)
     p.add_argument(
+        "--height-cm",
+        type=_height_cm,
+        metavar="H",
+        help="height, 50-250 cm, for doses per m2 of body surface area (default: none;"
+        " needed when a drug is dosed per m2)",
+    )
+    p.add_argument(
         "--csv",
         metavar="PATH",
-        help="also write drug,start_day,end_day,dose_mg_per_day,cumulative_mg "
+        help="also write [arm,]drug,start_day,end_day,dose_mg_per_day,cumulative_mg "
         "(one row per constant-dose segment, end_day exclusive; default: not written)",
     )
 

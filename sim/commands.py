@@ -22,6 +22,7 @@ EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 #: The bounds every numeric option is checked against (the help states them).
 LIMITS = {
     "weight_kg": (1.0, 500.0),
+    "height_cm": (50.0, 250.0),
     "patients": (1, 1_000_000),
     "exposure_patients": (1, 10_000_000),
     "replicates": (1, 1_000_000),
@@ -84,17 +85,45 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _schedule(args: argparse.Namespace) -> int:
+    import math
+
+    from sim.arms import arm_scenarios
     from sim.fileio import atomic_write_text
     from sim.golden import SCHEDULE_COLUMNS, fmt_number, rows_to_csv, schedule_rows
+    from sim.regimens import Body, scenario_schedules
     from sim.scenario import load_scenario
-    from sim.schedule import build_schedules
 
     scenario = load_scenario(args.scenario, args.overrides)
-    schedules = build_schedules(scenario, args.weight_kg)
-    print(
-        f"{_head(scenario)}: {fmt_number(args.weight_kg)} kg, "
-        f"{scenario.treatment.duration_days} days of treatment"
+    height = math.nan if args.height_cm is None else args.height_cm
+    arms = arm_scenarios(scenario)
+    names = [a.name for a in scenario.arms] or [""]
+    if math.isnan(height) and any(r.uses("mg_per_m2") for a in arms for r in a.drugs.values()):
+        raise DosesimError(
+            f"{scenario.source or scenario.name}: a drug is dosed per m2 of body surface area:"
+            " give --height-cm"
+        )
+    rows: list[dict[str, str]] = []
+    body = f"{fmt_number(args.weight_kg)} kg" + (
+        "" if math.isnan(height) else f", {fmt_number(height)} cm"
     )
+    for name, arm in zip(names, arms, strict=True):
+        schedules = scenario_schedules(arm, Body(args.weight_kg, height))
+        what = f" arm {name}" if name else ""
+        print(f"{_head(scenario)}{what}: {body}, {arm.treatment.duration_days} days of treatment")
+        _print_schedules(schedules)
+        rows += [({"arm": name} if name else {}) | row for row in schedule_rows(schedules)]
+        if name != names[-1]:
+            print()
+    if args.csv:
+        columns = (("arm",) if scenario.arms else ()) + SCHEDULE_COLUMNS
+        atomic_write_text(args.csv, rows_to_csv(rows, columns))
+        print(f"\nwrote {args.csv}")
+    return EXIT_OK
+
+
+def _print_schedules(schedules: dict[str, Any]) -> None:
+    from sim.golden import fmt_number
+
     for drug, schedule in schedules.items():
         per_day = (
             "once daily"
@@ -110,10 +139,6 @@ def _schedule(args: argparse.Namespace) -> int:
                 f"  {days:>9}  {weeks:>7}  {fmt_number(seg.dose_mg_per_day):>8}"
                 f"  {seg.cumulative_mg:>13,.1f}"
             )
-    if args.csv:
-        atomic_write_text(args.csv, rows_to_csv(schedule_rows(schedules), SCHEDULE_COLUMNS))
-        print(f"\nwrote {args.csv}")
-    return EXIT_OK
 
 
 EXPOSURE_COLUMNS = (

@@ -135,6 +135,7 @@ class Cohort:
                     seen.setdefault(d.name, d)
             self.drugs = tuple(seen.values())
             self.hazards = self.ctx.hazards
+        self._drug_names = [d.name for d in self.drugs]
 
     def stream(self, *path: int | str) -> np.random.Generator:
         return stream(self.seed, "replicate", self.replicate, *path)
@@ -411,7 +412,7 @@ class Cohort:
         their arm does not give)."""
         ctx = self.ctxs[p.arm]
         given = p.given(ctx.duration)
-        if len(given) != len(self.drugs):
+        if list(given) != self._drug_names:
             given = {
                 d.name: given.get(d.name) or Schedule.constant(0.0, ctx.duration)
                 for d in self.drugs

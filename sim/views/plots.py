@@ -206,6 +206,8 @@ def dose_schedules(
     """
     if len(weights_kg) == 0:
         raise ValueError("weights_kg: give at least one body weight")
+    if scenario.arms or scenario.drugs or scenario.mmf is None or scenario.prednisone is None:
+        return _schedules_by_arm_and_drug(scenario, weights_kg)
     groups: dict[Schedule, list[float]] = {}
     for w in weights_kg:
         groups.setdefault(build_schedules(scenario, float(w))["prednisone"], []).append(w)
@@ -236,6 +238,48 @@ def dose_schedules(
         ax.set_ylabel(f"{drug}, mg/day")
         set_title(ax, drug)
         legend(ax, "upper right" if drug == "prednisone" else "lower right")
+    return fig
+
+
+def _schedules_by_arm_and_drug(scenario: Scenario, weights_kg: Sequence[float]) -> Figure:
+    """One panel per arm (rows) and drug (columns): each weight's planned daily dose;
+    doses per m2 at 170 cm (the middle of the adult range)."""
+    from sim.arms import arm_scenarios
+    from sim.regimens import Body, scenario_schedules
+
+    arms = arm_scenarios(scenario)
+    names = [a.name for a in scenario.arms] or [""]
+    plans = [
+        {w: scenario_schedules(arm, Body(float(w), 170.0)) for w in weights_kg} for arm in arms
+    ]
+    drugs = list(dict.fromkeys(d for plan in plans for by in plan.values() for d in by))
+    title = f"{scenario.label}: planned daily doses (170 cm where a dose is per m2)"
+    fig, axes = new_figure(len(arms), len(drugs), title)
+    for i, (name, plan) in enumerate(zip(names, plans, strict=True)):
+        for j, drug in enumerate(drugs):
+            ax = axes[i][j]
+            groups: dict[Schedule, list[float]] = {}
+            for w, by in plan.items():
+                if drug in by:
+                    groups.setdefault(by[drug], []).append(w)
+            for k, (schedule, weights) in enumerate(groups.items()):
+                ax.stairs(
+                    schedule.doses_mg_per_day,
+                    np.append(schedule.change_days, schedule.end_day) / 7.0,
+                    baseline=None,
+                    color=f"C{k % 10}",
+                    linewidth=1.4,
+                    label=f"{', '.join(f'{w:g}' for w in weights)} kg: "
+                    f"total {schedule.total_mg:,.0f} mg",
+                )
+            week_axis(ax, max(a.treatment.duration_days for a in arms) / 7.0)
+            ax.set_ylim(bottom=0)
+            ax.set_ylabel(f"{drug}, mg/day")
+            set_title(ax, f"{name}: {drug}" if name else drug)
+            if groups:
+                legend(ax, "upper right")
+            else:
+                ax.text(0.5, 0.5, "not given in this arm", ha="center", transform=ax.transAxes)
     return fig
 
 
@@ -366,6 +410,8 @@ def mpa_auc_distribution(result: RunResult, scenario: Scenario) -> Figure:
     low, high = mpa.auc0_12_window_low_mg_h_per_l, mpa.auc0_12_window_high_mg_h_per_l
     auc = kept_table(result, "patients")["mpa_auc0_12_mg_h_per_l"].to_numpy(dtype=float)
     auc = auc[np.isfinite(auc)]
+    if auc.size == 0:
+        raise MissingData(f"{scenario.name}: no kept patient takes MMF")
     fig, axes = new_figure(
         1, 1, f"{scenario.label}: MPA AUC0-12 at the MMF target dose ({auc.size} patients)"
     )
