@@ -296,7 +296,9 @@ def sdtm_ex(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
 
     Each patient's realised prednisone and MMF schedules are tiled, without gaps
     or overlaps, from study day 1 to the last treatment day; zero-dose intervals
-    (an MMF hold, MMF stopped) are kept as records with ``EXDOSE`` 0.
+    that an adjustment explains (an MMF hold, MMF stopped) are kept as records with
+    ``EXDOSE`` 0, and other days without a dose (before a course starts, between
+    pulses, a drug of another arm) have no record.
 
     ``EXADJ`` gives the reason for a dose adjustment, as recorded in
     ``result.adjustments`` (``"<adverse event>: <action>"``, e.g.
@@ -352,6 +354,9 @@ def sdtm_ex(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
                 adj = [reason for reason, _ in by_day.get(start, [])]
                 if start in resumed:
                     adj.append(resumed[start])
+                if dose == 0 and not adj:
+                    continue  # not given and nothing to explain: before a course starts,
+                    # between pulses, a drug of another arm, a rescue never added
                 rows.append(
                     {
                         "STUDYID": study_id,

@@ -102,7 +102,7 @@ def kept_tables(scenario: Scenario, replicate: int, trial: Any) -> dict[str, pd.
     patients.insert(0, "replicate", replicate)
     events = cohort.events.copy()
     events.insert(0, "replicate", replicate)
-    return {
+    tables = {
         "patients": patients,
         "events": events,
         "dosing_nonmem": exports.nonmem_dosing(cohort, replicate, study),
@@ -110,6 +110,19 @@ def kept_tables(scenario: Scenario, replicate: int, trial: Any) -> dict[str, pd.
         "ae": exports.sdtm_ae(cohort, replicate, study),
         "ds": exports.sdtm_ds(cohort, replicate, study),
     }
+    if scenario.arms:  # every table carries the arm
+        arm_of = dict(zip(patients["patient_id"], patients["arm"], strict=True))
+        events.insert(2, "arm", events["patient_id"].map(arm_of))
+        by_subject = {
+            exports.usubjid(study, replicate, int(pid)): arm for pid, arm in arm_of.items()
+        }
+        for name in ("ex", "ae", "ds"):
+            frame = tables[name]
+            frame.insert(3, "ARM", frame["USUBJID"].map(by_subject).astype(object))
+        code = {a.name: i + 1 for i, a in enumerate(scenario.arms)}  # NONMEM wants numbers
+        nonmem = tables["dosing_nonmem"]
+        nonmem["ARM"] = nonmem["USUBJID"].map(by_subject).map(code).astype("int64")
+    return tables
 
 
 def assemble(parts: Iterable[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:

@@ -361,6 +361,35 @@ def _milestone_rows(m: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def _arms_html(s: dict[str, Any], labels: dict[str, str], low: str, high: str) -> str:
+    """Each arm's metrics and each arm's difference from the first, median and interval
+    over replicates (the difference within a replicate: what a trial of this size sees)."""
+    arms = s["arms"]
+    metrics = s["metrics"]
+    ref = arms["reference"]
+    about = _table(
+        ["arm", "ratio", "what it is"],
+        [
+            [n, r, lab]
+            for n, r, lab in zip(arms["names"], arms["ratios"], arms["labels"], strict=True)
+        ],
+    )
+    keys = [k for k in labels if f"arm_{ref}_{k}" in metrics]
+    keys += sorted(k.removeprefix(f"arm_{ref}_") for k in metrics if k.startswith(f"arm_{ref}_ae_"))
+    rows: list[list[Any]] = []
+    for key in keys:
+        name = labels.get(key, f"{key[3:]} events per trial" if key.startswith("ae_") else key)
+        for arm in arms["names"]:
+            m = metrics.get(f"arm_{arm}_{key}")
+            if m is not None:
+                rows.append([name, arm, m["median"], m["low"], m["high"]])
+        for arm in arms["names"][1:]:
+            m = metrics.get(f"diff_{arm}_{key}")
+            if m is not None:
+                rows.append([name, f"{arm} - {ref}", m["median"], m["low"], m["high"]])
+    return about + _table(["metric", "arm or difference", "median", low, high], rows)
+
+
 def render_report(
     scenario: Scenario,
     result: RunResult,
@@ -417,7 +446,10 @@ def render_report(
         f"<td>{html.escape(c.detail)}</td></tr>"
         for c in checks
     )
-    extra = "".join(f"<h2>{html.escape(t)}</h2>{body}" for t, body in (extra_sections or []))
+    sections = list(extra_sections or [])
+    if s.get("arms"):
+        sections.insert(0, ("Arms", _arms_html(s, labels, low_name, high_name)))
+    extra = "".join(f"<h2>{html.escape(t)}</h2>{body}" for t, body in sections)
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     modified = (
         f"<p class='missing'>Modified by --set: {html.escape('; '.join(scenario.overrides))}. "
