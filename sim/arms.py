@@ -72,6 +72,8 @@ def _make_arms(scenario: Scenario) -> tuple[Scenario, ...]:
     for i, arm in enumerate(scenario.arms):
         data = merge_tables(base, arm.set)
         data["name"] = f"{scenario.name}/{arm.name}"
+        # the dose columns are the trial's (sim.trial.dose_columns), whatever each arm gives
+        data.get("treatment", {}).pop("days_at_or_above_mg", None)
         try:
             made = Model.model_validate(data)
         except ValidationError as exc:

@@ -92,6 +92,7 @@ def _schedule(args: argparse.Namespace) -> int:
     from sim.golden import SCHEDULE_COLUMNS, fmt_number, rows_to_csv, schedule_rows
     from sim.regimens import Body, scenario_schedules
     from sim.scenario import load_scenario
+    from sim.views.text import format_schedules
 
     scenario = load_scenario(args.scenario, args.overrides)
     height = math.nan if args.height_cm is None else args.height_cm
@@ -110,7 +111,7 @@ def _schedule(args: argparse.Namespace) -> int:
         schedules = scenario_schedules(arm, Body(args.weight_kg, height))
         what = f" arm {name}" if name else ""
         print(f"{_head(scenario)}{what}: {body}, {arm.treatment.duration_days} days of treatment")
-        _print_schedules(schedules)
+        print("\n".join(format_schedules(schedules)))
         rows += [({"arm": name} if name else {}) | row for row in schedule_rows(schedules)]
         if name != names[-1]:
             print()
@@ -119,26 +120,6 @@ def _schedule(args: argparse.Namespace) -> int:
         atomic_write_text(args.csv, rows_to_csv(rows, columns))
         print(f"\nwrote {args.csv}")
     return EXIT_OK
-
-
-def _print_schedules(schedules: dict[str, Any]) -> None:
-    from sim.golden import fmt_number
-
-    for drug, schedule in schedules.items():
-        per_day = (
-            "once daily"
-            if schedule.doses_per_day == 1
-            else (f"{schedule.doses_per_day} doses a day")
-        )
-        print(f"\n{drug} ({per_day})")
-        print(f"  {'days':>9}  {'weeks':>7}  {'mg/day':>8}  {'cumulative mg':>13}")
-        for seg in schedule.segments():
-            days = f"{seg.start_day}-{seg.end_day - 1}"
-            weeks = f"{seg.start_day // 7 + 1}-{(seg.end_day - 1) // 7 + 1}"
-            print(
-                f"  {days:>9}  {weeks:>7}  {fmt_number(seg.dose_mg_per_day):>8}"
-                f"  {seg.cumulative_mg:>13,.1f}"
-            )
 
 
 EXPOSURE_COLUMNS = (

@@ -327,6 +327,11 @@ def _people_from_rows(
         start = np.round(lo + u[:, COVARIATE_DRAWS - 1] * (hi - lo), 4)
     else:
         start = np.full(ids.size, np.nan)
+    rule = population.start_rule
+    if rule is not None:  # the investigator's choice by a covariate: no draw
+        x = {"fvc_percent": fvc, "age_years": age, "weight_kg": weight}[rule.covariate]
+        chosen = x < rule.below if rule.below is not None else x >= rule.at_or_above
+        start = np.where(chosen, rule.start_mg_per_kg, start)
     criteria = how.criteria
     failed = np.zeros((ids.size, len(criteria)), dtype=bool)
     if eligibility is not None:

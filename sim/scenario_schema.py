@@ -26,6 +26,20 @@ class TreatmentSettings(StrictModel):
 
     duration_days: int = Field(gt=0, le=3650)
     """End of treatment, days from the first dose (exclusive); 364 = 52 weeks."""
+    landmark_weeks: list[Annotated[int, Field(ge=1, le=520)]] | None = Field(
+        default=None, min_length=1, max_length=30
+    )
+    """Weeks at which every drug's cumulative dose is a column (default: the built-in
+    prednisone landmarks 4, 12, 24, 52, and those of the ``[drugs]`` tables)."""
+    days_at_or_above_mg: dict[str, Annotated[float, Field(ge=0, le=100_000)]] | None = None
+    """By drug: a column of the days on study at or above this dose (mg/day)."""
+
+    @model_validator(mode="after")
+    def _weeks_increase(self) -> Self:
+        weeks = self.landmark_weeks or []
+        if any(b <= a for a, b in itertools.pairwise(weeks)):
+            raise FieldProblems([(("landmark_weeks",), weeks, "must be strictly increasing")])
+        return self
 
 
 class TaperStage(StrictModel):
@@ -251,6 +265,26 @@ class Prevalence(StrictModel):
     active_infection: Fraction
 
 
+class StartRule(StrictModel):
+    """``[population.start_rule]``: the investigator's start dose by a covariate.
+
+    Patients whose ``covariate`` is below ``below`` (or at or above ``at_or_above``)
+    start prednisone at ``start_mg_per_kg``; the others as the protocol (or the drawn
+    range) says. E.g. 1.0 mg/kg/day below 60 % predicted FVC.
+    """
+
+    covariate: Literal["fvc_percent", "age_years", "weight_kg"]
+    below: float | None = Field(default=None, ge=0, le=1000)
+    at_or_above: float | None = Field(default=None, ge=0, le=1000)
+    start_mg_per_kg: float = Field(gt=0, le=2)
+
+    @model_validator(mode="after")
+    def _one_cut(self) -> Self:
+        if (self.below is None) == (self.at_or_above is None):
+            raise FieldProblems([((), None, "give exactly one of 'below' or 'at_or_above'")])
+        return self
+
+
 class PopulationSettings(StrictModel):
     """``[population]``: the candidates sites screen (before eligibility)."""
 
@@ -274,6 +308,8 @@ class PopulationSettings(StrictModel):
     start_mg_per_kg_low: float | None = Field(default=None, gt=0, le=2)
     """With ``start_mg_per_kg_high``: each patient's start dose drawn uniformly (mg/kg/day)."""
     start_mg_per_kg_high: float | None = Field(default=None, gt=0, le=2)
+    start_rule: StartRule | None = None
+    """The investigator's start dose by a covariate; it takes precedence over the range."""
     prevalence: Prevalence
 
     @model_validator(mode="after")
@@ -873,7 +909,28 @@ class Scenario(StrictModel):
                     )
                 )
         problems += self._arm_problems()
+        pop = self.population
+        uses_per_kg = self.prednisone is not None and self.prednisone.start_mg_per_kg is not None
+        if pop is not None and pop.start_rule is not None and not uses_per_kg:
+            problems.append(
+                (
+                    ("population", "start_rule"),
+                    None,
+                    "needs a [prednisone] table with start_mg_per_kg (a start per kg)",
+                )
+            )
         drugs = self.drug_names()
+        in_arms = [d for arm in self.arms for d in arm.set.get("drugs", {}) if d not in drugs]
+        for name in self.treatment.days_at_or_above_mg or {}:
+            if name not in drugs and name not in in_arms:
+                problems.append(
+                    (
+                        ("treatment", "days_at_or_above_mg", name),
+                        None,
+                        "must name a drug of the scenario or of an arm: "
+                        + ", ".join(dict.fromkeys(drugs + in_arms)),
+                    )
+                )
         for name, ae in self.adverse_events.items():
             for i, a in enumerate(ae.actions):
                 problems += _action_problems(self, ("adverse_events", name, "actions", i), a)

@@ -215,3 +215,22 @@ def test_vs_cyc(weight: float, height: float, pulse: float, aza: float) -> None:
     assert cyc == [3 * pulse, 6 * pulse, 6 * pulse]
     assert cumulative(s, "azathioprine", weight, 364, height) == 196 * aza
     assert cumulative(s, "azathioprine", weight, 168, height) == 0
+
+
+def test_declared_landmarks_and_days_above_are_columns() -> None:
+    # SLS II declares weeks 12, 26, 52, 104 and days at or above 100 mg cyclophosphamide
+    from sim.trial.cohort import simulate_cohort
+
+    r = simulate_cohort(load_scenario(SCENARIOS / "sls2.toml"), 60, seed=1)
+    p = r.patients
+    done = p[(p["status"] == "completed") & (p["arm"] == "CYC")]
+    assert len(done) > 5
+    for _, row in done.iterrows():
+        s = r.schedules[row["patient_id"]]["cyclophosphamide"]
+        # the column is the schedule's cumulative dose at day 7 x 104 = 728 (the end)
+        assert row["cumulative_cyclophosphamide_mg_week104"] == s.cumulative(728)
+        assert row["cumulative_cyclophosphamide_mg_week26"] == s.cumulative(182)
+        days = sum(g.end_day - g.start_day for g in s.segments() if g.dose_mg_per_day >= 100)
+        assert row["days_cyclophosphamide_at_or_above_100mg"] == days
+    left = p[(p["status"] != "completed") & (p["exit_day"] < 182)]
+    assert left["cumulative_mmf_mg_week26"].isna().all()  # a landmark they did not reach

@@ -233,3 +233,24 @@ def test_a_fixed_start_below_a_floor_is_valid_and_the_stage_changes_nothing() ->
     )
     s = build_prednisone(scenario.prednisone, 60.0, 364)
     assert s.doses_mg_per_day == (5.0,)  # 5 from day 0; maintenance 7.5 is never above it
+
+
+def test_investigators_start_dose_by_a_covariate() -> None:
+    # low-start variant (0.5 mg/kg/day), but 1.0 mg/kg/day below 60 % predicted FVC
+    from sim.scenario import load_scenario
+    from sim.schedule import prednisone_start_mg
+    from sim.trial.cohort import simulate_cohort
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    scenario = load_scenario(
+        root / "nct05129410_low_start.toml",
+        ['population.start_rule={covariate = "fvc_percent", below = 60.0, start_mg_per_kg = 1.0}'],
+    )
+    p = simulate_cohort(scenario, 300, seed=8).patients
+    low = p["fvc_percent"] < 60
+    assert 20 < low.sum() < 280
+    assert scenario.prednisone is not None
+    for _, row in p.iterrows():
+        per_kg = 1.0 if row["fvc_percent"] < 60 else None  # None: the protocol's 0.5
+        expected = prednisone_start_mg(scenario.prednisone, row["weight_kg"], per_kg)
+        assert row["prednisone_start_mg_per_day"] == expected

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.endpoints import trial_values
+from sim.endpoints import ENDPOINTS, trial_values
 from sim.scenario import Scenario
 
 KEPT_TABLES = ("patients", "events", "dosing_nonmem", "ex", "ae", "ds")
@@ -41,6 +41,7 @@ def replicate_row(scenario: Scenario, replicate: int, trial: Any) -> dict[str, A
     row["completed_fraction"] = row["completed"] / n if n else math.nan
     row["patient_years"] = float(o["exit_day"].sum()) / 365.25
     row.update(trial_values(o))  # sim.endpoints: the steroid burden at week 52, ...
+    row.update(_dose_medians(o))
     for name in sorted(scenario.adverse_events):
         row[f"ae_{name}"] = int(o[f"ae_{name}"].sum())
     if scenario.arms:
@@ -50,6 +51,17 @@ def replicate_row(scenario: Scenario, replicate: int, trial: Any) -> dict[str, A
     for i, n in enumerate(m["enrolled_per_site"].values()):  # by index: names are not identifiers
         row[f"enrolled_site_{i}"] = n
     return row
+
+
+def _dose_medians(outcomes: dict[str, Any]) -> dict[str, float]:
+    """The median over patients of each per-drug dose column (:mod:`sim.trial.dose_columns`)."""
+    out = {}
+    for key, values in outcomes.items():
+        if key.startswith(("cumulative_", "days_")) and key not in ENDPOINTS:
+            x = np.asarray(values, dtype=float)
+            x = x[np.isfinite(x)]
+            out[f"median_{key}"] = float(np.median(x)) if x.size else math.nan
+    return out
 
 
 ARM_METRICS = ("enrolled", "completed_fraction")
@@ -83,6 +95,7 @@ def arm_values(scenario: Scenario, outcomes: dict[str, Any]) -> dict[str, float]
             "completed_fraction": status.count("completed") / n if n else math.nan,
         }
         values.update(trial_values(sub))
+        values.update(_dose_medians(sub))
         for event in sorted(scenario.adverse_events):
             values[f"ae_{event}"] = float(sub[f"ae_{event}"].sum())
         per_arm.append(values)

@@ -60,6 +60,7 @@ from sim.schedule import (
 from sim.streams import stream
 from sim.trial.batching import PreparedBlock, prepare_blocks
 from sim.trial.context import DEATH, WITHDRAWAL, TrialContext, context_for
+from sim.trial.dose_columns import DoseColumn, dose_columns, dose_value
 from sim.trial.patient import MAX_EVENTS_PER_PATIENT, EventRecord, Patient
 
 _MAX_SCREENED_PER_ENROLLED = 1000
@@ -402,6 +403,15 @@ class Cohort:
         }
         if self.allocator is not None:
             out["arm"] = np.array([p.arm for p in ps], dtype=int)
+        columns = self.dose_columns()
+        if columns:  # (for the replicate rows' medians)
+            values: dict[str, list[float]] = {c.name: [] for c in columns}
+            for p in ps:
+                given = self.given(p)
+                left = None if p.status in ("", "completed") else p.exit_day
+                for c in columns:
+                    values[c.name].append(dose_value(c, given[c.drug], left))
+            out.update({k: np.array(v, dtype=float) for k, v in values.items()})
         counts = np.array([list(p.ae_counts.values()) for p in ps], dtype=int)
         for j, name in enumerate(self.ae_names):  # ae_counts keep ae_names' order
             out[f"ae_{name}"] = counts[:, j] if ps else np.zeros(0, dtype=int)
@@ -419,26 +429,17 @@ class Cohort:
             }
         return given
 
-    def _declared_columns(self) -> list[tuple[str, str, int | None]]:
-        """``(column, drug, day)`` of the cumulative doses of the ``[drugs]`` tables: at
-        weeks 4, 12, 24, 52 (and every 26 weeks after, within treatment) and at exit."""
-        names = [
-            d.name for d in self.drugs if d.schedule is None and d.name not in ("prednisone", "mmf")
-        ]
-        if not names:
+    def dose_columns(self) -> list[DoseColumn]:
+        """The per-drug dose columns of the patients table (:mod:`sim.trial.dose_columns`)."""
+        if not self.ctxs:
             return []
-        longest = max(c.duration for c in self.ctxs)
-        weeks = [w for w in (4, 12, 24, 52, *range(78, 523, 26)) if 7 * w <= longest]
-        out: list[tuple[str, str, int | None]] = []
-        for name in names:
-            out += [(f"cumulative_{name}_mg_week{w}", name, 7 * w) for w in weeks]
-            out.append((f"cumulative_{name}_mg", name, None))
-        return out
+        names = [d.name for d in self.drugs if d.schedule is None]
+        return dose_columns(self.scenario, names, max(c.duration for c in self.ctxs))
 
     def patient_columns(self) -> list[str]:
         """The columns of the patients table, in order (also when it has no rows)."""
         arm = ["arm"] if self.allocator is not None else []
-        declared = [c for c, _, _ in self._declared_columns()]
+        declared = [c.name for c in self.dose_columns()]
         return [
             "patient_id", "person", *arm, "enrol_day", "sex", "age_years", "weight_kg",
             *(["height_cm"] if any(c.reads_height for c in self.ctxs) else []),
@@ -449,7 +450,7 @@ class Cohort:
     def patient_rows(self) -> list[dict[str, Any]]:
         rows = []
         columns = self.patient_columns()
-        declared = self._declared_columns()
+        declared = self.dose_columns()
         for p in self.patients:
             c = p.candidate
             record = self.record(p)
@@ -470,14 +471,9 @@ class Cohort:
                 row[name] = endpoint.value(record)
             if declared:
                 given = self.given(p)
-                for column, drug, day in declared:
-                    left = p.status not in ("", "completed")
-                    if day is None:
-                        row[column] = given[drug].total_mg
-                    elif left and p.exit_day < day:
-                        row[column] = math.nan  # as the prednisone landmarks
-                    else:
-                        row[column] = float(given[drug].cumulative(day))
+                left = None if p.status in ("", "completed") else p.exit_day
+                for column in declared:
+                    row[column.name] = dose_value(column, given[column.drug], left)
             for name in self.ae_names:
                 row[f"ae_{name}"] = p.ae_counts[name]
             row["status"] = p.status

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from sim.compare import Comparison
     from sim.forecast import ForecastResult
     from sim.scenario import Scenario
+    from sim.schedule import Schedule
 
 
 def format_cohort_summary(summary: dict[str, Any]) -> str:
@@ -258,3 +259,25 @@ def format_comparison(comparison: Comparison) -> str:
                 f"{_fmt(row.difference, k):>11}  {paired:>25}  {unpaired:>25}"
             )
     return "\n".join(lines)
+
+
+def format_schedules(schedules: dict[str, Schedule]) -> list[str]:
+    """Each drug's schedule as ``dosesim schedule`` prints it: days, weeks, mg/day, total."""
+    lines: list[str] = []
+    for drug, schedule in schedules.items():
+        n = schedule.doses_per_day
+        per_day = "once daily" if n == 1 else f"{n} doses a day"
+        lines += ["", f"{drug} ({per_day})"]
+        lines.append(f"  {'days':>9}  {'weeks':>7}  {'mg/day':>8}  {'cumulative mg':>13}")
+        for seg in schedule.segments():
+            days = f"{seg.start_day}-{seg.end_day - 1}"
+            weeks = f"{seg.start_day // 7 + 1}-{(seg.end_day - 1) // 7 + 1}"
+            lines.append(
+                f"  {days:>9}  {weeks:>7}  {_number(seg.dose_mg_per_day):>8}"
+                f"  {seg.cumulative_mg:>13,.1f}"
+            )
+    return lines
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
