@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +24,7 @@ from sim.draws import (
     PK_AT,
     THRESHOLDS_AT,
 )
+from sim.person_streams import HEIGHT_TAG, condition_tag, person_uniforms
 from sim.scenario import (
     EXCLUSION_CONDITIONS,
     EligibilitySettings,
@@ -119,6 +121,9 @@ class _Screening:
     prevalence: npt.NDArray[np.float64]
     criteria: tuple[str, ...]
     excluded_columns: list[int]
+    condition_names: tuple[str, ...]
+    """The six built-in conditions, then ``[population.conditions]``."""
+    declared_prevalence: npt.NDArray[np.float64]
 
 
 _SCREENINGS: dict[tuple[int, int], _Screening] = {}
@@ -146,7 +151,9 @@ def _screening(
         criteria=screening_criteria(eligibility),
         excluded_columns=[]
         if eligibility is None
-        else [EXCLUSION_CONDITIONS.index(c) for c in eligibility.exclude],
+        else [(*EXCLUSION_CONDITIONS, *p.conditions).index(c) for c in eligibility.exclude],
+        condition_names=(*EXCLUSION_CONDITIONS, *p.conditions),
+        declared_prevalence=np.array(list(p.conditions.values()), dtype=float),
     )
     _SCREENINGS[key] = found
     return found
@@ -156,7 +163,8 @@ def screening_criteria(eligibility: EligibilitySettings | None) -> tuple[str, ..
     """Names of the criteria screening checks, in report order."""
     if eligibility is None:
         return ()
-    return ("age_out_of_range", "fvc_below_minimum", *eligibility.exclude)
+    ranges = tuple(f"{name}_out_of_range" for name in eligibility.ranges or {})
+    return ("age_out_of_range", "fvc_below_minimum", *eligibility.exclude, *ranges)
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,6 +209,8 @@ class People:
     event_draws: npt.NDArray[np.float64]
     height_cm: npt.NDArray[np.float64]
     """Height, cm: NaN unless the population gives heights (:func:`height_normals`)."""
+    condition_names: tuple[str, ...] = EXCLUSION_CONDITIONS
+    """The names of ``conditions``' columns: the six built-in, then the declared ones."""
 
     def __len__(self) -> int:
         return int(self.person.size)
@@ -210,7 +220,7 @@ class People:
         return People(
             **{
                 f.name: getattr(self, f.name)
-                if f.name == "criteria"
+                if f.name in ("criteria", "condition_names")
                 else getattr(self, f.name)[start:stop]
                 for f in dataclasses.fields(self)
             }
@@ -235,7 +245,7 @@ class People:
             weight_kg=float(self.weight_kg[i]),
             fvc_percent=float(self.fvc_percent[i]),
             conditions=frozenset(
-                c for c, has in zip(EXCLUSION_CONDITIONS, self.conditions[i], strict=True) if has
+                c for c, has in zip(self.condition_names, self.conditions[i], strict=True) if has
             ),
             start_mg_per_kg=None if np.isnan(start) else start,
             failed=tuple(c for c, f in zip(self.criteria, self.failed[i], strict=True) if f),
@@ -266,40 +276,29 @@ def draw_people(
         The people's indices.
     """
     ids = np.asarray(persons, dtype=np.int64).reshape(-1)
-    z = height_normals(rng, ids) if population.has_height else None
+    z, declared = _own_draws(population, rng, ids)
     u = rng.random((ids.size, DRAWS_PER_PERSON))
-    return _people_from_rows(population, eligibility, u, ids, z)
-
-
-_HEIGHT_TAG = 0x4845  # "HE": the height stream's place below a people stream's seed
+    return _people_from_rows(population, eligibility, u, ids, z, declared)
 
 
 def height_normals(
     rng: np.random.Generator, persons: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.float64]:
-    """Standard normals for the people's heights, from the height stream of their site.
+    """Standard normals for the people's heights, from the height stream of their site
+    (:func:`sim.person_streams.person_uniforms`)."""
+    return ndtri(np.maximum(person_uniforms(rng, persons, HEIGHT_TAG), _SMALLEST_U))
 
-    The stream is counter-based (Philox) with a key made from the people stream's
-    seed (``SeedSequence`` with one more spawn key), and person ``k`` takes the first
-    value of counter ``k``: a person's height depends on nothing but the seed and who
-    they are, and drawing it leaves every other draw as it was.
-    """
-    seq = rng.bit_generator.seed_seq
-    assert isinstance(seq, np.random.SeedSequence)
-    key = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, _HEIGHT_TAG))
-    philox_key = key.generate_state(2, np.uint64)
-    out = np.empty(persons.size)
-    start = 0
-    while start < persons.size:  # runs of consecutive people: one jump each
-        stop = start + 1
-        while stop < persons.size and persons[stop] == persons[stop - 1] + 1:
-            stop += 1
-        bits = np.random.Philox(key=philox_key)
-        bits.advance(int(persons[start]))
-        gen = np.random.Generator(bits)
-        out[start:stop] = gen.random(4 * (stop - start))[::4]
-        start = stop
-    return ndtri(np.maximum(out, _SMALLEST_U))
+
+def _own_draws(
+    population: PopulationSettings, rng: np.random.Generator, ids: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64] | None, npt.NDArray[np.float64]]:
+    """The draws of covariates added after the row layout: height normals (None without
+    heights) and a uniform per declared condition, each from its own stream."""
+    z = height_normals(rng, ids) if population.has_height else None
+    u = np.empty((ids.size, len(population.conditions)))
+    for j, name in enumerate(population.conditions):
+        u[:, j] = person_uniforms(rng, ids, condition_tag(name))
+    return z, u
 
 
 def _people_from_rows(
@@ -308,6 +307,7 @@ def _people_from_rows(
     u: npt.NDArray[np.float64],
     ids: npt.NDArray[np.int64],
     height_z: npt.NDArray[np.float64] | None = None,
+    declared_u: npt.NDArray[np.float64] | None = None,
 ) -> People:
     """People from their rows of uniforms (``u``: one row of DRAWS_PER_PERSON per person).
 
@@ -322,6 +322,9 @@ def _people_from_rows(
     weight = np.round(median * np.exp(how.weight_omega * z), 1)
     fvc = np.round(how.fvc.draw(u[:, 3]), 2)
     conditions = u[:, 4 : COVARIATE_DRAWS - 1] < how.prevalence
+    if how.declared_prevalence.size:  # [population.conditions], from their own streams
+        assert declared_u is not None
+        conditions = np.hstack([conditions, declared_u < how.declared_prevalence])
     lo, hi = population.start_mg_per_kg_low, population.start_mg_per_kg_high
     if lo is not None and hi is not None:
         start = np.round(lo + u[:, COVARIATE_DRAWS - 1] * (hi - lo), 4)
@@ -337,7 +340,18 @@ def _people_from_rows(
     if eligibility is not None:
         failed[:, 0] = (age < eligibility.age_min_years) | (age > eligibility.age_max_years)
         failed[:, 1] = fvc < eligibility.fvc_min_percent
-        failed[:, 2:] = conditions[:, how.excluded_columns]
+        n_excluded = len(how.excluded_columns)
+        failed[:, 2 : 2 + n_excluded] = conditions[:, how.excluded_columns]
+        height = _heights(population, female, height_z)
+        values = {"age_years": age, "weight_kg": weight, "fvc_percent": fvc, "height_cm": height}
+        for j, (name, bounds) in enumerate((eligibility.ranges or {}).items()):
+            x = values[name]
+            out = np.zeros(ids.size, dtype=bool)
+            if bounds.min is not None:
+                out |= x < bounds.min
+            if bounds.max is not None:
+                out |= x > bounds.max
+            failed[:, 2 + n_excluded + j] = out
     return People(
         person=ids,
         female=female,
@@ -353,6 +367,7 @@ def _people_from_rows(
         thresholds=-np.log1p(-u[:, THRESHOLDS_AT:EVENTS_AT]),
         event_draws=u[:, EVENTS_AT:],
         height_cm=_heights(population, female, height_z),
+        condition_names=how.condition_names,
     )
 
 
@@ -383,13 +398,11 @@ def first_blocks(
     if not sources:
         return []
     ids = np.concatenate([np.arange(_FIRST_BLOCK, dtype=np.int64) + first for _, first in sources])
-    z = None
-    if population.has_height:
-        z = np.concatenate(
-            [height_normals(rng, np.arange(_FIRST_BLOCK) + first) for rng, first in sources]
-        )
+    own = [_own_draws(population, rng, np.arange(_FIRST_BLOCK) + first) for rng, first in sources]
+    z = None if not population.has_height else np.concatenate([h for h, _ in own])
+    declared = np.concatenate([d for _, d in own])
     u = np.concatenate([rng.random((_FIRST_BLOCK, DRAWS_PER_PERSON)) for rng, _ in sources])
-    everyone = _people_from_rows(population, scenario.eligibility, u, ids, z)
+    everyone = _people_from_rows(population, scenario.eligibility, u, ids, z, declared)
     return [everyone.rows(k * _FIRST_BLOCK, (k + 1) * _FIRST_BLOCK) for k in range(len(sources))]
 
 
@@ -505,6 +518,36 @@ def require_population(scenario: Scenario) -> PopulationSettings:
     return scenario.population
 
 
+def _by_sex_share(population: PopulationSettings, ranges: Any) -> float:
+    """P(weight and height within their ranges), over the sexes (weight log-normal and
+    height normal given sex, each rounded to 0.1: an edge holds what rounds onto it)."""
+    omega = float(np.sqrt(np.log1p(population.weight_cv**2)))
+    total = 0.0
+    for female, share_ in (
+        (True, population.female_fraction),
+        (False, 1 - population.female_fraction),
+    ):
+        q = 1.0
+        w = ranges.get("weight_kg")
+        if w is not None:
+            median = (
+                population.weight_median_female_kg if female else population.weight_median_male_kg
+            )
+            lo = -np.inf if w.min is None else (np.log(w.min - 0.05) - np.log(median)) / omega
+            hi = np.inf if w.max is None else (np.log(w.max + 0.05) - np.log(median)) / omega
+            q *= float(ndtr(hi) - ndtr(lo)) if omega > 0 else float(lo <= 0 <= hi)
+        h = ranges.get("height_cm")
+        if h is not None:
+            mean = population.height_mean_female_cm if female else population.height_mean_male_cm
+            sd = population.height_sd_cm
+            assert mean is not None and sd is not None and sd > 0
+            lo = -np.inf if h.min is None else (h.min - 0.05 - mean) / sd
+            hi = np.inf if h.max is None else (h.max + 0.05 - mean) / sd
+            q *= float(ndtr(hi) - ndtr(lo))
+        total += share_ * q
+    return total
+
+
 def eligibility_probability(
     population: PopulationSettings, eligibility: EligibilitySettings | None
 ) -> float:
@@ -528,22 +571,37 @@ def eligibility_probability(
         cdf = lambda x: float(ndtr((x - mean) / sd))  # noqa: E731
         return (cdf(b) - cdf(a)) / (cdf(hi) - cdf(lo))
 
+    ranges = eligibility.ranges or {}
+
+    def bounds(name: str, lo: float, hi: float) -> tuple[float, float]:
+        r = ranges.get(name)  # type: ignore[call-overload]
+        if r is None:
+            return lo, hi
+        return max(lo, r.min if r.min is not None else -np.inf), min(
+            hi, r.max if r.max is not None else np.inf
+        )
+
+    age_lo, age_hi = bounds("age_years", eligibility.age_min_years, eligibility.age_max_years)
     p = share(
         population.age_mean_years,
         population.age_sd_years,
         population.age_min_years,
         population.age_max_years,
-        eligibility.age_min_years,
-        eligibility.age_max_years,
+        age_lo,
+        age_hi,
     )
+    fvc_lo, fvc_hi = bounds("fvc_percent", eligibility.fvc_min_percent, np.inf)
     p *= share(
         population.fvc_mean_percent,
         population.fvc_sd_percent,
         population.fvc_min_percent,
         population.fvc_max_percent,
-        eligibility.fvc_min_percent,
-        np.inf,
+        fvc_lo,
+        fvc_hi,
     )
+    prevalence = {**population.prevalence.model_dump(), **population.conditions}
     for name in eligibility.exclude:
-        p *= 1.0 - getattr(population.prevalence, name)
+        p *= 1.0 - prevalence[name]
+    if "weight_kg" in ranges or "height_cm" in ranges:  # both depend on sex
+        p *= _by_sex_share(population, ranges)
     return p

@@ -311,6 +311,11 @@ class PopulationSettings(StrictModel):
     start_rule: StartRule | None = None
     """The investigator's start dose by a covariate; it takes precedence over the range."""
     prevalence: Prevalence
+    conditions: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)], Fraction
+    ] = Field(default_factory=dict, max_length=30)
+    """More named conditions with their prevalences (each drawn from its own stream), which
+    eligibility may exclude beside the six of ``[population.prevalence]``."""
 
     @model_validator(mode="after")
     def _ranges(self) -> Self:
@@ -348,13 +353,38 @@ class PopulationSettings(StrictModel):
         return self.height_sd_cm is not None
 
 
+class Range(StrictModel):
+    """Bounds on a covariate, both inclusive; either may be left out."""
+
+    min: float | None = Field(default=None, ge=0, le=1000)
+    max: float | None = Field(default=None, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min is None and self.max is None:
+            raise FieldProblems([((), None, "give min, max or both")])
+        if self.min is not None and self.max is not None and self.max < self.min:
+            raise FieldProblems([(("max",), self.max, "must be >= min")])
+        return self
+
+
+RANGE_COVARIATES = ("age_years", "weight_kg", "fvc_percent", "height_cm")
+"""Covariates eligibility may bound (``[eligibility.ranges]``)."""
+
+
 class EligibilitySettings(StrictModel):
     """``[eligibility]``: the protocol's inclusion ranges and exclusions."""
 
     age_min_years: float = Field(ge=0, le=120)
     age_max_years: float = Field(gt=0, le=120)
     fvc_min_percent: float = Field(ge=0, le=200)
-    exclude: list[ExclusionName] = Field(default_factory=list)
+    exclude: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]] = Field(
+        default_factory=list
+    )
+    """Conditions that exclude: the six of ``[population.prevalence]`` or any of
+    ``[population.conditions]``."""
+    ranges: dict[Literal["age_years", "weight_kg", "fvc_percent", "height_cm"], Range] | None = None
+    """More criteria: a covariate must lie within these bounds (inclusive)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -909,6 +939,7 @@ class Scenario(StrictModel):
                     )
                 )
         problems += self._arm_problems()
+        problems += self._eligibility_problems()
         pop = self.population
         uses_per_kg = self.prednisone is not None and self.prednisone.start_mg_per_kg is not None
         if pop is not None and pop.start_rule is not None and not uses_per_kg:
@@ -967,6 +998,26 @@ class Scenario(StrictModel):
         if problems:
             raise FieldProblems(problems)
         return self
+
+    def _eligibility_problems(self) -> list[tuple[KeyPath, Any, str]]:
+        problems: list[tuple[KeyPath, Any, str]] = []
+        pop, elig = self.population, self.eligibility
+        declared = dict(pop.conditions) if pop is not None else {}
+        for name in declared:
+            if name in EXCLUSION_CONDITIONS:
+                rule = "is one of [population.prevalence]; give its prevalence there"
+                problems.append((("population", "conditions", name), None, rule))
+        if elig is None:
+            return problems
+        known = [*EXCLUSION_CONDITIONS, *declared]
+        for i, name in enumerate(elig.exclude):
+            if name not in known:
+                rule = "must name a condition of [population.prevalence] or [population.conditions]"
+                problems.append((("eligibility", "exclude", i), name, rule))
+        if "height_cm" in (elig.ranges or {}) and (pop is None or not pop.has_height):
+            rule = "needs heights: give [population] height_mean_female_cm, ..."
+            problems.append((("eligibility", "ranges", "height_cm"), None, rule))
+        return problems
 
     def _arm_problems(self) -> list[tuple[KeyPath, Any, str]]:
         problems: list[tuple[KeyPath, Any, str]] = []
