@@ -143,3 +143,26 @@ def test_malformed_arms_are_refused_with_the_key_path(
         load_scenario(two_arms(tmp_path, text))
     message = str(info.value)
     assert where in message and rule in message
+
+
+def test_a_target_per_arm_stops_when_every_arm_has_it(tmp_path: Path) -> None:
+    from sim.trial.trial import simulate_trial
+
+    body = UNEQUAL + "\n[recruitment]\ntarget_enrolled = 12\n"
+    scenario = load_scenario(two_arms(tmp_path, body), ['allocation.target="per_arm"'])
+    reached = 0
+    for replicate in range(5):
+        trial = simulate_trial(scenario, seed=3, replicate=replicate)
+        p = trial.patients
+        counts = p["arm"].value_counts()
+        if trial.milestones["target_reached"]:
+            reached += 1
+            # every arm has 12; the last one enrolled completed the arm that was short
+            assert counts.min() == 12 and len(counts) == 2
+            last = p.sort_values("enrol_day").iloc[-1]["arm"]
+            assert counts[last] == 12
+        else:
+            assert counts.min() < 12
+    assert reached >= 3  # (the base recruits 20 in most replicates; 2:1 needs about 36)
+    total = load_scenario(two_arms(tmp_path, body))
+    assert len(simulate_trial(total, seed=3, replicate=0).patients) <= 12

@@ -127,6 +127,7 @@ class Cohort:
         self.drugs: tuple[Drug, ...] = ()
         self.allocator = Allocator(scenario, self.stream) if scenario.arms else None
         self.ctxs: list[TrialContext] = []
+        self._allocated: dict[tuple[int, int], int] = {}
         if patients:
             self.ctxs = [context_for(arm, drugs) for arm in self.arm_scenarios]
             self.ctx = self.ctxs[0]
@@ -189,18 +190,29 @@ class Cohort:
             prep.prednisolone = pk_model(params, p.people.weight_kg, eta)
         return prep.prednisolone
 
+    def allocate(self, people: People, row: int, site: int) -> int:
+        """The arm of eligible person ``row`` of a block enrolled at ``site`` (permuted
+        blocks per site and stratum); :meth:`enrol` then uses it."""
+        assert self.allocator is not None
+        stratum = self.allocator.stratum(
+            bool(people.female[row]),
+            float(people.age_years[row]),
+            float(people.fvc_percent[row]),
+            float(people.weight_kg[row]),
+        )
+        arm = self.allocator.next_arm(site, stratum)
+        self._allocated[(id(people), row)] = arm
+        return arm
+
     def enrol(self, people: People, row: int, enrol_day: float, site: int = 0) -> None:
         """Enrol eligible person ``row`` of a block, starting on trial day ``enrol_day``
         (at ``site``: the allocation to arms is by site)."""
         arm = 0
         if self.allocator is not None:
-            stratum = self.allocator.stratum(
-                bool(people.female[row]),
-                float(people.age_years[row]),
-                float(people.fvc_percent[row]),
-                float(people.weight_kg[row]),
-            )
-            arm = self.allocator.next_arm(site, stratum)
+            arm = self._allocated.pop((id(people), row), -1)
+            if arm < 0:  # not allocated before (a cohort without sites)
+                arm = self.allocate(people, row, site)
+                del self._allocated[(id(people), row)]
         ctx = self.ctxs[arm]
         prep = self._prepare(people, arm)
         start = prep.start_mg.item(row)

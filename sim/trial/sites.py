@@ -94,7 +94,11 @@ class SiteProcesses:
         self.last_day = rec.enrolment_deadline_day
         self.site_enrolled = list(self.enrolled_before) or [0] * len(self.sites)
         self.total = sum(self.site_enrolled)
-        if self.total >= self.target:
+        allocation = self.cohort.scenario.allocation
+        #: with a target per arm, the arms' counts (allocation happens at enrolment)
+        self.per_arm = allocation is not None and allocation.target == "per_arm"
+        self.arm_enrolled = [0] * len(self.cohort.scenario.arms)
+        if self.total >= self.target and not self.per_arm:
             self.stopped, self.stopped_day = True, -math.inf
         for i in range(len(self.sites)):
             self.cohort.env.process(self._site(i))
@@ -144,9 +148,12 @@ class SiteProcesses:
                 self.site_enrolled[i] += 1
                 self.total += 1
                 self.enrolled.append((i, day, int(block.person[row])))
+                if self.per_arm:  # allocated now, counted by arm (the same allocation
+                    # the cohort then uses: simulating patients or not changes nobody's arm)
+                    self.arm_enrolled[self.cohort.allocate(block, int(row), i)] += 1
                 if self.simulate_patients:
                     self.cohort.enrol(block, int(row), day, site=i)
-                if self.total >= self.target:
+                if self.reached():
                     self.stopped, self.stopped_day = True, day
                 if spec.cap is not None and self.site_enrolled[i] >= spec.cap:
                     days[-1] = times[: row + 1]  # nobody after the one who filled the cap
@@ -154,6 +161,12 @@ class SiteProcesses:
             if n < len(block):
                 return
             t = float(times[-1])
+
+    def reached(self) -> bool:
+        """Whether the enrolment target is reached: in total, or in every arm."""
+        if self.per_arm:
+            return min(self.arm_enrolled) >= self.target
+        return self.total >= self.target
 
     def screened_counts(self) -> list[int]:
         """How many people each site screened: its arrivals until the target was reached."""

@@ -139,7 +139,9 @@ def _milestones(
     out: dict[str, Any] = {
         "screened": sum(screened),
         "enrolled": n,
-        "target_reached": n >= rec.target_enrolled,
+        "target_reached": recruitment.reached()
+        if recruitment.per_arm
+        else n >= rec.target_enrolled,
     }
     fpi = min(enrolment_days) if n else math.nan
     lpi = max(enrolment_days) if n else math.nan
