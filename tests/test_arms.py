@@ -166,3 +166,31 @@ def test_a_target_per_arm_stops_when_every_arm_has_it(tmp_path: Path) -> None:
     assert reached >= 3  # (the base recruits 20 in most replicates; 2:1 needs about 36)
     total = load_scenario(two_arms(tmp_path, body))
     assert len(simulate_trial(total, seed=3, replicate=0).patients) <= 12
+
+
+@pytest.mark.parametrize("name", ["nct05129410_vs_cyc", "giacta"])
+def test_a_run_with_arms_gives_every_output_by_arm(tmp_path: Path, name: str) -> None:
+    import pandas as pd
+
+    from sim.runner import run
+    from sim.views.report import write_report
+
+    scenario = load_scenario(SCENARIOS / f"{name}.toml")
+    arms = [a.name for a in scenario.arms]
+    result = run(scenario, 6, seed=1, out=tmp_path / "out", keep_patients=2)
+    rows = result.replicates
+    for arm in arms:
+        assert f"arm_{arm}_enrolled" in rows
+    assert (sum(rows[f"arm_{arm}_enrolled"] for arm in arms) == rows["enrolled"]).all()
+    for arm in arms[1:]:
+        diff = rows[f"diff_{arm}_completed_fraction"]
+        both = rows[f"arm_{arm}_completed_fraction"] - rows[f"arm_{arms[0]}_completed_fraction"]
+        assert diff.equals(both)
+    for table in ("ex", "ae", "ds"):
+        frame = pd.read_csv(tmp_path / "out" / f"{table}.csv")
+        assert set(frame["ARM"].dropna()) <= set(arms)
+    nonmem = pd.read_csv(tmp_path / "out" / "dosing_nonmem.csv")
+    assert set(nonmem["ARM"]) <= set(range(1, len(arms) + 1))
+    text = write_report(tmp_path / "out", tmp_path / "r.html").read_text()
+    assert "<h2>Arms</h2>" in text and all(arm in text for arm in arms)
+    assert "cannot be drawn" not in text

@@ -357,6 +357,9 @@ def cumulative_prednisone(result: RunResult, level: float = DEFAULT_LEVEL) -> Fi
         The outer band (default 0.9).
     """
     weekly = prednisone_by_week(result)
+    patients = kept_table(result, "patients")
+    if "arm" in patients.columns:
+        return _cumulative_prednisone_by_arm(weekly, patients["arm"].to_numpy())
     weeks = weekly.columns.to_numpy(dtype=float)
     values = weekly.to_numpy(dtype=float)
     last = int(weeks[-1])
@@ -385,6 +388,41 @@ def cumulative_prednisone(result: RunResult, level: float = DEFAULT_LEVEL) -> Fi
     end.set_xlabel(f"cumulative prednisone at week {last}, mg")
     end.set_ylabel("patients")
     set_title(end, f"at week {last} ({final.size} patients on study)")
+    return fig
+
+
+def _cumulative_prednisone_by_arm(weekly: pd.DataFrame, arms: np.ndarray) -> Figure:
+    """:func:`cumulative_prednisone` with one colour per arm: medians and 50 % bands by
+    week, and the histograms at the last week overlaid."""
+    weeks = weekly.columns.to_numpy(dtype=float)
+    values = weekly.to_numpy(dtype=float)
+    last = int(weeks[-1])
+    fig, axes = new_figure(
+        1, 2, f"cumulative prednisone by arm: {len(weekly)} kept patients", width_ratios=(1.3, 1)
+    )
+    by_week, end = axes[0]
+    for k, arm in enumerate(dict.fromkeys(arms.tolist())):
+        rows = values[arms == arm]
+        colour = f"C{k % 10}"
+        seen = np.isfinite(rows).any(axis=0)
+        if seen.any():
+            lo, hi = np.nanquantile(rows[:, seen], [0.25, 0.75], axis=0)
+            by_week.fill_between(weeks[seen], lo, hi, color=colour, alpha=0.2, lw=0)
+            median = np.nanmedian(rows[:, seen], axis=0)
+            by_week.plot(weeks[seen], median, color=colour, linewidth=1.6, label=f"{arm}: median")
+        final = rows[:, -1][np.isfinite(rows[:, -1])]
+        if final.size:
+            end.hist(final, bins="auto", color=colour, alpha=0.5, label=f"{arm} ({final.size})")
+            end.axvline(float(np.median(final)), color=colour, linestyle="--", linewidth=1)
+    week_axis(by_week, weeks[-1])
+    by_week.set_ylim(bottom=0)
+    by_week.set_ylabel("cumulative prednisone, mg")
+    set_title(by_week, "by week (median and 50 % band, patients on study)")
+    legend(by_week, "upper left")
+    end.set_xlabel(f"cumulative prednisone at week {last}, mg")
+    end.set_ylabel("patients")
+    set_title(end, f"at week {last} (dashed: each arm's median)")
+    legend(end, "upper right")
     return fig
 
 
