@@ -33,6 +33,21 @@ class _OfEntryDrug(DoseAction):
         self.drug = str(entry.drug)
 
 
+class _StartsACourse(_OfEntryDrug):
+    """An action that lays a course out for the patient's body: its change depends on
+    their weight and height."""
+
+    reads_patient = True
+
+    def patient_key(
+        self,
+        weight_kg: float,
+        start_mg: Callable[[float, float], float],
+        height_cm: float = math.nan,
+    ) -> Any:
+        return (weight_kg, height_cm)
+
+
 def _ceiling(top: float, by_mg: float | None, by_percent: float | None, floor: float) -> float:
     if by_mg is not None:
         return max(top - by_mg, floor)
@@ -148,11 +163,10 @@ class DrugRestarting(_OfEntryDrug):
 
 
 @register_action
-class DrugSwitching(_OfEntryDrug):
+class DrugSwitching(_StartsACourse):
     """The drug stops; ``to``'s course starts from its first step the same day."""
 
     name, done, aeacn = "switch", "drug_switched", "DRUG WITHDRAWN"
-    reads_patient = True
     entry: DrugSwitch
 
     def __init__(self, entry: Any) -> None:
@@ -168,22 +182,13 @@ class DrugSwitching(_OfEntryDrug):
         detail = f"{self.drug} stopped, {to} started"
         return Change(self.drug, stopped, detail, more=((to, started),))
 
-    def patient_key(
-        self,
-        weight_kg: float,
-        start_mg: Callable[[float, float], float],
-        height_cm: float = math.nan,
-    ) -> Any:
-        return (weight_kg, height_cm)
-
 
 @register_action
-class DrugAddition(_OfEntryDrug):
+class DrugAddition(_StartsACourse):
     """The drug's course starts from its first step (a rescue), unless the patient is
     already on it."""
 
     name, done, aeacn = "add", "drug_added", "DOSE NOT CHANGED"
-    reads_patient = True
     entry: DrugAdd
 
     def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
@@ -191,11 +196,3 @@ class DrugAddition(_OfEntryDrug):
             return None  # on it already
         started = schedule.splice(day, _course_from(setting, self.drug, 0, day))
         return Change(self.drug, started, f"{self.drug} added")
-
-    def patient_key(
-        self,
-        weight_kg: float,
-        start_mg: Callable[[float, float], float],
-        height_cm: float = math.nan,
-    ) -> Any:
-        return (weight_kg, height_cm)

@@ -40,7 +40,7 @@ from sim.regimen_schema import (
     TaperStep,
     TitrateStep,
 )
-from sim.schedule import Schedule, build_schedules
+from sim.schedule import Schedule, build_schedules, from_changes
 
 if TYPE_CHECKING:
     from sim.regimen_schema import DrugRegimen, RegimenStep, WeightBand
@@ -272,7 +272,8 @@ def build_course(
                 changes.append((start + d, step_mg))
                 changes.append((start + d + 1, 0.0))
             dose, level_start, level_end = 0.0, start, start + step.length_days
-    return _schedule(changes, duration_days, regimen.doses_per_day)
+    # nothing before the course's first dose (a course that starts later)
+    return from_changes([(0, 0.0), *changes], duration_days, regimen.doses_per_day)
 
 
 def planned_course(
@@ -283,17 +284,6 @@ def planned_course(
     if regimen.rescue:
         return Schedule.constant(0.0, duration_days, regimen.doses_per_day)
     return build_course(regimen, doses, duration_days)
-
-
-def _schedule(changes: list[tuple[int, float]], duration_days: int, per_day: int) -> Schedule:
-    """A schedule from (day, dose) changes in order: a later change on the same day wins."""
-    by_day: dict[int, float] = {}
-    for day, dose in changes:
-        if day < duration_days:
-            by_day[day] = dose
-    by_day.setdefault(0, 0.0)  # a course that starts later gives nothing before
-    days = sorted(by_day)
-    return Schedule(tuple(days), tuple(by_day[d] for d in days), duration_days, per_day)
 
 
 def build_regimen(regimen: DrugRegimen, body: Body, duration_days: int) -> Schedule:

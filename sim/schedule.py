@@ -431,7 +431,7 @@ def build_prednisone_from_start(
             day = level_end
     if regimen.maintenance_mg_per_day is not None:
         changes.append((level_end, min(regimen.maintenance_mg_per_day, dose)))
-    return _from_changes(changes, duration_days, doses_per_day=1)
+    return from_changes(changes, duration_days, doses_per_day=1)
 
 
 def build_mmf(regimen: MmfRegimen, duration_days: int) -> Schedule:
@@ -455,7 +455,7 @@ def build_mmf(regimen: MmfRegimen, duration_days: int) -> Schedule:
         changes.append((day, _g_to_mg(step.g_per_day)))
         day += step.days
     changes.append((day, _g_to_mg(regimen.target_g_per_day)))
-    return _from_changes(changes, duration_days, doses_per_day=regimen.doses_per_day)
+    return from_changes(changes, duration_days, doses_per_day=regimen.doses_per_day)
 
 
 def build_schedules(
@@ -487,10 +487,11 @@ def _g_to_mg(g: float) -> float:
     return float(_dec(g) * 1000)
 
 
-def _from_changes(
+def from_changes(
     changes: list[tuple[int, float]], duration_days: int, doses_per_day: int
 ) -> Schedule:
-    """A schedule from (day, dose) changes; a later change on the same day wins."""
+    """A schedule from ``(day, dose)`` changes in order; a later change on the same day
+    wins, and changes on or after ``duration_days`` are dropped."""
     by_day: dict[int, float] = {}
     for day, dose in changes:
         if day < duration_days:

@@ -215,15 +215,11 @@ def dose_schedules(
     fig, axes = new_figure(1, 2, f"{scenario.label}: planned daily doses", width_ratios=(1.4, 1))
     pred_ax, mmf_ax = axes[0]
     for i, (schedule, weights) in enumerate(groups.items()):
-        pred_ax.stairs(
-            schedule.doses_mg_per_day,
-            np.append(schedule.change_days, schedule.end_day) / 7.0,
-            baseline=None,
-            color=f"C{i % 10}",
-            linewidth=1.6,
-            label=f"{', '.join(f'{w:g}' for w in weights)} kg: start "
-            f"{schedule.doses_mg_per_day[0]:g} mg/day, total {schedule.total_mg:,.0f} mg",
+        label = (
+            f"{', '.join(f'{w:g}' for w in weights)} kg: start "
+            f"{schedule.doses_mg_per_day[0]:g} mg/day, total {schedule.total_mg:,.0f} mg"
         )
+        _stairs(pred_ax, schedule, f"C{i % 10}", 1.6, label)
     mmf_ax.stairs(
         mmf.doses_mg_per_day,
         np.append(mmf.change_days, mmf.end_day) / 7.0,
@@ -239,6 +235,18 @@ def dose_schedules(
         set_title(ax, drug)
         legend(ax, "upper right" if drug == "prednisone" else "lower right")
     return fig
+
+
+def _stairs(ax: Axes, schedule: Schedule, colour: str, width: float, label: str) -> None:
+    """A schedule's daily dose as a step line against weeks."""
+    ax.stairs(
+        schedule.doses_mg_per_day,
+        np.append(schedule.change_days, schedule.end_day) / 7.0,
+        baseline=None,
+        color=colour,
+        linewidth=width,
+        label=label,
+    )
 
 
 def _schedules_by_arm_and_drug(scenario: Scenario, weights_kg: Sequence[float]) -> Figure:
@@ -263,15 +271,10 @@ def _schedules_by_arm_and_drug(scenario: Scenario, weights_kg: Sequence[float]) 
                 if drug in by:
                     groups.setdefault(by[drug], []).append(w)
             for k, (schedule, weights) in enumerate(groups.items()):
-                ax.stairs(
-                    schedule.doses_mg_per_day,
-                    np.append(schedule.change_days, schedule.end_day) / 7.0,
-                    baseline=None,
-                    color=f"C{k % 10}",
-                    linewidth=1.4,
-                    label=f"{', '.join(f'{w:g}' for w in weights)} kg: "
-                    f"total {schedule.total_mg:,.0f} mg",
+                label = (
+                    f"{', '.join(f'{w:g}' for w in weights)} kg: total {schedule.total_mg:,.0f} mg"
                 )
+                _stairs(ax, schedule, f"C{k % 10}", 1.4, label)
             week_axis(ax, max(a.treatment.duration_days for a in arms) / 7.0)
             ax.set_ylim(bottom=0)
             ax.set_ylabel(f"{drug}, mg/day")
