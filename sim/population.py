@@ -336,13 +336,13 @@ def _people_from_rows(
         chosen = x < rule.below if rule.below is not None else x >= rule.at_or_above
         start = np.where(chosen, rule.start_mg_per_kg, start)
     criteria = how.criteria
+    height = _heights(population, female, height_z)
     failed = np.zeros((ids.size, len(criteria)), dtype=bool)
     if eligibility is not None:
         failed[:, 0] = (age < eligibility.age_min_years) | (age > eligibility.age_max_years)
         failed[:, 1] = fvc < eligibility.fvc_min_percent
         n_excluded = len(how.excluded_columns)
         failed[:, 2 : 2 + n_excluded] = conditions[:, how.excluded_columns]
-        height = _heights(population, female, height_z)
         values = {"age_years": age, "weight_kg": weight, "fvc_percent": fvc, "height_cm": height}
         for j, (name, bounds) in enumerate((eligibility.ranges or {}).items()):
             x = values[name]
@@ -366,7 +366,7 @@ def _people_from_rows(
         pk_normals=ndtri(np.maximum(u[:, PK_AT:THRESHOLDS_AT], _SMALLEST_U)),
         thresholds=-np.log1p(-u[:, THRESHOLDS_AT:EVENTS_AT]),
         event_draws=u[:, EVENTS_AT:],
-        height_cm=_heights(population, female, height_z),
+        height_cm=height,
         condition_names=how.condition_names,
     )
 

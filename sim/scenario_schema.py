@@ -1146,15 +1146,18 @@ class Scenario(StrictModel):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_EMPTY_UNLESS_USED = ("drugs", "arms")
+_EMPTY_UNLESS_USED = (("drugs",), ("arms",), ("population", "conditions"))
 """Tables whose absence and emptiness mean the same: left out of the resolved form, so a
 scenario without them keeps the hash it had before they existed."""
 
 
 def _without_empty(data: dict[str, Any]) -> dict[str, Any]:
-    for key in _EMPTY_UNLESS_USED:
-        if not data.get(key, True):
-            del data[key]
+    for *parents, key in _EMPTY_UNLESS_USED:
+        table = data
+        for parent in parents:
+            table = table.get(parent) or {}
+        if key in table and not table[key]:
+            del table[key]
     return data
 
 

@@ -124,6 +124,7 @@ class Cohort:
         self._prepared: list[dict[int, tuple[People, PreparedBlock]]] = [
             {} for _ in self.arm_scenarios
         ]
+        self._prepared0 = self._prepared[0]  # (looked up at every enrolment)
         self.drugs: tuple[Drug, ...] = ()
         self.allocator = Allocator(scenario, self.stream) if scenario.arms else None
         self.ctxs: list[TrialContext] = []
@@ -144,7 +145,7 @@ class Cohort:
 
     # -- enrolment --------------------------------------------------------
     def _prepare(self, people: People, arm: int = 0) -> PreparedBlock:
-        entry = self._prepared[arm].get(id(people))
+        entry = (self._prepared[arm] if arm else self._prepared0).get(id(people))
         if entry is not None and entry[0] is people:
             return entry[1]
         more = None
@@ -207,21 +208,22 @@ class Cohort:
     def enrol(self, people: People, row: int, enrol_day: float, site: int = 0) -> None:
         """Enrol eligible person ``row`` of a block, starting on trial day ``enrol_day``
         (at ``site``: the allocation to arms is by site)."""
-        arm = 0
-        if self.allocator is not None:
+        if self.allocator is None:  # one protocol, the scenario's own (most runs)
+            arm, ctx = 0, self.ctx
+            prep = self._prepare(people)
+            start = prep.start_mg.item(row)
+            if ctx.plain:
+                schedules = ctx.schedules(ctx.prednisone(start))
+            else:
+                schedules, start = self._schedules(ctx, prep, row, start)
+        else:
             arm = self._allocated.pop((id(people), row), -1)
             if arm < 0:  # not allocated before (a cohort without sites)
                 arm = self.allocate(people, row, site)
                 del self._allocated[(id(people), row)]
-        ctx = self.ctxs[arm]
-        prep = self._prepare(people, arm)
-        start = prep.start_mg.item(row)
-        declared = prep.declared[row]
-        schedules = ctx.schedules(
-            ctx.prednisone(start), ctx.declared(declared) if declared else None
-        )
-        if ctx.scenario.prednisone is None:  # a [drugs.prednisone] course
-            start = schedules["prednisone"].dose_at(0)
+            ctx = self.ctxs[arm]
+            prep = self._prepare(people, arm)
+            schedules, start = self._schedules(ctx, prep, row, prep.start_mg.item(row))
         patient = Patient(
             patient_id=len(self.patients) + 1,
             people=people,
@@ -239,6 +241,18 @@ class Cohort:
         )
         self.patients.append(patient)
         self.env.process(self._run(patient))
+
+    @staticmethod
+    def _schedules(
+        ctx: TrialContext, prep: PreparedBlock, row: int, start: float
+    ) -> tuple[dict[str, Schedule], float]:
+        """A patient's planned schedules with their ``[drugs]`` tables, and the start dose
+        of their glucocorticoid (a ``[drugs.prednisone]`` course's first dose)."""
+        declared = prep.declared[row]
+        schedules = ctx.schedules(ctx.prednisone(start), ctx.declared(declared) or None)
+        if ctx.scenario.prednisone is None:
+            start = schedules["prednisone"].dose_at(0)
+        return schedules, start
 
     # -- the patient process ----------------------------------------------
     def _record(self, p: Patient, day: float, event: str, detail: str = "") -> None:
@@ -360,7 +374,7 @@ class Cohort:
         for action in taken:
             if day >= ctx.duration or action.drug not in ctx.given_names:
                 continue  # no dosing left to change, or a drug the arm does not give
-            height = float(p.people.height_cm[p.row])
+            height = p.people.height_cm.item(p.row) if action.reads_patient else math.nan
             change = ctx.dose_action(action, p.weight_kg, p.schedules, day, height)
             if change is not None:
                 p.schedules = {**p.schedules, change.drug: change.schedule}  # a new plan

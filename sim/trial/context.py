@@ -83,6 +83,8 @@ class TrialContext:
         #: the [drugs] tables' schedules by the resolved doses of their courses
         self._declared: dict[tuple[object, ...], dict[str, Schedule]] = {}
         self.reads_height = any(r.uses("mg_per_m2") for r in scenario.drugs.values())
+        #: no [drugs] tables and the [prednisone] shorthand: a patient's plan is its start dose's
+        self.plain = not scenario.drugs and scenario.prednisone is not None
         self._week52: IdentityCache[float] = IdentityCache(4096)
         self._changes: IdentityCache[tuple[Change | None]] = IdentityCache(50_000)
 
