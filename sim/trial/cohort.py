@@ -215,7 +215,7 @@ class Cohort:
             if ctx.plain:
                 schedules = ctx.schedules(ctx.prednisone(start))
             else:
-                schedules, start = self._schedules(ctx, prep, row, start)
+                schedules, start = ctx.planned(prep.declared[row], start)
         else:
             arm = self._allocated.pop((id(people), row), -1)
             if arm < 0:  # not allocated before (a cohort without sites)
@@ -223,7 +223,7 @@ class Cohort:
                 del self._allocated[(id(people), row)]
             ctx = self.ctxs[arm]
             prep = self._prepare(people, arm)
-            schedules, start = self._schedules(ctx, prep, row, prep.start_mg.item(row))
+            schedules, start = ctx.planned(prep.declared[row], prep.start_mg.item(row))
         patient = Patient(
             patient_id=len(self.patients) + 1,
             people=people,
@@ -241,18 +241,6 @@ class Cohort:
         )
         self.patients.append(patient)
         self.env.process(self._run(patient))
-
-    @staticmethod
-    def _schedules(
-        ctx: TrialContext, prep: PreparedBlock, row: int, start: float
-    ) -> tuple[dict[str, Schedule], float]:
-        """A patient's planned schedules with their ``[drugs]`` tables, and the start dose
-        of their glucocorticoid (a ``[drugs.prednisone]`` course's first dose)."""
-        declared = prep.declared[row]
-        schedules = ctx.schedules(ctx.prednisone(start), ctx.declared(declared) or None)
-        if ctx.scenario.prednisone is None:
-            start = schedules["prednisone"].dose_at(0)
-        return schedules, start
 
     # -- the patient process ----------------------------------------------
     def _record(self, p: Patient, day: float, event: str, detail: str = "") -> None:
@@ -431,13 +419,8 @@ class Cohort:
             out["arm"] = np.array([p.arm for p in ps], dtype=int)
         columns = self.dose_columns()
         if columns:  # (for the replicate rows' medians)
-            values: dict[str, list[float]] = {c.name: [] for c in columns}
-            for p in ps:
-                given = self.given(p)
-                left = None if p.status in ("", "completed") else p.exit_day
-                for c in columns:
-                    values[c.name].append(dose_value(c, given[c.drug], left))
-            out.update({k: np.array(v, dtype=float) for k, v in values.items()})
+            rows = [self._dose_values(p, columns) for p in ps]
+            out.update({c.name: np.array([r[c.name] for r in rows]) for c in columns})
         counts = np.array([list(p.ae_counts.values()) for p in ps], dtype=int)
         for j, name in enumerate(self.ae_names):  # ae_counts keep ae_names' order
             out[f"ae_{name}"] = counts[:, j] if ps else np.zeros(0, dtype=int)
@@ -461,6 +444,11 @@ class Cohort:
             return []
         names = [d.name for d in self.drugs if d.schedule is None]
         return dose_columns(self.scenario, names, max(c.duration for c in self.ctxs))
+
+    def _dose_values(self, p: Patient, columns: list[DoseColumn]) -> dict[str, float]:
+        left = None if p.status in ("", "completed") else p.exit_day
+        given = self.given(p)
+        return {c.name: dose_value(c, given[c.drug], left) for c in columns}
 
     def patient_columns(self) -> list[str]:
         """The columns of the patients table, in order (also when it has no rows)."""
@@ -496,10 +484,7 @@ class Cohort:
             for name, endpoint in ENDPOINTS.items():
                 row[name] = endpoint.value(record)
             if declared:
-                given = self.given(p)
-                left = None if p.status in ("", "completed") else p.exit_day
-                for column in declared:
-                    row[column.name] = dose_value(column, given[column.drug], left)
+                row.update(self._dose_values(p, declared))
             for name in self.ae_names:
                 row[f"ae_{name}"] = p.ae_counts[name]
             row["status"] = p.status

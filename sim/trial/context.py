@@ -101,6 +101,17 @@ class TrialContext:
         out.update(self.fixed)
         return out
 
+    def planned(
+        self, declared: tuple[object, ...], start_mg: float
+    ) -> tuple[dict[str, Schedule], float]:
+        """A patient's planned schedules with their ``[drugs]`` tables (their
+        :meth:`declared_key`), and the start dose of their glucocorticoid (a
+        ``[drugs.prednisone]`` course's first dose)."""
+        schedules = self.schedules(self.prednisone(start_mg), self.declared(declared) or None)
+        if self.scenario.prednisone is None:
+            start_mg = schedules["prednisone"].dose_at(0)
+        return schedules, start_mg
+
     def declared_key(self, weight_kg: float, height_cm: float) -> tuple[object, ...]:
         """What the ``[drugs]`` schedules of a patient depend on: their courses' doses."""
         if not self.scenario.drugs:
