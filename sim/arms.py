@@ -61,8 +61,10 @@ def arm_scenarios(scenario: Scenario) -> tuple[Scenario, ...]:
 def _make_arms(scenario: Scenario) -> tuple[Scenario, ...]:
     from pydantic import ValidationError
 
+    from sim.scenario_messages import Provenance, problems_from
     from sim.scenario_schema import Scenario as Model
 
+    trial_drugs = [*scenario.drug_names(), *scenario.arm_drug_names()]
     base = scenario.model_dump(mode="python", exclude_none=True)
     base.pop("arms", None)
     base.pop("allocation", None)
@@ -75,32 +77,53 @@ def _make_arms(scenario: Scenario) -> tuple[Scenario, ...]:
         # the dose columns are the trial's (sim.trial.dose_columns), whatever each arm gives
         data.get("treatment", {}).pop("days_at_or_above_mg", None)
         try:
-            made = Model.model_validate(data)
+            made = Model.model_validate(data, context={"trial_drugs": trial_drugs})
         except ValidationError as exc:
-            for err in exc.errors():
-                loc = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"])
-                problems.append(Problem(source, f"arms[{i}].set{loc}", "", err["msg"]))
+            prov = Provenance()
+            prov.entries[()] = (0, source)
+            for p in problems_from(exc, data, prov):  # key paths as at the top level
+                path = f"arms[{i}].set" + (f".{p.path}" if p.path else "")
+                problems.append(Problem(source, path, p.value, p.rule))
             continue
         made._source = scenario.source
         made._files = scenario.files
         made._overrides = scenario.overrides
         out.append(made)
     if not problems:
-        names = sorted(scenario.adverse_events)
-        for i, made in enumerate(out):
-            if sorted(made.adverse_events) != names:
-                problems.append(
-                    Problem(
-                        source,
-                        f"arms[{i}].set.adverse_events",
-                        "",
-                        "an arm may change an adverse event's parameters, not which events "
-                        f"there are ({', '.join(names) or 'none'})",
-                    )
-                )
+        problems += _arm_consistency(scenario, out, source)
     if problems:
         raise ScenarioError(problems)
     return tuple(out)
+
+
+def _arm_consistency(scenario: Scenario, arms: list[Scenario], source: str) -> list[Problem]:
+    """What arms may not differ in: which adverse events there are; a drug's labels and
+    route."""
+    problems: list[Problem] = []
+    names = sorted(scenario.adverse_events)
+    seen: dict[str, tuple[int, tuple[object, ...]]] = {}
+    for i, made in enumerate(arms):
+        for drug, regimen in made.drugs.items():
+            labels = (regimen.label, regimen.treatment, regimen.route)
+            first = seen.setdefault(drug, (i, labels))
+            if first[1] != labels:
+                rule = (
+                    f"gives {drug} another label, treatment or route than arms[{first[0]}];"
+                    " a drug given otherwise needs a name of its own"
+                )
+                problems.append(Problem(source, f"arms[{i}].set.drugs.{drug}", "", rule))
+    for i, made in enumerate(arms):
+        if sorted(made.adverse_events) != names:
+            problems.append(
+                Problem(
+                    source,
+                    f"arms[{i}].set.adverse_events",
+                    "",
+                    "an arm may change an adverse event's parameters, not which events "
+                    f"there are ({', '.join(names) or 'none'})",
+                )
+            )
+    return problems
 
 
 def arm_names(scenario: Scenario) -> tuple[str, ...]:

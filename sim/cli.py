@@ -402,8 +402,10 @@ def _parser() -> argparse.ArgumentParser:
         help="compare scenarios' schedules with their golden CSV files",
         description=(
             "Rebuild each scenario's schedules for reference weights 45, 60, 75, 90 "
-            "and 110 kg and compare them with the golden CSVs; exit 1 on any "
-            "difference. With no SCENARIO, every scenarios/*.toml is checked."
+            "and 110 kg (45, 55, 62.5, 75 and 90 kg, and 160 and 175 cm where a dose is "
+            "per m2, for scenarios with arms or [drugs], every arm) and compare them with "
+            "the golden CSVs; exit 1 on any difference. With no SCENARIO, every "
+            "scenarios/*.toml is checked."
         ),
         epilog=_EPILOG,
     )

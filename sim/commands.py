@@ -149,6 +149,7 @@ def _exposure(args: argparse.Namespace) -> int:
     )
     from sim.fileio import atomic_write_bytes, atomic_write_text
     from sim.golden import fmt_number, rows_to_csv
+    from sim.regimens import Body, build_regimen
     from sim.scenario import load_scenario
     from sim.schedule import build_schedules
     from sim.streams import stream
@@ -160,12 +161,18 @@ def _exposure(args: argparse.Namespace) -> int:
     if scenario.mmf is None:
         raise DosesimError(
             f"{scenario.source or scenario.name}: `dosesim exposure` shows prednisolone and MPA,"
-            " and this scenario has no [mmf] table"
+            " and this scenario has no [mmf] table (its doses: `dosesim schedule`)"
         )
     schedules = build_schedules(scenario, weight)
+    if "prednisone" not in schedules:  # a [drugs.prednisone] course
+        course = scenario.drugs["prednisone"]
+        days = scenario.treatment.duration_days
+        schedules["prednisone"] = build_regimen(course, Body(weight), days)
     models = scenario_models(scenario, weight)
     assert scenario.exposure is not None
     print(f"{_head(scenario)}: typical {fmt_number(weight)} kg patient, steady state at each dose")
+    if scenario.arms:
+        print("(the scenario's own tables, those of its first arm unless that arm sets them)")
     rows: list[dict[str, str]] = []
     names = {"prednisolone": "prednisolone (unbound)", "mpa": "mycophenolic acid (MPA)"}
     for moiety, model in models.items():

@@ -45,7 +45,12 @@ class _StartsACourse(_OfEntryDrug):
         start_mg: Callable[[float, float], float],
         height_cm: float = math.nan,
     ) -> Any:
-        return (weight_kg, height_cm)
+        return _body_key(weight_kg, height_cm)
+
+
+def _body_key(weight_kg: float, height_cm: float) -> tuple[float, float]:
+    # no height: -1, not NaN (NaN != NaN: a key with it would never be found again)
+    return (weight_kg, -1.0 if math.isnan(height_cm) else height_cm)
 
 
 def _ceiling(top: float, by_mg: float | None, by_percent: float | None, floor: float) -> float:
@@ -159,7 +164,7 @@ class DrugRestarting(_OfEntryDrug):
     ) -> Any:
         if self.entry.at_step is None:
             return None  # a stated dose: the same for everyone
-        return (weight_kg, height_cm)  # the course's doses depend on the body
+        return _body_key(weight_kg, height_cm)  # the course's doses depend on the body
 
 
 @register_action

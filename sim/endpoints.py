@@ -255,8 +255,12 @@ def _landmark(week: int) -> Endpoint:
 
 
 def _first_at_or_below(r: PatientRecord) -> float:
-    low = np.flatnonzero(r.given("prednisone").daily_doses() <= 7.5)
-    return int(low[0]) if low.size else math.nan
+    """From the first dose on (a course may start later, e.g. after IV pulses)."""
+    daily = r.given("prednisone").daily_doses()
+    given = np.flatnonzero(daily > 0)
+    first = int(given[0]) if given.size else 0
+    low = np.flatnonzero(daily[first:] <= 7.5)
+    return first + int(low[0]) if low.size else math.nan
 
 
 def _dose_intensity(r: PatientRecord) -> float:

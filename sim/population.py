@@ -257,6 +257,7 @@ def draw_people(
     eligibility: EligibilitySettings | None,
     rng: np.random.Generator,
     persons: Sequence[int] | npt.NDArray[np.int64],
+    own: np.random.Generator | None = None,
 ) -> People:
     """Draw the next ``len(persons)`` people's rows from a stream, and screen them.
 
@@ -274,9 +275,12 @@ def draw_people(
         The stream the people come from (a site's people, in turn).
     persons : sequence of int
         The people's indices.
+    own : numpy.random.Generator, optional
+        The stream whose seed keys the people's own draws (height, declared
+        conditions; default ``rng``): a fresh draw of the same person needs another.
     """
     ids = np.asarray(persons, dtype=np.int64).reshape(-1)
-    z, declared = _own_draws(population, rng, ids)
+    z, declared = _own_draws(population, rng if own is None else own, ids)
     u = rng.random((ids.size, DRAWS_PER_PERSON))
     return _people_from_rows(population, eligibility, u, ids, z, declared)
 
@@ -381,7 +385,8 @@ def _heights(
     f, m = population.height_mean_female_cm, population.height_mean_male_cm
     sd = population.height_sd_cm
     assert f is not None and m is not None and sd is not None
-    return np.round(np.where(female, f, m) + sd * z, 1)
+    # (validation keeps the means 4 SD above 100 cm; the floor guards the far tail)
+    return np.round(np.maximum(np.where(female, f, m) + sd * z, 100.0), 1).astype(np.float64)
 
 
 def first_blocks(

@@ -14,7 +14,7 @@ from datetime import date
 from typing import Annotated, Any, Literal, Self
 
 import tomli_w
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 
 from sim.errors import DosesimError
 from sim.regimen_schema import DrugRegimen
@@ -327,6 +327,12 @@ class PopulationSettings(StrictModel):
             if getattr(self, high) <= getattr(self, low):
                 problems.append(((high,), getattr(self, high), f"must be above {low}"))
         heights = (self.height_mean_female_cm, self.height_mean_male_cm, self.height_sd_cm)
+        if all(h is not None for h in heights):
+            f, m, sd = heights
+            assert f is not None and m is not None and sd is not None
+            if min(f, m) - 4 * sd < 100:
+                rule = "heights below 100 cm would be drawn: each mean minus 4 SD must be >= 100"
+                problems.append((("height_sd_cm",), sd, rule))
         if any(h is None for h in heights) and not all(h is None for h in heights):
             problems.append(
                 (
@@ -885,7 +891,10 @@ class Scenario(StrictModel):
     _overrides: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
-    def _fits_treatment(self) -> Self:
+    def _fits_treatment(self, info: ValidationInfo) -> Self:
+        # an arm is validated with the trial's drugs in the context: an action or a driver
+        # may name a drug another arm gives (in this arm it does nothing)
+        trial_drugs = tuple((info.context or {}).get("trial_drugs", ()))
         end = self.treatment.duration_days
         problems: list[tuple[KeyPath, Any, str]] = []
         pred = self.prednisone
@@ -951,7 +960,7 @@ class Scenario(StrictModel):
                 )
             )
         drugs = self.drug_names()
-        in_arms = [d for arm in self.arms for d in arm.set.get("drugs", {}) if d not in drugs]
+        in_arms = [d for d in self.arm_drug_names() if d not in drugs]
         for name in self.treatment.days_at_or_above_mg or {}:
             if name not in drugs and name not in in_arms:
                 problems.append(
@@ -962,9 +971,20 @@ class Scenario(StrictModel):
                         + ", ".join(dict.fromkeys(drugs + in_arms)),
                     )
                 )
+        everywhere = [*drugs, *self.arm_drug_names(), *trial_drugs]
+        if self.mmf is None:
+            for name, ae in self.adverse_events.items():
+                for i, m in enumerate(ae.multipliers):
+                    if m.driver in ("mpa_auc", "mpa_auc_bands"):
+                        rule = (
+                            "reads MPA exposure, and no MMF is given (it would read 0): give"
+                            " this event its own multipliers"
+                        )
+                        problems.append((("adverse_events", name, "multipliers", i), None, rule))
         for name, ae in self.adverse_events.items():
             for i, a in enumerate(ae.actions):
-                problems += _action_problems(self, ("adverse_events", name, "actions", i), a)
+                where = ("adverse_events", name, "actions", i)
+                problems += _action_problems(self, where, a, everywhere)
             for i, m in enumerate(ae.multipliers):
                 drug = getattr(m, "drug", None)
                 if drug is not None and drug not in drugs:
@@ -1052,6 +1072,15 @@ class Scenario(StrictModel):
         if self.allocation is not None and not self.arms:
             problems.append((("arms",), None, "an [allocation] table needs [[arms]]"))
         return problems
+
+    def arm_drug_names(self) -> list[str]:
+        """The ``[drugs]`` tables the arms declare (their ``set.drugs``), in order."""
+        out: list[str] = []
+        for arm in self.arms:
+            drugs = arm.set.get("drugs")
+            if isinstance(drugs, dict):  # (anything else: the arm's validation says so)
+                out += [d for d in drugs if d not in out]
+        return out
 
     def drug_names(self) -> list[str]:
         """The drugs the scenario gives: prednisone, MMF (if any), then ``[drugs]``."""
@@ -1162,10 +1191,11 @@ def _without_empty(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _action_problems(
-    scenario: Scenario, where: KeyPath, action: Any
+    scenario: Scenario, where: KeyPath, action: Any, names: list[str]
 ) -> list[tuple[KeyPath, Any, str]]:
-    """A generic dose action names drugs of the scenario, with a course where it needs one."""
-    names = scenario.drug_names()
+    """A generic dose action names a drug of the trial (``names``: this scenario's, its
+    arms' and, for an arm, the trial's), with a course where it needs one."""
+    names = list(dict.fromkeys(names))
     out: list[tuple[KeyPath, Any, str]] = []
     if isinstance(action, PrednisoneReescalate) and scenario.prednisone is None:
         rule = "needs a [prednisone] table; restart a [drugs.prednisone] course with 'restart'"
@@ -1178,12 +1208,17 @@ def _action_problems(
             ((*where, "drug"), drug, "must name a drug of the scenario: " + ", ".join(names))
         )
         return out
+    if drug not in scenario.drug_names():
+        return out  # a drug of another arm: here it does nothing
     course = scenario.drugs.get(drug)
     if isinstance(action, DrugRestart) and action.at_step is not None:
         if course is None:
             out.append(((*where, "at_step"), action.at_step, f"{drug} has no [drugs] course"))
         elif action.at_step >= len(course.course):
             rule = f"must be < {len(course.course)} (the steps of drugs.{drug}.course)"
+            out.append(((*where, "at_step"), action.at_step, rule))
+        elif course.course[action.at_step].kind in ("hold", "taper", "titrate"):
+            rule = "must be a step that sets a dose (dose, table, pulse, maintenance)"
             out.append(((*where, "at_step"), action.at_step, rule))
     targets = [(("to",), action.to)] if isinstance(action, DrugSwitch) else []
     if isinstance(action, DrugAdd):

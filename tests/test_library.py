@@ -236,3 +236,17 @@ def test_declared_landmarks_and_days_above_are_columns() -> None:
         assert row["days_cyclophosphamide_at_or_above_100mg"] == days
     left = p[(p["status"] != "completed") & (p["exit_day"] < 182)]
     assert left["cumulative_mmf_mg_week26"].isna().all()  # a landmark they did not reach
+
+
+def test_a_course_that_starts_after_pulses_reports_its_first_dose() -> None:
+    # PEXIVAS: prednisolone from day 3, after three days of IV methylprednisolone; the start
+    # dose is the table's first row (50 / 60 / 75 mg by band), and the first day at or
+    # below 7.5 mg/day counts from the first dose, not from the pulse days (0 mg)
+    from sim.trial.cohort import simulate_cohort
+
+    p = simulate_cohort(load_scenario(SCENARIOS / "pexivas.toml"), 80, seed=2).patients
+    band = p["weight_kg"].map(lambda w: 50.0 if w < 50 else (60.0 if w <= 75 else 75.0))
+    assert (p["prednisone_start_mg_per_day"] == band).all()
+    reached = p["first_day_at_or_below_7_5mg"].dropna()
+    # earliest: reduced arm, < 50 kg, 7.5 mg/day in week 11: day 3 + 7 x 10 = 73
+    assert len(reached) > 0 and (reached >= 73).all()

@@ -125,7 +125,6 @@ def kept_tables(scenario: Scenario, replicate: int, trial: Any) -> dict[str, pd.
     }
     if scenario.arms:  # every table carries the arm
         arm_of = dict(zip(patients["patient_id"], patients["arm"], strict=True))
-        events.insert(2, "arm", events["patient_id"].map(arm_of))
         by_subject = {
             exports.usubjid(study, replicate, int(pid)): arm for pid, arm in arm_of.items()
         }

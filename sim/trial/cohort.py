@@ -605,5 +605,8 @@ def cohort_result(cohort: Cohort, screened: list[Candidate]) -> CohortResult:
         [vars(a) for a in cohort.adjustments],
         columns=["patient_id", "drug", "day", "reason", "action"],
     )
+    if cohort.allocator is not None:  # every table carries the arm
+        arm_of = {p.patient_id: cohort.scenario.arms[p.arm].name for p in cohort.patients}
+        events.insert(2, "arm", events["patient_id"].map(arm_of))
     schedules = {p.patient_id: cohort.given(p) for p in cohort.patients}
     return CohortResult(patients, events, screened_df, adjustments, schedules, cohort.drugs)

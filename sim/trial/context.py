@@ -108,8 +108,9 @@ class TrialContext:
         :meth:`declared_key`), and the start dose of their glucocorticoid (a
         ``[drugs.prednisone]`` course's first dose)."""
         schedules = self.schedules(self.prednisone(start_mg), self.declared(declared) or None)
-        if self.scenario.prednisone is None:
-            start_mg = schedules["prednisone"].dose_at(0)
+        if self.scenario.prednisone is None:  # the course's first dose (after IV pulses, say)
+            doses = schedules["prednisone"].doses_mg_per_day
+            start_mg = next((d for d in doses if d > 0), 0.0)
         return schedules, start_mg
 
     def declared_key(self, weight_kg: float, height_cm: float) -> tuple[object, ...]:

@@ -236,7 +236,8 @@ def simulate_trials(
     rec = recruitment_settings(scenario)
     if len(set(replicates)) != len(replicates):
         raise ValueError("simulate_trials takes each replicate once")
-    ahead = len(context_for(scenario).hazards) <= THRESHOLD_SLOTS
+    # (with arms, each block is prepared for the arm of each patient, as they enrol)
+    ahead = len(context_for(scenario).hazards) <= THRESHOLD_SLOTS and not scenario.arms
     for at in range(0, len(replicates), batch):
         group = replicates[at : at + batch]
         sources = [
@@ -304,8 +305,15 @@ def simulate_replicate(
         assert population is not None
         for j, (site_index, day) in enumerate(observed):
             rng = stream(seed, "replicate", replicate, "observed", j)
-            for _ in range(_MAX_STAND_IN_DRAWS):  # an eligible draw stands in for the patient
-                person = draw_people(population, scenario.eligibility, rng, [_OBSERVED_PERSON + j])
+            keyed = population.has_height or bool(population.conditions)
+            for k in range(_MAX_STAND_IN_DRAWS):  # an eligible draw stands in for the patient
+                # each try draws the person's own covariates afresh too (height, conditions)
+                own = (
+                    stream(seed, "replicate", replicate, "observed", j, k) if k and keyed else None
+                )
+                person = draw_people(
+                    population, scenario.eligibility, rng, [_OBSERVED_PERSON + j], own
+                )
                 if person.eligible[0]:
                     break
             else:

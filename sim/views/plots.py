@@ -300,7 +300,7 @@ def _per_day(frequency: str) -> float:
     raise DosesimError(f"EX: unknown EXDOSFRQ {frequency!r}")
 
 
-def prednisone_by_week(result: RunResult) -> pd.DataFrame:
+def prednisone_by_week(result: RunResult, treatment: str = "PREDNISONE") -> pd.DataFrame:
     """Each kept patient's cumulative prednisone at the end of every week, from SDTM EX.
 
     Rebuilt from the kept ``ex`` table (``EXDOSE`` mg per administration times
@@ -322,7 +322,9 @@ def prednisone_by_week(result: RunResult) -> pd.DataFrame:
     """
     patients = kept_table(result, "patients")
     ex = kept_table(result, "ex")
-    ex = ex[ex["EXTRT"] == "PREDNISONE"]
+    ex = ex[ex["EXTRT"] == treatment]
+    if ex.empty:
+        raise MissingData(f"no kept patient was given {treatment.lower()}")
     keys = ex["USUBJID"].str.rsplit("-", n=2, expand=True)  # <study>-R<rep>-<patient>
     index = pd.MultiIndex.from_frame(patients[["replicate", "patient_id"]])
     row = index.get_indexer(
@@ -344,7 +346,9 @@ def prednisone_by_week(result: RunResult) -> pd.DataFrame:
     return pd.DataFrame(out, index=index, columns=pd.Index(weeks, name="week"))
 
 
-def cumulative_prednisone(result: RunResult, level: float = DEFAULT_LEVEL) -> Figure:
+def cumulative_prednisone(
+    result: RunResult, level: float = DEFAULT_LEVEL, treatment: str = "PREDNISONE"
+) -> Figure:
     """Cumulative prednisone by week (median, 50 % and ``level`` bands) and its spread at the end.
 
     Left: over the kept patients on study at each week (:func:`prednisone_by_week`),
@@ -358,8 +362,10 @@ def cumulative_prednisone(result: RunResult, level: float = DEFAULT_LEVEL) -> Fi
         A run with per-patient tables kept (``keep_patients >= 1``).
     level : float
         The outer band (default 0.9).
+    treatment : str
+        The glucocorticoid's EXTRT (``PREDNISOLONE`` for a course labelled so).
     """
-    weekly = prednisone_by_week(result)
+    weekly = prednisone_by_week(result, treatment)
     patients = kept_table(result, "patients")
     if "arm" in patients.columns:
         return _cumulative_prednisone_by_arm(weekly, patients["arm"].to_numpy())

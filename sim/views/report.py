@@ -207,6 +207,14 @@ Drawn = tuple[str, "Figure | str"]
 """A report figure: its title, and the figure or the note that stands in its place."""
 
 
+def _glucocorticoid(scenario: Scenario) -> str:
+    """The EXTRT of the glucocorticoid (the drug named prednisone) of any arm."""
+    from sim.arms import arm_scenarios
+    from sim.drugs import scenario_drugs
+
+    return scenario_drugs(arm_scenarios(scenario)[0])[0].treatment
+
+
 def _figures(scenario: Scenario, result: RunResult, level: float) -> list[Drawn]:
     """Every planner figure, or a visible note where its input is legitimately absent.
 
@@ -219,7 +227,10 @@ def _figures(scenario: Scenario, result: RunResult, level: float) -> list[Drawn]
 
     candidates: list[tuple[str, Callable[[], Figure]]] = [
         ("Dose schedules", lambda: plots.dose_schedules(scenario)),
-        ("Cumulative prednisone", lambda: plots.cumulative_prednisone(result, level)),
+        (
+            "Cumulative prednisone",
+            lambda: plots.cumulative_prednisone(result, level, _glucocorticoid(scenario)),
+        ),
         (
             "MPA AUC0-12 against the target window",
             lambda: plots.mpa_auc_distribution(result, scenario),
