@@ -19,14 +19,14 @@ from datetime import date
 from typing import Any
 
 from sim import __version__
-from sim.commands import (
+from sim.command_support import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
-    HANDLERS,
     LIMITS,
 )
+from sim.commands import HANDLERS
 from sim.errors import DosesimError, ScenarioError, Terminated
 
 __all__ = ["main"]
@@ -356,6 +356,37 @@ def _parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="continue the interrupted run in the folder (the same run only; default: off)",
+    )
+
+    p = command(
+        "power",
+        [overrides, interval, executor],
+        "power and precision of the primary analysis against the sample size",
+        (
+            "For each total sample size, simulate whole trials (recruitment, dosing, exits, "
+            "the disease model) with that target and print the power of the primary analysis "
+            "([disease.analysis]) with its Monte Carlo SE, the CI half-width, the evaluable "
+            "patients and P(complete by the deadline); --out writes power.csv. Needs a "
+            "[disease] table."
+        ),
+    )
+    scenario(p)
+    p.add_argument(
+        "--n", required=True, metavar="N1,N2,...", help="total sample sizes, e.g. 10,15,20,30"
+    )
+    replicates(p, 1000)
+    seed(p)
+    p.add_argument(
+        "--alpha", type=float, default=None, metavar="A",
+        help="significance level (default: [disease.analysis] alpha)",
+    )  # fmt: skip
+    p.add_argument(
+        "--target-power", type=float, default=None, metavar="P",
+        help="also print the smallest n on the grid reaching this power (default: none)",
+    )  # fmt: skip
+    p.add_argument("--out", metavar="DIR", help="write power.csv there (default: not written)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing power.csv (default: off)"
     )
 
     p = command(

@@ -14,50 +14,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sim.command_support import (
+    EXIT_CHANGED,
+    EXIT_OK,
+    LIMITS,
+)
+from sim.command_support import execution_options as _execution
+from sim.command_support import folder_of as _folder
+from sim.command_support import scenario_head as _head
+from sim.commands_power import power_command
 from sim.errors import DosesimError, Problem, ScenarioError
-
-EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
-
-#: The bounds every numeric option is checked against (the help states them).
-LIMITS = {
-    "weight_kg": (1.0, 500.0),
-    "height_cm": (50.0, 250.0),
-    "patients": (1, 1_000_000),
-    "exposure_patients": (1, 10_000_000),
-    "replicates": (1, 1_000_000),
-    "seed": (0, 2**63 - 1),
-    "workers": (1, 256),
-    "connect_timeout_s": (0.1, 3600.0),
-}
-
-
-def _show_progress(args: argparse.Namespace) -> bool:
-    return not args.quiet and sys.stderr.isatty()
-
-
-def _execution(args: argparse.Namespace, scheduler: Any) -> dict[str, Any]:
-    """The options of where and how replicates run, as forecast, compare and run take them."""
-    return {
-        "workers": args.workers,
-        "scheduler": scheduler,
-        "level": args.interval,
-        "progress": _show_progress(args),
-        "connect_timeout_s": args.connect_timeout,
-    }
-
-
-def _head(scenario: Any) -> str:
-    """The first words of every command's output: the scenario, marked if modified."""
-    return f"{scenario.label} (sha256 {scenario.hash[:12]})"
-
-
-def _folder(args: argparse.Namespace, kind: str, scenario: Any, detail: str | None = None) -> Path:
-    from sim.results.folder import default_folder
-
-    if args.out:
-        return Path(args.out)
-    return default_folder(kind, scenario.name, scenario.overrides, detail)
 
 
 def _provenance(args: argparse.Namespace, scenario: Any) -> dict[str, Any]:
@@ -607,4 +573,5 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": _report,
     "compare": _compare,
     "check": _check,
+    "power": power_command,
 }

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Self
 import tomli_w
 from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 
+from sim.disease_schema import DiseaseSettings
 from sim.errors import DosesimError
 from sim.regimen_schema import DrugRegimen
 from sim.schema_base import FieldProblems, KeyPath, StrictModel, format_number
@@ -885,6 +886,8 @@ class Scenario(StrictModel):
     recruitment: RecruitmentSettings | None = None
     arms: list[Arm] = Field(default_factory=list, max_length=12)
     allocation: Allocation | None = None
+    disease: DiseaseSettings | None = None
+    """The disease model (FVC), its estimand and primary analysis (:mod:`sim.disease`)."""
 
     _source: str | None = PrivateAttr(default=None)
     _files: tuple[tuple[str, str], ...] = PrivateAttr(default=())
@@ -949,6 +952,14 @@ class Scenario(StrictModel):
                 )
         problems += self._arm_problems()
         problems += self._eligibility_problems()
+        if self.disease is not None and 7 * self.disease.fvc.visit_weeks[-1] > end:
+            problems.append(
+                (
+                    ("disease", "fvc", "visit_weeks"),
+                    self.disease.fvc.visit_weeks,
+                    f"the last visit must be within treatment ({end} days)",
+                )
+            )
         pop = self.population
         uses_per_kg = self.prednisone is not None and self.prednisone.start_mg_per_kg is not None
         if pop is not None and pop.start_rule is not None and not uses_per_kg:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.disease import analyse
 from sim.endpoints import ENDPOINTS, trial_values
 from sim.scenario import Scenario
 
@@ -46,6 +47,9 @@ def replicate_row(scenario: Scenario, replicate: int, trial: Any) -> dict[str, A
         row[f"ae_{name}"] = int(o[f"ae_{name}"].sum())
     if scenario.arms:
         row.update(arm_values(scenario, o))
+    if scenario.disease is not None and "fvc_change" in o:  # the primary analysis
+        names = tuple(a.name for a in scenario.arms)
+        row.update(analyse(o["fvc_change"], scenario.disease, o.get("arm"), names))
     for criterion, n in sorted(m["screen_failures"].items()):
         row[f"failed_{criterion}"] = n
     for i, n in enumerate(m["enrolled_per_site"].values()):  # by index: names are not identifiers

@@ -60,7 +60,8 @@ from sim.schedule import (
 from sim.streams import stream
 from sim.trial.batching import PreparedBlock, prepare_blocks
 from sim.trial.context import DEATH, WITHDRAWAL, TrialContext, context_for
-from sim.trial.dose_columns import DoseColumn, dose_columns, dose_value
+from sim.trial.dose_columns import DoseColumn, cohort_dose_columns, dose_values
+from sim.trial.fvc import fvc_columns, patient_fvc_values
 from sim.trial.patient import MAX_EVENTS_PER_PATIENT, EventRecord, Patient
 
 _MAX_SCREENED_PER_ENROLLED = 1000
@@ -129,6 +130,7 @@ class Cohort:
         self.allocator = Allocator(scenario, self.stream) if scenario.arms else None
         self.ctxs: list[TrialContext] = []
         self._allocated: dict[tuple[int, int], int] = {}
+        self._fvc_values: dict[int, dict[str, float]] = {}
         if patients:
             self.ctxs = [context_for(arm, drugs) for arm in self.arm_scenarios]
             self.ctx = self.ctxs[0]
@@ -417,9 +419,11 @@ class Cohort:
         }
         if self.allocator is not None:
             out["arm"] = np.array([p.arm for p in ps], dtype=int)
+        if self.scenario.disease is not None:  # the change at the landmark, for the analysis
+            out["fvc_change"] = np.array([self._fvc(p)["fvc_change"] for p in ps], dtype=float)
         columns = self.dose_columns()
         if columns:  # (for the replicate rows' medians)
-            rows = [self._dose_values(p, columns) for p in ps]
+            rows = [dose_values(self, p, columns) for p in ps]
             out.update({c.name: np.array([r[c.name] for r in rows]) for c in columns})
         counts = np.array([list(p.ae_counts.values()) for p in ps], dtype=int)
         for j, name in enumerate(self.ae_names):  # ae_counts keep ae_names' order
@@ -440,15 +444,14 @@ class Cohort:
 
     def dose_columns(self) -> list[DoseColumn]:
         """The per-drug dose columns of the patients table (:mod:`sim.trial.dose_columns`)."""
-        if not self.ctxs:
-            return []
-        names = [d.name for d in self.drugs if d.schedule is None]
-        return dose_columns(self.scenario, names, max(c.duration for c in self.ctxs))
+        return cohort_dose_columns(self)
 
-    def _dose_values(self, p: Patient, columns: list[DoseColumn]) -> dict[str, float]:
-        left = None if p.status in ("", "completed") else p.exit_day
-        given = self.given(p)
-        return {c.name: dose_value(c, given[c.drug], left) for c in columns}
+    def _fvc(self, p: Patient) -> dict[str, float]:
+        """The patient's FVC columns (:mod:`sim.trial.fvc`), computed once."""
+        found = self._fvc_values.get(p.patient_id)
+        if found is None:
+            found = self._fvc_values[p.patient_id] = patient_fvc_values(self, p)
+        return found
 
     def patient_columns(self) -> list[str]:
         """The columns of the patients table, in order (also when it has no rows)."""
@@ -457,7 +460,8 @@ class Cohort:
         return [
             "patient_id", "person", *arm, "enrol_day", "sex", "age_years", "weight_kg",
             *(["height_cm"] if any(c.reads_height for c in self.ctxs) else []),
-            "fvc_percent", *ENDPOINTS, *declared, *(f"ae_{n}" for n in self.ae_names),
+            "fvc_percent", *ENDPOINTS, *declared, *fvc_columns(self),
+            *(f"ae_{n}" for n in self.ae_names),
             "status", "exit_day", "exit_reason",
         ]  # fmt: skip
 
@@ -484,7 +488,9 @@ class Cohort:
             for name, endpoint in ENDPOINTS.items():
                 row[name] = endpoint.value(record)
             if declared:
-                row.update(self._dose_values(p, declared))
+                row.update(dose_values(self, p, declared))
+            if self.scenario.disease is not None:
+                row.update(self._fvc(p))
             for name in self.ae_names:
                 row[f"ae_{name}"] = p.ae_counts[name]
             row["status"] = p.status

@@ -17,13 +17,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sim.endpoints import ENDPOINTS
 from sim.scenario import Scenario
 from sim.schedule import Schedule
+from sim.trial.patient import Patient
 
-__all__ = ["DoseColumn", "dose_columns", "dose_value"]
+
+class Cohort(Protocol):
+    """What these columns read of a cohort (:class:`sim.trial.cohort.Cohort`)."""
+
+    scenario: Scenario
+    drugs: tuple[Any, ...]
+    ctxs: list[Any]
+
+    def given(self, p: Patient) -> dict[str, Schedule]: ...
+
+
+__all__ = ["DoseColumn", "cohort_dose_columns", "dose_columns", "dose_value", "dose_values"]
 
 DEFAULT_WEEKS = (4, 12, 24, 52, *range(78, 523, 26))
 """The landmarks of the ``[drugs]`` tables when the scenario declares none."""
@@ -78,3 +90,18 @@ def dose_value(column: DoseColumn, given: Schedule, left_day: float | None) -> f
     if left_day is not None and left_day < column.day:
         return math.nan
     return float(given.cumulative(column.day))
+
+
+def cohort_dose_columns(cohort: Cohort) -> list[DoseColumn]:
+    """The dose columns of a cohort's patients table (its drugs, its longest arm)."""
+    if not cohort.ctxs:
+        return []
+    names = [d.name for d in cohort.drugs if d.schedule is None]
+    return dose_columns(cohort.scenario, names, max(c.duration for c in cohort.ctxs))
+
+
+def dose_values(cohort: Cohort, p: Patient, columns: list[DoseColumn]) -> dict[str, float]:
+    """A patient's values of the dose columns."""
+    left = None if p.status in ("", "completed") else p.exit_day
+    given = cohort.given(p)
+    return {c.name: dose_value(c, given[c.drug], left) for c in columns}

@@ -1,0 +1,232 @@
+"""The disease: each patient's FVC % predicted over time, its measurements, the primary analysis.
+
+For patient :math:`i` at day :math:`t` (days from the first dose), the true FVC is
+
+.. math::  F_i(t) = F_{i,0} + s_i\\,t / 365.25 + E_i(t),
+
+with :math:`F_{i,0}` the screened baseline, :math:`s_i \\sim N(\\bar s, \\sigma_s^2)` the
+natural slope (pp/year) and :math:`E_i` the treatment effect, which approaches its target
+:math:`T_i(t)` with half-time :math:`\\tau`: :math:`dE/dt = k\\,(T - E)`, :math:`k = \\ln 2/\\tau`,
+:math:`E_i(0) = 0`, solved exactly over each stretch where :math:`T` is constant. The target
+is
+
+.. math::  T_i(t) = E_{\\max}^{MMF} \\frac{a_i(t)^h}{a_i(t)^h + EC_{50}^h}
+    + E_{\\max}^{GC} \\frac{d(t)}{d(t) + ED_{50}},
+
+with :math:`a_i(t)` the patient's steady-state MPA AUC0-12 at the MMF dose of day ``t``
+(proportional to the dose) and :math:`d(t)` the glucocorticoid dose (mg/day). After a
+patient leaves treatment both doses are 0 and the effect wanes with the same half-time.
+A measurement adds :math:`N(0, \\sigma_e^2)`, independently at each visit.
+
+The slope and the measurement errors come from the stream ``("replicate", r, "disease",
+person)``: adding the disease model changes no other draw.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+from sim.disease_schema import DiseaseSettings
+from sim.schedule import Schedule
+
+__all__ = ["FvcPatient", "analyse", "effect_at", "patient_fvc"]
+
+FloatArray = npt.NDArray[np.float64]
+DAYS_PER_YEAR = 365.25
+
+
+@dataclass(frozen=True)
+class FvcPatient:
+    """What the FVC of one patient depends on.
+
+    Attributes
+    ----------
+    baseline_pct : float
+        Screened FVC, % predicted.
+    mmf : Schedule or None
+        MMF as given (mg/day; truncated at exit); None without MMF.
+    glucocorticoid : Schedule
+        Prednisone as given (mg/day).
+    auc_per_mg : float
+        Steady-state MPA AUC0-12 (mg*h/L) per mg/day of MMF: the patient's own.
+    status : str
+        ``completed``, ``withdrawn``, ``died`` or ``discontinued``.
+    exit_day : float
+        Day of exit (the end of treatment for those who completed).
+    """
+
+    baseline_pct: float
+    mmf: Schedule | None
+    glucocorticoid: Schedule
+    auc_per_mg: float
+    status: str
+    exit_day: float
+
+
+def _targets(settings: DiseaseSettings, p: FvcPatient) -> tuple[list[float], list[float]]:
+    """The breakpoints (days) and the effect target on each stretch after them."""
+    fvc = settings.fvc
+    schedules = [s for s in (p.mmf, p.glucocorticoid) if s is not None]
+    cuts = sorted({0, *(d for s in schedules for d in (*s.change_days, s.end_day))})
+    targets = []
+    for day in cuts:
+        target = 0.0
+        if p.mmf is not None and fvc.mmf_effect_max_pp:
+            auc = p.auc_per_mg * p.mmf.dose_at(day)
+            if auc > 0:
+                h = fvc.mpa_hill
+                target += fvc.mmf_effect_max_pp * auc**h / (auc**h + fvc.mpa_ec50_mg_h_per_l**h)
+        if fvc.gc_effect_max_pp:
+            dose = p.glucocorticoid.dose_at(day)
+            target += fvc.gc_effect_max_pp * dose / (dose + fvc.gc_ed50_mg)
+        targets.append(target)
+    return [float(c) for c in cuts], targets
+
+
+def effect_at(
+    days: npt.ArrayLike, cuts: list[float], targets: list[float], half_time_days: float
+) -> FloatArray:
+    """The treatment effect at ``days``: first-order approach to a piecewise-constant target.
+
+    Parameters
+    ----------
+    days : array_like
+        Days from the first dose (>= 0).
+    cuts, targets : list of float
+        The target is ``targets[j]`` from ``cuts[j]`` to the next cut (the last to the end);
+        ``cuts[0]`` is 0.
+    half_time_days : float
+        The half-time of the approach, days.
+    """
+    k = math.log(2.0) / half_time_days
+    t = np.asarray(days, dtype=float)
+    out = np.empty(t.shape)
+    # the effect at each cut, then from the cut before each day
+    at_cut = [0.0]
+    for j in range(1, len(cuts)):
+        before, width = targets[j - 1], cuts[j] - cuts[j - 1]
+        at_cut.append(before + (at_cut[-1] - before) * math.exp(-k * width))
+    index = np.searchsorted(np.asarray(cuts), t, side="right") - 1
+    for n, (day, i) in enumerate(zip(t.ravel().tolist(), index.ravel().tolist(), strict=True)):
+        out.flat[n] = targets[i] + (at_cut[i] - targets[i]) * math.exp(-k * (day - cuts[i]))
+    return out
+
+
+def _stopped_mmf_day(mmf: Schedule | None) -> float:
+    """The day MMF stopped for good (its last stretch at 0 before the end), or inf."""
+    if mmf is None or not mmf.doses_mg_per_day or mmf.doses_mg_per_day[-1] > 0:
+        return math.inf
+    if max(mmf.doses_mg_per_day) == 0:
+        return math.inf  # never given: not an intercurrent event
+    return float(mmf.change_days[-1])
+
+
+def patient_fvc(
+    settings: DiseaseSettings, p: FvcPatient, slope_z: float, errors: FloatArray
+) -> tuple[FloatArray, float]:
+    """One patient's measured FVC at each visit (NaN where there is none) and their change
+    from baseline at the landmark as the estimand counts it (NaN: not evaluable).
+
+    Parameters
+    ----------
+    settings : DiseaseSettings
+    p : FvcPatient
+    slope_z : float
+        The patient's standard normal for the natural slope.
+    errors : array of float
+        Standard normals, one per visit, for the measurement errors.
+    """
+    fvc = settings.fvc
+    estimand = settings.estimand
+    days = np.array([7.0 * w for w in fvc.visit_weeks])
+    slope = fvc.natural_slope_pp_per_year + fvc.slope_sd_pp_per_year * slope_z
+    cuts, targets = _targets(settings, p)
+    true = p.baseline_pct + slope * days / DAYS_PER_YEAR
+    true = true + effect_at(days, cuts, targets, fvc.onset_half_time_days)
+    measured = true + fvc.measurement_sd_pp * np.asarray(errors, dtype=float)
+    last = math.inf  # the last day measured
+    if p.status in ("died", "withdrawn"):
+        last = p.exit_day
+    elif estimand.discontinuation == "while_on_treatment":
+        last = p.exit_day if p.status == "discontinued" else math.inf
+        last = min(last, _stopped_mmf_day(p.mmf))
+    measured = np.where(days <= last, measured, np.nan)
+    landmark = fvc.visit_weeks.index(fvc.landmark_week)
+    change = float(measured[landmark] - measured[0])
+    if math.isnan(change) and p.status == "died" and estimand.death == "composite":
+        change = estimand.death_change_pp
+    return measured, change
+
+
+def analyse(
+    changes: npt.ArrayLike,
+    settings: DiseaseSettings,
+    arms: npt.ArrayLike | None = None,
+    arm_names: tuple[str, ...] = (),
+) -> dict[str, float]:
+    """The primary analysis of one replicate: the change at the landmark.
+
+    One arm: the mean change over the evaluable patients, its ``1 - alpha`` confidence
+    interval and the two-sided one-sample t-test against ``null_change_pp``. With arms,
+    each arm's mean, and Welch's t-test of each arm against the first (``diff_<arm>_*``);
+    ``fvc_significant`` is then the first comparison's.
+
+    Returns
+    -------
+    dict
+        ``fvc_evaluable``, ``fvc_change_mean``, ``fvc_ci_low``, ``fvc_ci_high``,
+        ``fvc_p_value``, ``fvc_significant`` (1.0 or 0.0; 0 when it cannot be tested).
+    """
+    a = settings.analysis
+    x = np.asarray(changes, dtype=float)
+    out: dict[str, float] = {"fvc_evaluable": float(np.isfinite(x).sum())}
+    if arms is None or not arm_names:
+        est = _one_sample(x[np.isfinite(x)], a.null_change_pp, a.alpha)
+        out.update({f"fvc_{k}": v for k, v in est.items()})
+        return out
+    group = np.asarray(arms)
+    ref = x[(group == 0) & np.isfinite(x)]
+    out["fvc_change_mean"] = float(ref.mean()) if ref.size else math.nan
+    first = True
+    for i, name in enumerate(arm_names):
+        xi = x[(group == i) & np.isfinite(x)]
+        out[f"arm_{name}_fvc_change_mean"] = float(xi.mean()) if xi.size else math.nan
+        out[f"arm_{name}_fvc_evaluable"] = float(xi.size)
+        if i == 0:
+            continue
+        est = _welch(xi, ref, a.alpha)
+        out.update({f"diff_{name}_fvc_{k}": v for k, v in est.items()})
+        if first:
+            out.update({f"fvc_{k}": v for k, v in est.items() if k != "change_mean"})
+            first = False
+    return out
+
+
+def _one_sample(x: FloatArray, null: float, alpha: float) -> dict[str, float]:
+    n = x.size
+    if n < 2:
+        return {"change_mean": float(x.mean()) if n else math.nan, "ci_low": math.nan,
+                "ci_high": math.nan, "p_value": math.nan, "significant": 0.0}  # fmt: skip
+    mean, se = float(x.mean()), float(x.std(ddof=1) / math.sqrt(n))
+    q = float(stats.t.ppf(1 - alpha / 2, n - 1))
+    p = float(2 * stats.t.sf(abs(mean - null) / se, n - 1)) if se > 0 else math.nan
+    return {"change_mean": mean, "ci_low": mean - q * se, "ci_high": mean + q * se,
+            "p_value": p, "significant": float(p < alpha)}  # fmt: skip
+
+
+def _welch(x: FloatArray, y: FloatArray, alpha: float) -> dict[str, float]:
+    if x.size < 2 or y.size < 2:
+        return {"change_mean": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                "p_value": math.nan, "significant": 0.0}  # fmt: skip
+    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    diff, se = float(x.mean() - y.mean()), math.sqrt(vx + vy)
+    df = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1)) if se > 0 else 1.0
+    q = float(stats.t.ppf(1 - alpha / 2, df))
+    p = float(2 * stats.t.sf(abs(diff) / se, df)) if se > 0 else math.nan
+    return {"change_mean": diff, "ci_low": diff - q * se, "ci_high": diff + q * se,
+            "p_value": p, "significant": float(p < alpha)}  # fmt: skip

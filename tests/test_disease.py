@@ -1,0 +1,100 @@
+"""The disease model: the effect's exact solution, estimands, common random numbers, power."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from sim.cli import main
+from sim.disease import FvcPatient, effect_at, patient_fvc
+from sim.disease_schema import DiseaseSettings
+from sim.scenario import load_scenario
+from sim.schedule import Schedule
+from sim.trial.cohort import simulate_cohort
+
+BASE = Path(__file__).resolve().parents[1] / "scenarios" / "nct05129410.toml"
+DISEASE = "disease={fvc = {visit_weeks = [0, 13, 26, 52], landmark_week = 52}}"
+
+
+def test_the_effect_solves_its_ode_exactly() -> None:
+    # dE/dt = k (T(t) - E), T piecewise constant: against an ODE solver
+    cuts, targets, half = [0.0, 30.0, 100.0, 250.0], [8.0, 12.0, 0.0, 5.0], 40.0
+    k = math.log(2) / half
+
+    def rhs(t: float, e: list[float]) -> list[float]:
+        j = int(np.searchsorted(cuts, t, side="right") - 1)
+        return [k * (targets[j] - e[0])]
+
+    days = np.array([0.0, 10.0, 30.0, 64.0, 100.0, 180.0, 250.0, 364.0])
+    ref = solve_ivp(rhs, (0, 364), [0.0], t_eval=days, max_step=0.5, rtol=1e-10, atol=1e-12)
+    assert np.allclose(effect_at(days, cuts, targets, half), ref.y[0], atol=1e-6)
+
+
+def settings(**estimand: object) -> DiseaseSettings:
+    return DiseaseSettings.model_validate(
+        {"fvc": {"visit_weeks": [0, 26, 52], "landmark_week": 52}, "estimand": estimand}
+    )
+
+
+def patient(status: str, exit_day: float) -> FvcPatient:
+    mmf = Schedule.constant(2000.0, 364, 2).truncated(int(exit_day) + 1)
+    return FvcPatient(70.0, mmf, Schedule.constant(10.0, 364), 0.03, status, exit_day)
+
+
+def test_estimands_on_constructed_patients() -> None:
+    z, e = 0.0, np.zeros(3)
+    # discontinued on day 100, in follow-up: measured under treatment policy (the effect
+    # wanes), not while on treatment
+    policy = patient_fvc(settings(), patient("discontinued", 100.0), z, e)
+    assert math.isfinite(policy[1])
+    measured, change = patient_fvc(
+        settings(discontinuation="while_on_treatment"), patient("discontinued", 100.0), z, e
+    )
+    assert math.isnan(change) and math.isnan(measured[1]) and math.isfinite(measured[0])
+    # the patient who completed is measured either way, and improves more than the one who
+    # stopped early (the MMF effect waned after day 100)
+    done = patient_fvc(settings(), patient("completed", 364.0), z, e)[1]
+    assert done > policy[1]
+    # death before the landmark: missing while alive, a failure (the declared change) in a
+    # composite
+    assert math.isnan(patient_fvc(settings(), patient("died", 200.0), z, e)[1])
+    comp = settings(death="composite", death_change_pp=-15.0)
+    assert patient_fvc(comp, patient("died", 200.0), z, e)[1] == -15.0
+    # withdrawal: missing
+    assert math.isnan(patient_fvc(settings(), patient("withdrawn", 300.0), z, e)[1])
+
+
+def test_the_disease_model_changes_no_other_draw() -> None:
+    a = simulate_cohort(load_scenario(BASE), 300, seed=5)
+    b = simulate_cohort(load_scenario(BASE, [DISEASE]), 300, seed=5)
+    assert b.patients[a.patients.columns].equals(a.patients)
+    assert b.events.equals(a.events)
+    # and a change to the treatment effect moves only the FVC columns
+    c = simulate_cohort(
+        load_scenario(BASE, [DISEASE, "disease.fvc.mmf_effect_max_pp=5.0"]), 300, seed=5
+    )
+    assert c.patients[a.patients.columns].equals(a.patients)
+    assert (c.patients["fvc_week0"] == b.patients["fvc_week0"]).all()  # baseline: no effect
+    done = b.patients["status"] == "completed"
+    assert (c.patients.loc[done, "fvc_change"] < b.patients.loc[done, "fvc_change"]).all()
+
+
+def test_power_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "d.toml"
+    scenario.write_text(
+        f'extends = "{BASE}"\n[disease.fvc]\nvisit_weeks = [0, 26, 52]\nlandmark_week = 52\n'
+    )
+    out = tmp_path / "pw"
+    args = ["power", str(scenario), "--n", "8,16", "--replicates", "30", "--seed", "3"]
+    assert main([*args, "--out", str(out), "--target-power", "0.5", "--quiet"]) == 0
+    table = (out / "power.csv").read_text().splitlines()
+    assert table[0].startswith("n,power,power_mcse,ci_half_width_median")
+    assert [row.split(",")[0] for row in table[1:]] == ["8", "16"]
+    assert "smallest n on the grid" in capsys.readouterr().out
+    assert main([*args, "--out", str(out), "--quiet"]) == 2  # refuses to overwrite
+    assert main(["power", str(scenario), "--n", "8,x", "--seed", "1"]) == 2
+    assert main(["power", str(BASE), "--n", "8", "--seed", "1", "--replicates", "2"]) == 2

@@ -1,0 +1,61 @@
+"""The primary analysis against closed forms: the paired t-test's power is the
+non-central t's, and the mean change of a constant slope is slope x t."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sim.disease import analyse
+from sim.scenario import load_scenario
+from sim.trial.cohort import simulate_cohort
+
+BASE = Path(__file__).resolve().parents[2] / "scenarios" / "nct05129410.toml"
+QUIET = [  # nothing happens to anyone but their FVC: no adverse event, no exit
+    *(f"adverse_events.{n}.baseline_per_year=0.0" for n in
+      ("serious_infection", "gi_intolerance", "leukopenia", "hyperglycaemia", "ild_flare")),
+    "dropout.withdrawal_per_year=0.0",
+    "dropout.death_per_year=0.0",
+]  # fmt: skip
+T_YEARS = 364 / 365.25
+
+
+def scenario(slope_sd: float, effect: float, sd_e: float, natural: float = 0.0):  # type: ignore[no-untyped-def]
+    fvc = (
+        f"{{visit_weeks = [0, 26, 52], landmark_week = 52, natural_slope_pp_per_year = {natural},"
+        f" slope_sd_pp_per_year = {slope_sd}, mmf_effect_max_pp = {effect},"
+        " mpa_ec50_mg_h_per_l = 0.001, onset_half_time_days = 0.001,"
+        f" measurement_sd_pp = {sd_e}}}"
+    )
+    return load_scenario(BASE, [*QUIET, f"disease={{fvc = {fvc}}}"])
+
+
+def changes(sc, n: int, replicate: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return simulate_cohort(sc, n, seed=17, replicate=replicate).patients["fvc_change"].to_numpy()
+
+
+@pytest.mark.parametrize("n", [10, 20, 40])
+def test_paired_t_power_is_the_noncentral_t_power(n: int) -> None:
+    slope_sd, effect, sd_e, reps = 4.0, 3.0, 3.0, 1000
+    sc = scenario(slope_sd, effect, sd_e)
+    assert sc.disease is not None
+    significant = [analyse(changes(sc, n, r), sc.disease)["fvc_significant"] for r in range(reps)]
+    simulated = float(np.mean(significant))
+    sd = math.sqrt((slope_sd * T_YEARS) ** 2 + 2 * sd_e**2)  # slope, and two measurements
+    ncp = effect / sd * math.sqrt(n)
+    crit = stats.t.ppf(0.975, n - 1)
+    exact = 1 - stats.nct.cdf(crit, n - 1, ncp) + stats.nct.cdf(-crit, n - 1, ncp)
+    mcse = math.sqrt(exact * (1 - exact) / reps)
+    assert abs(simulated - exact) < 4 * mcse, (simulated, exact)
+
+
+def test_a_constant_slope_without_treatment_effect_gives_slope_times_t() -> None:
+    sc = scenario(slope_sd=0.0, effect=0.0, sd_e=3.0, natural=-6.0)
+    x = np.concatenate([changes(sc, 200, r) for r in range(10)])
+    se = math.sqrt(2 * 3.0**2 / x.size)
+    assert abs(x.mean() - (-6.0 * T_YEARS)) < 4 * se
+    assert abs(x.std(ddof=1) - math.sqrt(2) * 3.0) < 4 * math.sqrt(2) * 3.0 / math.sqrt(2 * x.size)
