@@ -24,6 +24,7 @@ person)``: adding the disease model changes no other draw.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -77,15 +78,22 @@ def _targets(settings: DiseaseSettings, p: FvcPatient) -> tuple[list[float], lis
     for day in cuts:
         target = 0.0
         if p.mmf is not None and fvc.mmf_effect_max_pp:
-            auc = p.auc_per_mg * p.mmf.dose_at(day)
+            auc = p.auc_per_mg * _dose_on(p.mmf, day)
             if auc > 0:
                 h = fvc.mpa_hill
                 target += fvc.mmf_effect_max_pp * auc**h / (auc**h + fvc.mpa_ec50_mg_h_per_l**h)
         if fvc.gc_effect_max_pp:
-            dose = p.glucocorticoid.dose_at(day)
+            dose = _dose_on(p.glucocorticoid, day)
             target += fvc.gc_effect_max_pp * dose / (dose + fvc.gc_ed50_mg)
         targets.append(target)
     return [float(c) for c in cuts], targets
+
+
+def _dose_on(schedule: Schedule, day: int) -> float:
+    """The dose of a whole day (plain Python: a few per patient, numpy's overhead dominates)."""
+    if not 0 <= day < schedule.end_day:
+        return 0.0
+    return schedule.doses_mg_per_day[bisect.bisect_right(schedule.change_days, day) - 1]
 
 
 def effect_at(
