@@ -78,10 +78,14 @@ class FvcAnalysis(StrictModel):
     ``paired_t``: the change from baseline at the landmark over the evaluable patients,
     its ``1 - alpha`` confidence interval and the two-sided p-value against
     ``null_change_pp`` (one arm); with arms, Welch's t-test of each arm against the
-    first.
+    first. ``mixed_model``: every post-baseline visit's change in a linear mixed model
+    (statsmodels ``MixedLM``, the ``analysis`` extra): visit (by arm) as a factor, the
+    centred baseline as a covariate, a random intercept per patient; the estimate at the
+    landmark with its interval and p-value on a t reference with (patients at the
+    landmark - 1) degrees of freedom.
     """
 
-    method: Literal["paired_t"] = "paired_t"
+    method: Literal["paired_t", "mixed_model"] = "paired_t"
     alpha: float = Field(default=0.05, gt=0, lt=1)
     null_change_pp: float = Field(default=0.0, ge=-100, le=100)
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.disease import analyse
+from sim.disease import analyse, analyse_mixed
 from sim.endpoints import ENDPOINTS, trial_values
 from sim.scenario import Scenario
 
@@ -48,8 +48,7 @@ def replicate_row(scenario: Scenario, replicate: int, trial: Any) -> dict[str, A
     if scenario.arms:
         row.update(arm_values(scenario, o))
     if scenario.disease is not None and "fvc_change" in o:  # the primary analysis
-        names = tuple(a.name for a in scenario.arms)
-        row.update(analyse(o["fvc_change"], scenario.disease, o.get("arm"), names))
+        row.update(primary_analysis(scenario, o))
     for criterion, n in sorted(m["screen_failures"].items()):
         row[f"failed_{criterion}"] = n
     for i, n in enumerate(m["enrolled_per_site"].values()):  # by index: names are not identifiers
@@ -66,6 +65,17 @@ def _dose_medians(outcomes: dict[str, Any]) -> dict[str, float]:
             x = x[np.isfinite(x)]
             out[f"median_{key}"] = float(np.median(x)) if x.size else math.nan
     return out
+
+
+def primary_analysis(scenario: Scenario, outcomes: dict[str, Any]) -> dict[str, float]:
+    """The disease model's primary analysis of one replicate (:mod:`sim.disease`)."""
+    disease = scenario.disease
+    assert disease is not None
+    names = tuple(a.name for a in scenario.arms)
+    if disease.analysis.method == "mixed_model":
+        visits = {w: outcomes[f"fvc_week{w}"] for w in disease.fvc.visit_weeks}
+        return analyse_mixed(visits, disease, outcomes.get("arm"), names)
+    return analyse(outcomes["fvc_change"], disease, outcomes.get("arm"), names)
 
 
 ARM_METRICS = ("enrolled", "completed_fraction")

@@ -419,8 +419,10 @@ class Cohort:
         }
         if self.allocator is not None:
             out["arm"] = np.array([p.arm for p in ps], dtype=int)
-        if self.scenario.disease is not None:  # the change at the landmark, for the analysis
-            out["fvc_change"] = np.array([self._fvc(p)["fvc_change"] for p in ps], dtype=float)
+        if self.scenario.disease is not None:  # the measurements, for the analysis
+            values = [self._fvc(p) for p in ps]
+            for key in fvc_columns(self):
+                out[key] = np.array([v[key] for v in values], dtype=float)
         columns = self.dose_columns()
         if columns:  # (for the replicate rows' medians)
             rows = [dose_values(self, p, columns) for p in ps]
