@@ -58,8 +58,17 @@ def power_command(args: argparse.Namespace) -> int:
         found = f"n = {n}" if n is not None else "no n on the grid"
         print(f"smallest n on the grid with power >= {args.target_power:g}: {found}")
     if target is not None:
+        import io
+
+        from sim.fileio import atomic_write_bytes
+        from sim.views.power_plots import power_figure
+
         assert out is not None
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(target, csv_text(table))
-        print(f"wrote {target}")
+        fig = power_figure(table, f"{scenario.label}: power and precision", args.target_power)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        atomic_write_bytes(out / "power.png", buf.getvalue())
+        print(f"wrote {target} and {out / 'power.png'}")
     return EXIT_OK

@@ -94,6 +94,7 @@ def test_power_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     table = (out / "power.csv").read_text().splitlines()
     assert table[0].startswith("n,power,power_mcse,ci_half_width_median")
     assert [row.split(",")[0] for row in table[1:]] == ["8", "16"]
+    assert (out / "power.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "smallest n on the grid" in capsys.readouterr().out
     assert main([*args, "--out", str(out), "--quiet"]) == 2  # refuses to overwrite
     assert main(["power", str(scenario), "--n", "8,x", "--seed", "1"]) == 2
