@@ -32,6 +32,7 @@ EXPECTED = {
     "02_cohort_and_steroid_burden.ipynb",
     "03_recruitment_forecast.ipynb",
     "04_comparing_scenarios.ipynb",
+    "05_power_and_sample_size.ipynb",
 }
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_S = 300
