@@ -11,6 +11,7 @@ and scenarios).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,24 +22,34 @@ from sim.memo import IdentityCache
 if TYPE_CHECKING:
     from sim.scenario_schema import Allocation, Scenario
 
-__all__ = ["Allocator", "arm_names", "arm_scenarios", "block_of", "merge_tables"]
+__all__ = ["Allocator", "arm_names", "arm_scenarios", "block_of", "copy_tables", "merge_tables"]
 
 REMOVE = {"remove": True}
 """The value that removes a key in ``extends`` and in an arm's ``set``."""
 
 
-def merge_tables(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def merge_tables(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """Deep-merge ``over`` into a copy of ``base``: tables merge, lists and values
-    replace, and ``{remove = true}`` removes the key."""
+    replace (copied: the result shares no table or list with ``over``), and
+    ``{remove = true}`` removes the key. ``extends`` merges files with it too."""
     out = dict(base)
     for key, value in over.items():
         if value == REMOVE:
             out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = merge_tables(out[key], value)
         else:
-            out[key] = value
+            out[key] = copy_tables(value)
     return out
+
+
+def copy_tables(value: Any) -> Any:
+    """A copy of nested tables and lists (tuples become lists, as TOML has them)."""
+    if isinstance(value, Mapping):
+        return {k: copy_tables(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [copy_tables(v) for v in value]
+    return value
 
 
 _ARMS: IdentityCache[tuple[Scenario, ...]] = IdentityCache(64)

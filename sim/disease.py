@@ -216,29 +216,34 @@ def analyse(
     return out
 
 
+UNTESTABLE = {"change_mean": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+              "p_value": math.nan, "significant": 0.0}  # fmt: skip
+"""An analysis that cannot be made (too few patients): not significant."""
+
+
+def _t_result(est: float, se: float, df: float, null: float, alpha: float) -> dict[str, float]:
+    """An estimate with its ``1 - alpha`` interval and two-sided p-value on a t reference."""
+    q = float(stats.t.ppf(1 - alpha / 2, df))
+    p = float(2 * stats.t.sf(abs(est - null) / se, df)) if se > 0 else math.nan
+    return {"change_mean": est, "ci_low": est - q * se, "ci_high": est + q * se,
+            "p_value": p, "significant": float(p < alpha)}  # fmt: skip
+
+
 def _one_sample(x: FloatArray, null: float, alpha: float) -> dict[str, float]:
     n = x.size
     if n < 2:
-        return {"change_mean": float(x.mean()) if n else math.nan, "ci_low": math.nan,
-                "ci_high": math.nan, "p_value": math.nan, "significant": 0.0}  # fmt: skip
+        return {**UNTESTABLE, "change_mean": float(x.mean()) if n else math.nan}
     mean, se = float(x.mean()), float(x.std(ddof=1) / math.sqrt(n))
-    q = float(stats.t.ppf(1 - alpha / 2, n - 1))
-    p = float(2 * stats.t.sf(abs(mean - null) / se, n - 1)) if se > 0 else math.nan
-    return {"change_mean": mean, "ci_low": mean - q * se, "ci_high": mean + q * se,
-            "p_value": p, "significant": float(p < alpha)}  # fmt: skip
+    return _t_result(mean, se, n - 1, null, alpha)
 
 
 def _welch(x: FloatArray, y: FloatArray, alpha: float) -> dict[str, float]:
     if x.size < 2 or y.size < 2:
-        return {"change_mean": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-                "p_value": math.nan, "significant": 0.0}  # fmt: skip
+        return dict(UNTESTABLE)
     vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
     diff, se = float(x.mean() - y.mean()), math.sqrt(vx + vy)
     df = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1)) if se > 0 else 1.0
-    q = float(stats.t.ppf(1 - alpha / 2, df))
-    p = float(2 * stats.t.sf(abs(diff) / se, df)) if se > 0 else math.nan
-    return {"change_mean": diff, "ci_low": diff - q * se, "ci_high": diff + q * se,
-            "p_value": p, "significant": float(p < alpha)}  # fmt: skip
+    return _t_result(diff, se, df, 0.0, alpha)
 
 
 def analyse_mixed(
@@ -279,10 +284,8 @@ def analyse_mixed(
     data = pd.DataFrame(rows, columns=["patient", "week", "arm", "baseline", "change"])
     landmark = data["week"] == fvc.landmark_week
     out: dict[str, float] = {"fvc_evaluable": float(landmark.sum())}
-    empty = {"change_mean": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-             "p_value": math.nan, "significant": 0.0}  # fmt: skip
     if data["patient"].nunique() < 3 or landmark.sum() < 2:
-        out.update({f"fvc_{k}": v for k, v in empty.items()})
+        out.update({f"fvc_{k}": v for k, v in UNTESTABLE.items()})
         return out
     data["baseline_c"] = data["baseline"] - data["baseline"].mean()
     data["cell"] = data["week"].astype(str) + "_" + data["arm"].astype(str)
@@ -295,16 +298,13 @@ def analyse_mixed(
     # a t reference with (patients at the landmark - 1) degrees of freedom, in place of the
     # Kenward-Roger ones statsmodels does not give: a Wald z would be liberal in small trials
     df = max(float(landmark.sum()) - 1.0, 1.0)
-    q = float(stats.t.ppf(1 - a.alpha / 2, df))
 
     def estimate(weights: dict[str, float], null: float) -> dict[str, float]:
         w = np.array([weights.get(n, 0.0) for n in names])
         cov = fit.cov_params().to_numpy()
         est = float(w @ fit.params.to_numpy())
         se = math.sqrt(float(w @ cov @ w))
-        p = float(2 * stats.t.sf(abs(est - null) / se, df)) if se > 0 else math.nan
-        return {"change_mean": est, "ci_low": est - q * se, "ci_high": est + q * se,
-                "p_value": p, "significant": float(p < a.alpha)}  # fmt: skip
+        return _t_result(est, se, df, null, a.alpha)
 
     cell = f"C(cell)[{fvc.landmark_week}_0]"
     if not arm_names:
@@ -313,7 +313,7 @@ def analyse_mixed(
     first = True
     for i, name in enumerate(arm_names[1:], start=1):
         other = f"C(cell)[{fvc.landmark_week}_{i}]"
-        est = estimate({other: 1.0, cell: -1.0}, 0.0) if other in names else empty
+        est = estimate({other: 1.0, cell: -1.0}, 0.0) if other in names else UNTESTABLE
         out.update({f"diff_{name}_fvc_{k}": v for k, v in est.items()})
         if first:
             out.update({f"fvc_{k}": v for k, v in est.items() if k != "change_mean"})

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from sim.actions import Change, DoseAction, Setting, register_action
 from sim.regimens import Body, build_course, course_doses
 from sim.scenario_schema import DrugAdd, DrugHold, DrugReduce, DrugRestart, DrugStop, DrugSwitch
-from sim.schedule import Schedule, build_prednisone_from_start
+from sim.schedule import Schedule, build_prednisone_from_start, typed_decimal
 
 __all__ = ["DrugAddition", "DrugInterruption", "DrugReduction", "DrugRestarting", "DrugSwitching"]
 
@@ -57,7 +56,7 @@ def _ceiling(top: float, by_mg: float | None, by_percent: float | None, floor: f
     if by_mg is not None:
         return max(top - by_mg, floor)
     assert by_percent is not None
-    return max(float(Decimal(repr(top)) * (1 - Decimal(repr(by_percent)) / 100)), floor)
+    return max(float(typed_decimal(top) * (1 - typed_decimal(by_percent) / 100)), floor)
 
 
 @register_action
@@ -132,12 +131,11 @@ def _course_from(setting: Setting, drug: str, step: int, day: int) -> Schedule:
 
 
 @register_action
-class DrugRestarting(_OfEntryDrug):
+class DrugRestarting(_StartsACourse):
     """The drug restarts: its course from step ``at_step``, or at ``mg`` (prednisone's
     taper again from ``mg``; another drug at ``mg`` to the end)."""
 
     name, done, aeacn = "restart", "drug_restarted", "DOSE INCREASED"
-    reads_patient = True
     entry: DrugRestart
 
     def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
@@ -164,7 +162,7 @@ class DrugRestarting(_OfEntryDrug):
     ) -> Any:
         if self.entry.at_step is None:
             return None  # a stated dose: the same for everyone
-        return _body_key(weight_kg, height_cm)  # the course's doses depend on the body
+        return super().patient_key(weight_kg, start_mg, height_cm)
 
 
 @register_action

@@ -40,7 +40,7 @@ from sim.regimen_schema import (
     TaperStep,
     TitrateStep,
 )
-from sim.schedule import Schedule, build_schedules, from_changes
+from sim.schedule import Schedule, build_schedules, from_changes, typed_decimal
 
 if TYPE_CHECKING:
     from sim.regimen_schema import DrugRegimen, RegimenStep, WeightBand
@@ -70,11 +70,6 @@ class Body(NamedTuple):
 
     weight_kg: float
     height_cm: float = math.nan
-
-
-def _dec(x: float) -> Decimal:
-    """The decimal a person typed: 0.55 stays 0.55, not 0.55000000000000004."""
-    return Decimal(repr(float(x)))
 
 
 def body_surface_area_m2(weight_kg: float, height_cm: float, formula: str = "mosteller") -> float:
@@ -124,10 +119,8 @@ def _band(bands: Sequence[B], weight_kg: float) -> B:
 
 
 def _round(regimen: DrugRegimen, raw: Decimal) -> float:
-    if regimen.round_to_mg is not None:
-        unit = _dec(regimen.round_to_mg)
-        raw = (raw / unit).quantize(Decimal(1), rounding=ROUND_HALF_UP) * unit
-    dose = float(raw)
+    """A computed dose: rounded half up to the regimen's unit, then within its caps."""
+    dose = _round_plain(regimen, raw)
     if regimen.max_mg is not None:
         dose = min(dose, regimen.max_mg)
     if regimen.min_mg is not None:
@@ -158,13 +151,13 @@ def step_dose_mg(regimen: DrugRegimen, step: RegimenStep, body: Body) -> StepDos
         return float(_band(bands, body.weight_kg).mg)
     per_kg = getattr(step, "mg_per_kg", None)
     if per_kg is not None:
-        return _round(regimen, _dec(per_kg) * _dec(body.weight_kg))
+        return _round(regimen, typed_decimal(per_kg) * typed_decimal(body.weight_kg))
     per_m2 = getattr(step, "mg_per_m2", None)
     if per_m2 is not None:
         if math.isnan(body.height_cm):
             raise ValueError("a dose per m2 needs the patient's height")
         bsa = body_surface_area_m2(body.weight_kg, body.height_cm, regimen.bsa_formula)
-        return _round(regimen, _dec(per_m2) * _dec(bsa))
+        return _round(regimen, typed_decimal(per_m2) * typed_decimal(bsa))
     return None
 
 
@@ -178,17 +171,17 @@ def course_doses(regimen: DrugRegimen, body: Body) -> tuple[StepDose, ...]:
 
 
 def _percent_step(regimen: DrugRegimen, dose: float, percent: float) -> float:
-    lowered = _round_plain(regimen, _dec(dose) * (1 - _dec(percent) / 100))
+    lowered = _round_plain(regimen, typed_decimal(dose) * (1 - typed_decimal(percent) / 100))
     if lowered >= dose:  # rounding would keep the dose: one unit lower
         assert regimen.round_to_mg is not None
-        lowered = float(_dec(dose) - _dec(regimen.round_to_mg))
+        lowered = float(typed_decimal(dose) - typed_decimal(regimen.round_to_mg))
     return lowered
 
 
 def _round_plain(regimen: DrugRegimen, raw: Decimal) -> float:
     if regimen.round_to_mg is None:
         return float(raw)
-    unit = _dec(regimen.round_to_mg)
+    unit = typed_decimal(regimen.round_to_mg)
     return float((raw / unit).quantize(Decimal(1), rounding=ROUND_HALF_UP) * unit)
 
 
@@ -246,7 +239,7 @@ def build_course(
             floor = step.floor_mg
             while dose > floor and day < duration_days:
                 if step.step_mg is not None:
-                    dose = float(_dec(dose) - _dec(step.step_mg))
+                    dose = float(typed_decimal(dose) - typed_decimal(step.step_mg))
                 else:
                     assert step.step_percent is not None
                     dose = _percent_step(regimen, dose, step.step_percent)
@@ -259,9 +252,9 @@ def build_course(
             day = level_end
             while dose != step_mg and day < duration_days:
                 if step_mg > dose:
-                    dose = min(float(_dec(dose) + _dec(step.step_mg)), step_mg)
+                    dose = min(float(typed_decimal(dose) + typed_decimal(step.step_mg)), step_mg)
                 else:
-                    dose = max(float(_dec(dose) - _dec(step.step_mg)), step_mg)
+                    dose = max(float(typed_decimal(dose) - typed_decimal(step.step_mg)), step_mg)
                 changes.append((day, dose))
                 level_start, level_end = day, day + step.every_days
                 day = level_end

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sim.arms import REMOVE, arm_scenarios
+from sim.arms import REMOVE, arm_scenarios, copy_tables, merge_tables
 from sim.errors import Problem, ScenarioError
 from sim.scenario_messages import Provenance, format_path, problems_from, toml_value
 from sim.scenario_schema import (
@@ -174,7 +174,7 @@ def scenario_from_dict(
     source : str, optional
         The name to show in error messages.
     """
-    raw = _copy(dict(data))
+    raw = copy_tables(dict(data))
     prov = Provenance()
     prov.entries[()] = (0, source)
     return _validate(raw, prov, source, overrides, [], [])
@@ -382,29 +382,7 @@ def _resolve(
             prov.pop((key,))
     _record(data, (), shown, prov)
     prov.entries[()] = (0, shown)  # anything not written anywhere (a missing key) is this file's
-    return _merge(base_data, data), prov
-
-
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``over`` into ``base``: tables merge, lists and values replace, and
-    ``key = {remove = true}`` removes the key."""
-    out = dict(base)
-    for key, value in over.items():
-        if value == REMOVE:
-            out.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(dict(out[key]), value)
-        else:
-            out[key] = _copy(value)
-    return out
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_copy(v) for v in value]
-    return value
+    return merge_tables(base_data, data), prov
 
 
 def _record(data: Mapping[str, Any], prefix: KeyPath, source: str, prov: Provenance) -> None:
@@ -489,7 +467,7 @@ def _apply_overrides(
                 )
             )
             continue
-        rule = _set_path(raw, path, _copy(value))
+        rule = _set_path(raw, path, copy_tables(value))
         if rule:
             problems.append(Problem("--set", key, toml_value(value), rule))
             continue

@@ -35,6 +35,7 @@ __all__ = [
     "build_prednisone_from_start",
     "build_schedules",
     "prednisone_start_mg",
+    "typed_decimal",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -317,7 +318,7 @@ def _whole_day(day: int, end_day: int) -> int:
 # ---------------------------------------------------------------------------
 
 
-def _dec(x: float) -> Decimal:
+def typed_decimal(x: float) -> Decimal:
     """The decimal a person typed: 0.55 stays 0.55, not 0.55000000000000004."""
     return Decimal(repr(float(x)))
 
@@ -348,12 +349,12 @@ def prednisone_start_mg(
         raise ValueError(f"weight_kg must be > 0, got {weight_kg}")
     per_kg = start_mg_per_kg if start_mg_per_kg is not None else regimen.start_mg_per_kg
     if per_kg is not None:
-        raw = _dec(per_kg) * _dec(weight_kg)
+        raw = typed_decimal(per_kg) * typed_decimal(weight_kg)
     else:
         assert regimen.start_mg is not None  # guaranteed by validation
-        raw = _dec(regimen.start_mg)
+        raw = typed_decimal(regimen.start_mg)
     if regimen.round_to_mg is not None:
-        inc = _dec(regimen.round_to_mg)
+        inc = typed_decimal(regimen.round_to_mg)
         raw = (raw / inc).quantize(Decimal(1), rounding=ROUND_HALF_UP) * inc
     start = float(raw)
     if regimen.max_start_mg is not None:
@@ -425,7 +426,7 @@ def build_prednisone_from_start(
             continue
         day = level_end
         while dose > stage.floor_mg and day < duration_days:  # no step after treatment ends
-            dose = max(float(_dec(dose) - _dec(stage.step_mg)), stage.floor_mg)
+            dose = max(float(typed_decimal(dose) - typed_decimal(stage.step_mg)), stage.floor_mg)
             changes.append((day, dose))
             level_start, level_end = day, day + stage.every_days
             day = level_end
@@ -484,7 +485,7 @@ def build_schedules(
 
 
 def _g_to_mg(g: float) -> float:
-    return float(_dec(g) * 1000)
+    return float(typed_decimal(g) * 1000)
 
 
 def from_changes(
