@@ -2,11 +2,13 @@
 
 For patient :math:`i` at day :math:`t` (days from the first dose), the true FVC is
 
-.. math::  F_i(t) = F_{i,0} + s_i\\,t / 365.25 + E_i(t),
+.. math::  F_i(t) = F_{i,0} + s_i\\,t / 365.25 + E_i(t) - \\sum_{j: t_j \\le t} D_j,
 
 with :math:`F_{i,0}` the screened baseline, :math:`s_i \\sim N(\\bar s, \\sigma_s^2)` the
-natural slope (pp/year) and :math:`E_i` the treatment effect, which approaches its target
-:math:`T_i(t)` with half-time :math:`\\tau`: :math:`dE/dt = k\\,(T - E)`, :math:`k = \\ln 2/\\tau`,
+natural slope (pp/year; by subtype), :math:`D_j \\sim U(D_{\\min}, D_{\\max})` the loss at
+each flare :math:`t_j` (an adverse event the model names), and :math:`E_i` the treatment
+effect, which approaches its target :math:`T_i(t)` with half-time :math:`\\tau`:
+:math:`dE/dt = k\\,(T - E)`, :math:`k = \\ln 2/\\tau`,
 :math:`E_i(0) = 0`, solved exactly over each stretch where :math:`T` is constant. The target
 is
 
@@ -18,8 +20,10 @@ with :math:`a_i(t)` the patient's steady-state MPA AUC0-12 at the MMF dose of da
 patient leaves treatment both doses are 0 and the effect wanes with the same half-time.
 A measurement adds :math:`N(0, \\sigma_e^2)`, independently at each visit.
 
-The slope and the measurement errors come from the stream ``("replicate", r, "disease",
-person)``: adding the disease model changes no other draw.
+The slope, the measurement errors and the flare losses come from the stream
+``("replicate", r, "disease", person)`` in that order: adding the disease model changes
+no other draw. Peripheral Treg (``[disease.treg]``) follow the same equations with a drawn
+baseline and no flares, from the stream ``("replicate", r, "treg", person)``.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from sim.disease_schema import DiseaseSettings
+from sim.disease_schema import DiseaseSettings, Estimand, Marker
 from sim.errors import DosesimError
 from sim.schedule import Schedule
 
-__all__ = ["FvcPatient", "analyse", "analyse_mixed", "effect_at", "patient_fvc"]
+__all__ = ["FvcPatient", "analyse", "analyse_mixed", "effect_at", "patient_fvc", "patient_marker"]
 
 FloatArray = npt.NDArray[np.float64]
 DAYS_PER_YEAR = 365.25
@@ -60,6 +64,12 @@ class FvcPatient:
         ``completed``, ``withdrawn``, ``died`` or ``discontinued``.
     exit_day : float
         Day of exit (the end of treatment for those who completed).
+    flare_days : tuple of float
+        Days of the adverse events that lower FVC (``flare_events``), in order.
+    rescue_day : float
+        Day of the first rescue (``rescue_events``), or inf.
+    conditions : frozenset of str
+        The patient's conditions (for the natural course by subtype).
     """
 
     baseline_pct: float
@@ -68,11 +78,13 @@ class FvcPatient:
     auc_per_mg: float
     status: str
     exit_day: float
+    flare_days: tuple[float, ...] = ()
+    rescue_day: float = math.inf
+    conditions: frozenset[str] = frozenset()
 
 
-def _targets(settings: DiseaseSettings, p: FvcPatient) -> tuple[list[float], list[float]]:
+def _targets(fvc: Marker, p: FvcPatient) -> tuple[list[float], list[float]]:
     """The breakpoints (days) and the effect target on each stretch after them."""
-    fvc = settings.fvc
     schedules = [s for s in (p.mmf, p.glucocorticoid) if s is not None]
     cuts = sorted({0, *(d for s in schedules for d in (*s.change_days, s.end_day))})
     targets = []
@@ -136,7 +148,11 @@ def _stopped_mmf_day(mmf: Schedule | None) -> float:
 
 
 def patient_fvc(
-    settings: DiseaseSettings, p: FvcPatient, slope_z: float, errors: FloatArray
+    settings: DiseaseSettings,
+    p: FvcPatient,
+    slope_z: float,
+    errors: FloatArray,
+    drop_u: FloatArray | None = None,
 ) -> tuple[FloatArray, float]:
     """One patient's measured FVC at each visit (NaN where there is none) and their change
     from baseline at the landmark as the estimand counts it (NaN: not evaluable).
@@ -149,26 +165,78 @@ def patient_fvc(
         The patient's standard normal for the natural slope.
     errors : array of float
         Standard normals, one per visit, for the measurement errors.
+    drop_u : array of float, optional
+        Uniforms on [0, 1), one per flare, for the FVC lost at each (pp).
     """
     fvc = settings.fvc
-    estimand = settings.estimand
-    days = np.array([7.0 * w for w in fvc.visit_weeks])
-    slope = fvc.natural_slope_pp_per_year + fvc.slope_sd_pp_per_year * slope_z
-    cuts, targets = _targets(settings, p)
-    true = p.baseline_pct + slope * days / DAYS_PER_YEAR
-    true = true + effect_at(days, cuts, targets, fvc.onset_half_time_days)
-    measured = true + fvc.measurement_sd_pp * np.asarray(errors, dtype=float)
+    mean, sd = fvc.natural_slope_pp_per_year, fvc.slope_sd_pp_per_year
+    for name, subtype in fvc.subtypes.items():
+        if name in p.conditions:
+            mean = subtype.natural_slope_pp_per_year
+            if subtype.slope_sd_pp_per_year is not None:
+                sd = subtype.slope_sd_pp_per_year
+            break
+    drops: list[tuple[float, float]] = []
+    if p.flare_days:
+        u = np.zeros(len(p.flare_days)) if drop_u is None else np.asarray(drop_u, dtype=float)
+        low, high = fvc.flare_drop_min_pp, fvc.flare_drop_max_pp
+        drops = [(d, low + (high - low) * float(x)) for d, x in zip(p.flare_days, u, strict=True)]
+    return patient_marker(
+        fvc, settings.estimand, p, p.baseline_pct, mean + sd * slope_z, errors, drops
+    )
+
+
+def patient_marker(
+    marker: Marker,
+    estimand: Estimand,
+    p: FvcPatient,
+    baseline: float,
+    slope_pp_per_year: float,
+    errors: FloatArray,
+    drops: list[tuple[float, float]] = [],  # noqa: B006 - read only
+) -> tuple[FloatArray, float]:
+    """One patient's measured marker at each visit (NaN where the estimand has none) and
+    the change from baseline at the landmark as the estimand counts it (NaN: not evaluable).
+
+    Parameters
+    ----------
+    marker : Marker
+        The model (``[disease.fvc]`` or ``[disease.treg]``).
+    estimand : Estimand
+    p : FvcPatient
+        The patient's schedules, exposure, exit and intercurrent events.
+    baseline : float
+        The true value at day 0.
+    slope_pp_per_year : float
+        The patient's natural slope.
+    errors : array of float
+        Standard normals, one per visit.
+    drops : list of (float, float)
+        (day, loss) pairs: the true value is lower by the loss from that day on.
+    """
+    days = np.array([7.0 * w for w in marker.visit_weeks])
+    cuts, targets = _targets(marker, p)
+    true = baseline + slope_pp_per_year * days / DAYS_PER_YEAR
+    true = true + effect_at(days, cuts, targets, marker.onset_half_time_days)
+    for day, loss in drops:
+        true = true - loss * (days >= day)
+    measured = true + marker.measurement_sd_pp * np.asarray(errors, dtype=float)
     last = math.inf  # the last day measured
     if p.status in ("died", "withdrawn"):
         last = p.exit_day
     elif estimand.discontinuation == "while_on_treatment":
         last = p.exit_day if p.status == "discontinued" else math.inf
         last = min(last, _stopped_mmf_day(p.mmf))
-    measured = np.where(days <= last, measured, np.nan)
-    landmark = fvc.visit_weeks.index(fvc.landmark_week)
+    kept = days <= last
+    if estimand.rescue == "hypothetical":
+        kept &= days < p.rescue_day
+    measured = np.where(kept, measured, np.nan)
+    landmark = marker.visit_weeks.index(marker.landmark_week)
     change = float(measured[landmark] - measured[0])
     if math.isnan(change) and p.status == "died" and estimand.death == "composite":
         change = estimand.death_change_pp
+    elif estimand.rescue == "composite" and p.rescue_day <= days[landmark]:
+        change = estimand.rescue_change_pp if math.isfinite(measured[0]) else math.nan
     return measured, change
 
 
@@ -177,41 +245,44 @@ def analyse(
     settings: DiseaseSettings,
     arms: npt.ArrayLike | None = None,
     arm_names: tuple[str, ...] = (),
+    prefix: str = "fvc",
 ) -> dict[str, float]:
-    """The primary analysis of one replicate: the change at the landmark.
+    """The analysis of one replicate's endpoint: the change at the landmark.
 
     One arm: the mean change over the evaluable patients, its ``1 - alpha`` confidence
-    interval and the two-sided one-sample t-test against ``null_change_pp``. With arms,
-    each arm's mean, and Welch's t-test of each arm against the first (``diff_<arm>_*``);
-    ``fvc_significant`` is then the first comparison's.
+    interval and the two-sided one-sample t-test against ``null_change_pp`` (FVC; 0 for
+    other endpoints). With arms, each arm's mean, and Welch's t-test of each arm against
+    the first (``diff_<arm>_*``); ``<prefix>_significant`` is then the first comparison's.
 
     Returns
     -------
     dict
-        ``fvc_evaluable``, ``fvc_change_mean``, ``fvc_ci_low``, ``fvc_ci_high``,
-        ``fvc_p_value``, ``fvc_significant`` (1.0 or 0.0; 0 when it cannot be tested).
+        ``<prefix>_evaluable``, ``_change_mean``, ``_ci_low``, ``_ci_high``, ``_p_value``,
+        ``_significant`` (1.0 or 0.0; 0 when it cannot be tested), with ``prefix`` ``fvc``
+        for the primary endpoint (and ``treg`` for the Treg one).
     """
     a = settings.analysis
+    null = a.null_change_pp if prefix == "fvc" else 0.0
     x = np.asarray(changes, dtype=float)
-    out: dict[str, float] = {"fvc_evaluable": float(np.isfinite(x).sum())}
+    out: dict[str, float] = {f"{prefix}_evaluable": float(np.isfinite(x).sum())}
     if arms is None or not arm_names:
-        est = _one_sample(x[np.isfinite(x)], a.null_change_pp, a.alpha)
-        out.update({f"fvc_{k}": v for k, v in est.items()})
+        est = _one_sample(x[np.isfinite(x)], null, a.alpha)
+        out.update({f"{prefix}_{k}": v for k, v in est.items()})
         return out
     group = np.asarray(arms)
     ref = x[(group == 0) & np.isfinite(x)]
-    out["fvc_change_mean"] = float(ref.mean()) if ref.size else math.nan
+    out[f"{prefix}_change_mean"] = float(ref.mean()) if ref.size else math.nan
     first = True
     for i, name in enumerate(arm_names):
         xi = x[(group == i) & np.isfinite(x)]
-        out[f"arm_{name}_fvc_change_mean"] = float(xi.mean()) if xi.size else math.nan
-        out[f"arm_{name}_fvc_evaluable"] = float(xi.size)
+        out[f"arm_{name}_{prefix}_change_mean"] = float(xi.mean()) if xi.size else math.nan
+        out[f"arm_{name}_{prefix}_evaluable"] = float(xi.size)
         if i == 0:
             continue
         est = _welch(xi, ref, a.alpha)
-        out.update({f"diff_{name}_fvc_{k}": v for k, v in est.items()})
+        out.update({f"diff_{name}_{prefix}_{k}": v for k, v in est.items()})
         if first:
-            out.update({f"fvc_{k}": v for k, v in est.items() if k != "change_mean"})
+            out.update({f"{prefix}_{k}": v for k, v in est.items() if k != "change_mean"})
             first = False
     return out
 

@@ -228,11 +228,14 @@ class People:
 
     def covariate(self, name: str) -> npt.NDArray[np.float64]:
         """A covariate of everyone in the block as floats: ``age_years``, ``weight_kg``,
-        ``fvc_percent``, or ``female`` (1.0 for women, 0.0 for men)."""
+        ``fvc_percent``, ``height_cm``, ``female`` (1.0 for women, 0.0 for men), or a
+        condition's name (1.0 for those who have it)."""
         if name == "female":
             return self.female.astype(np.float64)
         if name in ("age_years", "weight_kg", "fvc_percent", "height_cm"):
             return getattr(self, name)
+        if name in self.condition_names:
+            return self.conditions[:, self.condition_names.index(name)].astype(np.float64)
         raise ValueError(f"no covariate {name!r}: age_years, weight_kg, female or fvc_percent")
 
     def candidate(self, i: int) -> Candidate:

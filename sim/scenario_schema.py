@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Self
 import tomli_w
 from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 
-from sim.disease_schema import DiseaseSettings
+from sim.disease_schema import DiseaseSettings, disease_problems
 from sim.errors import DosesimError
 from sim.regimen_schema import DrugRegimen
 from sim.schema_base import FieldProblems, KeyPath, StrictModel, format_number
@@ -490,13 +490,23 @@ class TimeOnStudyBands(_Bands):
     driver: Literal["time_on_study_bands"]
 
 
+class CovariateBandsMultiplier(_Bands):
+    """Multiplier by band of a patient's covariate: ``age_years``, ``weight_kg``,
+    ``fvc_percent`` (screened), ``height_cm``, ``female`` (1 or 0), or a condition of the
+    population (1 for those who have it)."""
+
+    driver: Literal["covariate_bands"]
+    covariate: str = Field(pattern=_DRUG_NAME)
+
+
 Multiplier = Annotated[
     DoseLogLinear
     | DoseBands
     | WeightedCumulativeDose
     | MpaAucLogLinear
     | MpaAucBands
-    | TimeOnStudyBands,
+    | TimeOnStudyBands
+    | CovariateBandsMultiplier,
     Field(discriminator="driver"),
 ]
 
@@ -952,14 +962,10 @@ class Scenario(StrictModel):
                 )
         problems += self._arm_problems()
         problems += self._eligibility_problems()
-        if self.disease is not None and 7 * self.disease.fvc.visit_weeks[-1] > end:
-            problems.append(
-                (
-                    ("disease", "fvc", "visit_weeks"),
-                    self.disease.fvc.visit_weeks,
-                    f"the last visit must be within treatment ({end} days)",
-                )
-            )
+        if self.disease is not None:
+            declared = list(self.population.conditions) if self.population is not None else []
+            conditions = [*EXCLUSION_CONDITIONS, *declared]
+            problems += disease_problems(self.disease, list(self.adverse_events), conditions, end)
         pop = self.population
         uses_per_kg = self.prednisone is not None and self.prednisone.start_mg_per_kg is not None
         if pop is not None and pop.start_rule is not None and not uses_per_kg:
@@ -997,6 +1003,8 @@ class Scenario(StrictModel):
                 where = ("adverse_events", name, "actions", i)
                 problems += _action_problems(self, where, a, everywhere)
             for i, m in enumerate(ae.multipliers):
+                if isinstance(m, CovariateBandsMultiplier):
+                    problems += self._covariate_problems(("adverse_events", name), i, m)
                 drug = getattr(m, "drug", None)
                 if drug is not None and drug not in drugs:
                     problems.append(
@@ -1029,6 +1037,20 @@ class Scenario(StrictModel):
         if problems:
             raise FieldProblems(problems)
         return self
+
+    def _covariate_problems(
+        self, where: KeyPath, i: int, m: CovariateBandsMultiplier
+    ) -> list[tuple[KeyPath, Any, str]]:
+        """A covariate multiplier must read a covariate the patients have."""
+        pop = self.population
+        known = [*RANGE_COVARIATES, "female", *EXCLUSION_CONDITIONS]
+        known += list(pop.conditions) if pop is not None else []
+        if pop is None or not pop.has_height:
+            known.remove("height_cm")
+        if m.covariate in known:
+            return []
+        rule = "must be a covariate or condition of the population: " + ", ".join(known)
+        return [((*where, "multipliers", i, "covariate"), m.covariate, rule)]
 
     def _eligibility_problems(self) -> list[tuple[KeyPath, Any, str]]:
         problems: list[tuple[KeyPath, Any, str]] = []

@@ -140,3 +140,87 @@ def test_the_mixed_model_is_statsmodels_fitted_directly() -> None:
     assert abs((got["fvc_ci_high"] - got["fvc_ci_low"]) / 2 / q - se) < 1e-8
     # and it agrees with the completers' mean change within its SE
     assert abs(got["fvc_change_mean"] - p["fvc_change"].mean()) < 2 * se
+
+
+def test_flares_lower_fvc_from_their_day_by_their_drawn_loss() -> None:
+    s = DiseaseSettings.model_validate(
+        {"fvc": {"visit_weeks": [0, 13, 26, 52], "landmark_week": 52,
+                 "flare_drop_min_pp": 4.0, "flare_drop_max_pp": 10.0}}
+    )  # fmt: skip
+    z, e = 0.3, np.zeros(4)
+    calm = patient("completed", 364.0)
+    flared = FvcPatient(**{**calm.__dict__, "flare_days": (100.0, 200.0)})
+    m0, c0 = patient_fvc(s, calm, z, e)
+    m1, c1 = patient_fvc(s, flared, z, e, np.array([0.25, 0.5]))
+    # 4 + 6 u: 5.5 from day 100 (weeks 26 and 52), 7.0 more from day 200 (week 52)
+    assert np.allclose(m0 - m1, [0.0, 0.0, 5.5, 12.5])
+    assert c0 - c1 == pytest.approx(12.5)
+
+
+def test_rescue_strategies_on_a_constructed_patient() -> None:
+    z, e = 0.0, np.zeros(3)
+    rescued = FvcPatient(**{**patient("completed", 364.0).__dict__, "rescue_day": 150.0})
+    policy = patient_fvc(settings(), rescued, z, e)
+    assert np.isfinite(policy[0]).all() and math.isfinite(policy[1])
+    # hypothetical: nothing measured from the rescue on (the week-26 visit is day 182)
+    measured, change = patient_fvc(settings(rescue="hypothetical"), rescued, z, e)
+    assert math.isfinite(measured[0]) and np.isnan(measured[1:]).all() and math.isnan(change)
+    # composite: a failure with the declared change; a rescue after the landmark is not one
+    comp = settings(rescue="composite", rescue_change_pp=-12.0)
+    assert patient_fvc(comp, rescued, z, e)[1] == -12.0
+    late = FvcPatient(**{**rescued.__dict__, "rescue_day": 400.0})
+    assert patient_fvc(comp, late, z, e)[1] == policy[1]
+    # a death before the landmark under a composite death strategy counts as death
+    both = settings(rescue="composite", death="composite", death_change_pp=-30.0)
+    died = FvcPatient(**{**rescued.__dict__, "status": "died", "exit_day": 200.0})
+    assert patient_fvc(both, died, z, e)[1] == -30.0
+
+
+def test_subtypes_set_the_natural_course() -> None:
+    s = DiseaseSettings.model_validate(
+        {"fvc": {"visit_weeks": [0, 52], "landmark_week": 52, "mmf_effect_max_pp": 0.0,
+                 "natural_slope_pp_per_year": -2.7, "measurement_sd_pp": 0.0,
+                 "subtypes": {"extensive_fibrosis": {"natural_slope_pp_per_year": -7.0}}}}
+    )  # fmt: skip
+    limited = patient("completed", 364.0)
+    extensive = FvcPatient(**{**limited.__dict__, "conditions": frozenset({"extensive_fibrosis"})})
+    years = 364 / 365.25
+    assert patient_fvc(s, limited, 0.0, np.zeros(2))[1] == pytest.approx(-2.7 * years)
+    assert patient_fvc(s, extensive, 0.0, np.zeros(2))[1] == pytest.approx(-7.0 * years)
+    # the subtype's own SD when it gives one, else the model's (7 by default)
+    assert patient_fvc(s, extensive, 1.0, np.zeros(2))[1] == pytest.approx((-7.0 + 7.0) * years)
+
+
+def test_a_marker_is_a_treatment_effect_with_its_own_baseline() -> None:
+    from sim.disease import patient_marker
+    from sim.disease_schema import Estimand, TregModel
+
+    treg = TregModel(visit_weeks=[0, 26, 52], landmark_week=52, measurement_sd_pp=0.0,
+                     slope_sd_pp_per_year=0.0, gc_effect_max_pp=-0.5)  # fmt: skip
+    p = patient("completed", 364.0)  # MMF 2 g/day at 0.03 mg*h/L per mg: AUC 60
+    measured, change = patient_marker(treg, Estimand(), p, 7.2, 0.0, np.zeros(3))
+    assert measured[0] == 7.2
+    target = 1.2 * 60**2 / (60**2 + 20**2) - 0.5 * 10 / (10 + 15)
+    expected = effect_at([364.0], [0.0, 364.0], [target, 0.0], 45.0)[0]
+    assert change == pytest.approx(expected)
+
+
+def test_the_disease_tables_must_name_what_the_scenario_has(tmp_path: Path) -> None:
+    scenario = tmp_path / "d.toml"
+    scenario.write_text(
+        f'extends = "{BASE}"\n[disease.fvc]\nvisit_weeks = [0, 52]\nlandmark_week = 52\n'
+        'flare_events = ["ild_flaer"]\n'
+        "subtypes = { fibrosis = { natural_slope_pp_per_year = -7 } }\n"
+        '[disease.estimand]\nrescue_events = ["nope"]\n'
+        "[[adverse_events.ild_flare.multipliers]]\n"
+        'driver = "covariate_bands"\ncovariate = "bmi"\nedges = [1.0]\nmultipliers = [1.0, 2.0]\n'
+    )
+    from sim.errors import DosesimError
+
+    with pytest.raises(DosesimError) as info:
+        load_scenario(scenario)
+    text = str(info.value)
+    for where in ("disease.fvc.flare_events[0] = \"ild_flaer\"", "disease.fvc.subtypes.fibrosis",
+                  "disease.estimand.rescue_events[0] = \"nope\"",
+                  "adverse_events.ild_flare.multipliers[0].covariate = \"bmi\""):  # fmt: skip
+        assert where in text, text

@@ -74,7 +74,7 @@ def test_the_scenario_names_its_drivers_through_the_registry() -> None:
     named = {cls.scenario_name for cls in DRIVERS.values()} - {None}
     assert named == {
         "prednisone_dose", "prednisone_dose_bands", "weighted_cumulative_dose", "mpa_auc",
-        "mpa_auc_bands", "time_on_study_bands",
+        "mpa_auc_bands", "time_on_study_bands", "covariate_bands",
     }  # fmt: skip
 
 

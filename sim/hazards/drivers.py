@@ -437,6 +437,45 @@ class TimeBands(_Bands, Driver):
 
 @register_driver
 @dataclass(frozen=True)
+class CovariateBands(_Bands, Driver):
+    """A multiplier per band of one of the patient's covariates, constant over the course.
+
+    ``covariate``: ``age_years``, ``weight_kg``, ``fvc_percent`` (the screened value: the
+    disease's severity at entry), ``height_cm``, ``female`` (1.0 or 0.0), or a condition
+    of the population (1.0 for those who have it: e.g. ``edges = [0.5]``,
+    ``multipliers = [1.0, 2.0]`` doubles the hazard of patients with it).
+    """
+
+    covariate: str
+    edges: tuple[float, ...]
+    multipliers: tuple[float, ...]
+    scenario_name: ClassVar[str | None] = "covariate_bands"
+
+    @property
+    def inputs(self) -> Inputs:
+        return Inputs(covariates=frozenset({self.covariate}))
+
+    def breakpoints(self, plan: Plan, t0: float, t1: float) -> FloatArray:
+        return np.empty(0)
+
+    def multiplier(self, iv: Intervals) -> FloatArray:
+        value = np.asarray(iv.covariate(self.covariate), dtype=np.float64)
+        return _band_values(value, self._edges, self._mults)
+
+    @classmethod
+    def from_scenario(cls, entry: Any) -> CovariateBands:
+        return cls(entry.covariate, tuple(entry.edges), tuple(entry.multipliers))
+
+    @classmethod
+    def examples(cls) -> Sequence[Driver]:
+        return (
+            cls("fvc_percent", (60.0, 80.0), (1.8, 1.2, 1.0)),
+            cls("age_years", (65.0,), (1.0, 2.0)),
+        )
+
+
+@register_driver
+@dataclass(frozen=True)
 class Windows(Driver):
     """``factor`` inside each [start, end) window (e.g. death risk after an infection)."""
 

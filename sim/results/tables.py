@@ -68,14 +68,20 @@ def _dose_medians(outcomes: dict[str, Any]) -> dict[str, float]:
 
 
 def primary_analysis(scenario: Scenario, outcomes: dict[str, Any]) -> dict[str, float]:
-    """The disease model's primary analysis of one replicate (:mod:`sim.disease`)."""
+    """The disease model's analyses of one replicate (:mod:`sim.disease`): FVC's as
+    ``[disease.analysis]`` says, Treg's (when modelled) by the t-tests."""
     disease = scenario.disease
     assert disease is not None
     names = tuple(a.name for a in scenario.arms)
+    arms = outcomes.get("arm")
     if disease.analysis.method == "mixed_model":
         visits = {w: outcomes[f"fvc_week{w}"] for w in disease.fvc.visit_weeks}
-        return analyse_mixed(visits, disease, outcomes.get("arm"), names)
-    return analyse(outcomes["fvc_change"], disease, outcomes.get("arm"), names)
+        out = analyse_mixed(visits, disease, arms, names)
+    else:
+        out = analyse(outcomes["fvc_change"], disease, arms, names)
+    if "treg_change" in outcomes:  # the second endpoint: its change by the t-tests
+        out.update(analyse(outcomes["treg_change"], disease, arms, names, prefix="treg"))
+    return out
 
 
 ARM_METRICS = ("enrolled", "completed_fraction")

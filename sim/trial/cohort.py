@@ -61,7 +61,7 @@ from sim.streams import stream
 from sim.trial.batching import PreparedBlock, prepare_blocks
 from sim.trial.context import DEATH, WITHDRAWAL, TrialContext, context_for
 from sim.trial.dose_columns import DoseColumn, cohort_dose_columns, dose_values
-from sim.trial.fvc import fvc_columns, patient_fvc_values
+from sim.trial.fvc import disease_event_names, fvc_columns, fvc_outcomes, fvc_values
 from sim.trial.patient import MAX_EVENTS_PER_PATIENT, EventRecord, Patient
 
 _MAX_SCREENED_PER_ENROLLED = 1000
@@ -130,7 +130,8 @@ class Cohort:
         self.allocator = Allocator(scenario, self.stream) if scenario.arms else None
         self.ctxs: list[TrialContext] = []
         self._allocated: dict[tuple[int, int], int] = {}
-        self._fvc_values: dict[int, dict[str, float]] = {}
+        self.fvc_values: dict[int, dict[str, float]] = {}
+        self.disease_events = disease_event_names(scenario)
         if patients:
             self.ctxs = [context_for(arm, drugs) for arm in self.arm_scenarios]
             self.ctx = self.ctxs[0]
@@ -308,6 +309,8 @@ class Cohort:
                 self._exit(p, t, "died", DEATH)
                 return
             p.ae_counts[name] += 1
+            if name in self.disease_events:  # flares and rescues, for the disease model
+                p.disease_events = (*p.disease_events, (name, t))
             self._record(p, t, name)
             before = (p.schedules, len(p.death_windows))
             status = self._act(p, k, t)
@@ -420,9 +423,7 @@ class Cohort:
         if self.allocator is not None:
             out["arm"] = np.array([p.arm for p in ps], dtype=int)
         if self.scenario.disease is not None:  # the measurements, for the analysis
-            values = [self._fvc(p) for p in ps]
-            for key in fvc_columns(self):
-                out[key] = np.array([v[key] for v in values], dtype=float)
+            out.update(fvc_outcomes(self, ps))
         columns = self.dose_columns()
         if columns:  # (for the replicate rows' medians)
             rows = [dose_values(self, p, columns) for p in ps]
@@ -447,13 +448,6 @@ class Cohort:
     def dose_columns(self) -> list[DoseColumn]:
         """The per-drug dose columns of the patients table (:mod:`sim.trial.dose_columns`)."""
         return cohort_dose_columns(self)
-
-    def _fvc(self, p: Patient) -> dict[str, float]:
-        """The patient's FVC columns (:mod:`sim.trial.fvc`), computed once."""
-        found = self._fvc_values.get(p.patient_id)
-        if found is None:
-            found = self._fvc_values[p.patient_id] = patient_fvc_values(self, p)
-        return found
 
     def patient_columns(self) -> list[str]:
         """The columns of the patients table, in order (also when it has no rows)."""
@@ -492,7 +486,7 @@ class Cohort:
             if declared:
                 row.update(dose_values(self, p, declared))
             if self.scenario.disease is not None:
-                row.update(self._fvc(p))
+                row.update(fvc_values(self, p))
             for name in self.ae_names:
                 row[f"ae_{name}"] = p.ae_counts[name]
             row["status"] = p.status

@@ -81,6 +81,8 @@ class Patient:
     _mpa: OralOneCompartment | None = None
     arm: int = 0
     """The patient's arm: an index into the scenario's ``[[arms]]`` (0 without arms)."""
+    disease_events: tuple[tuple[str, float], ...] = ()
+    """(event, day) of the adverse events the disease model reads (flares, rescues)."""
 
     @property
     def mpa(self) -> OralOneCompartment:
