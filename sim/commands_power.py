@@ -32,8 +32,10 @@ def power_command(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     out = Path(args.out) if args.out else None
     target = out / "power.csv" if out else None
-    if target is not None and target.exists() and not args.overwrite:
-        raise DosesimError(f"{target} exists; give --overwrite to replace it")
+    if out is not None and not args.overwrite:
+        for name in ("power.csv", "power.png", "report.html"):
+            if (out / name).exists():
+                raise DosesimError(f"{out / name} exists; give --overwrite to replace it")
     execution = execution_options(args, args.scheduler)
     table = power_table(scenario, sizes, args.replicates, args.seed, args.alpha, **execution)
     disease = scenario.disease
@@ -66,9 +68,23 @@ def power_command(args: argparse.Namespace) -> int:
         assert out is not None
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(target, csv_text(table))
+        from sim.views.report import frame_html, render_page
+
         fig = power_figure(table, f"{scenario.label}: power and precision", args.target_power)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110)
         atomic_write_bytes(out / "power.png", buf.getvalue())
-        print(f"wrote {target} and {out / 'power.png'}")
+        intro = (
+            f"Power of the primary analysis of {scenario.label} (scenario sha256 "
+            f"<code>{scenario.hash[:12]}</code>): whole trials at each total sample size, "
+            f"{args.replicates} replicates per n, seed {args.seed}."
+        )
+        page = render_page(
+            f"dosesim power: {scenario.label}",
+            intro,
+            [("Power and precision against n", frame_html(table.round(4)))],
+            [("Power and precision against the sample size", fig)],
+        )
+        atomic_write_text(out / "report.html", page)
+        print(f"wrote {target}, {out / 'power.png'} and {out / 'report.html'}")
     return EXIT_OK

@@ -50,6 +50,9 @@ __all__ = [
 ]
 
 _EXIT_METRICS = ("completed_fraction", "withdrawn", "died", "discontinued")
+#: The disease side of the trade-off, when the scenarios model it: the per-trial mean
+#: change at the landmark, the share of significant replicates (power), Treg's change.
+_DISEASE_METRICS = ("fvc_change_mean", "fvc_significant", "fvc_evaluable", "treg_change_mean")
 #: The milestones are those of :func:`sim.trial.milestones.milestone_columns`: a replicate that
 #: never reaches the target does not lend its last enrolment to "last patient in".
 _TRIAL_METRICS = (*MILESTONE_METRICS, "target_reached", "completed_by_deadline")
@@ -57,9 +60,10 @@ _TRIAL_METRICS = (*MILESTONE_METRICS, "target_reached", "completed_by_deadline")
 
 def default_metric_names() -> tuple[str, ...]:
     """Metrics compared by default, in order: the trial endpoints compared by default
-    (:func:`sim.endpoints.compared_by_default`, as registered now), the exits, then
-    (after every ``ae_*`` column, see :func:`default_metrics`) the milestones."""
-    return (*compared_by_default(), *_EXIT_METRICS, *_TRIAL_METRICS)
+    (:func:`sim.endpoints.compared_by_default`, as registered now), the exits, the disease
+    (FVC change, power, evaluable patients, Treg change: where modelled), then (after
+    every ``ae_*`` column, see :func:`default_metrics`) the milestones."""
+    return (*compared_by_default(), *_EXIT_METRICS, *_DISEASE_METRICS, *_TRIAL_METRICS)
 
 
 #: :func:`default_metric_names` when this module was imported (the built-in endpoints).
@@ -150,7 +154,7 @@ def default_metrics(tables: Sequence[pd.DataFrame]) -> list[str]:
     for table in tables:
         columns.update(str(c) for c in table.columns)
     aes = sorted(c for c in columns if c.startswith("ae_"))
-    head = [m for m in (*compared_by_default(), *_EXIT_METRICS) if m in columns]
+    head = [m for m in (*compared_by_default(), *_EXIT_METRICS, *_DISEASE_METRICS) if m in columns]
     tail = [m for m in _TRIAL_METRICS if m in columns]
     return head + aes + tail
 

@@ -54,9 +54,13 @@ def test_default_metrics_in_order(base_vs_low: Comparison) -> None:
         "died",
         "discontinued",
     ]
+    # then the disease side (the base models it), the adverse events, the milestones
+    disease = ["fvc_change_mean", "fvc_significant", "fvc_evaluable", "treg_change_mean"]
+    assert m[6:10] == disease
     aes = [x for x in m if x.startswith("ae_")]
-    assert aes == sorted(aes) and "ae_hyperglycaemia" in aes
-    assert m[6 + len(aes) :] == [
+    assert aes == sorted(aes) and "ae_hyperglycaemia" in aes and "ae_ild_relapse" in aes
+    assert m[10 : 10 + len(aes)] == aes
+    assert m[10 + len(aes) :] == [
         "target_day_capped",
         "last_patient_in_day_if_reached",
         "last_patient_last_visit_day_if_reached",

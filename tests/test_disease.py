@@ -17,7 +17,6 @@ from sim.schedule import Schedule
 from sim.trial.cohort import simulate_cohort
 
 BASE = Path(__file__).resolve().parents[1] / "scenarios" / "nct05129410.toml"
-DISEASE = "disease={fvc = {visit_weeks = [0, 13, 26, 52], landmark_week = 52}}"
 
 
 def test_the_effect_solves_its_ode_exactly() -> None:
@@ -69,18 +68,36 @@ def test_estimands_on_constructed_patients() -> None:
 
 
 def test_the_disease_model_changes_no_other_draw() -> None:
-    a = simulate_cohort(load_scenario(BASE), 300, seed=5)
-    b = simulate_cohort(load_scenario(BASE, [DISEASE]), 300, seed=5)
+    a = simulate_cohort(load_scenario(BASE, ["disease={remove=true}"]), 300, seed=5)
+    b = simulate_cohort(load_scenario(BASE), 300, seed=5)
     assert b.patients[a.patients.columns].equals(a.patients)
     assert b.events.equals(a.events)
-    # and a change to the treatment effect moves only the FVC columns
-    c = simulate_cohort(
-        load_scenario(BASE, [DISEASE, "disease.fvc.mmf_effect_max_pp=5.0"]), 300, seed=5
-    )
+    # and a change to the treatment effect moves only the FVC columns: every patient's
+    # covariates, PK, doses, adverse events and exits stay as they were
+    c = simulate_cohort(load_scenario(BASE, ["disease.fvc.mmf_effect_max_pp=5.0"]), 300, seed=5)
     assert c.patients[a.patients.columns].equals(a.patients)
+    assert c.events.equals(b.events)
     assert (c.patients["fvc_week0"] == b.patients["fvc_week0"]).all()  # baseline: no effect
+    for column in ("treg_week0", "treg_week52"):  # Treg has its own stream
+        assert c.patients[column].equals(b.patients[column])
     done = b.patients["status"] == "completed"
     assert (c.patients.loc[done, "fvc_change"] < b.patients.loc[done, "fvc_change"]).all()
+
+
+def test_relapses_depend_on_treatment_and_cost_fvc() -> None:
+    base = simulate_cohort(load_scenario(BASE), 2000, seed=11).patients
+    low = simulate_cohort(load_scenario(BASE, ["prednisone.start_mg_per_kg=0.5"]), 2000, seed=11)
+    low_p = low.patients
+    # the same patients (common random numbers), less steroid, more relapses
+    assert (low_p["person"] == base["person"]).all()
+    burden = "cumulative_prednisone_mg_week52"
+    assert low_p[burden].median() < 0.7 * base[burden].median()
+    relapsed = (base["ae_ild_relapse"] > 0).mean(), (low_p["ae_ild_relapse"] > 0).mean()
+    assert relapsed[1] > relapsed[0]
+    # a relapse costs FVC: 5-10 pp each, and the re-escalation cannot make up for it
+    changed = base["fvc_change"].notna()
+    by_relapse = base[changed].groupby(base["ae_ild_relapse"][changed] > 0)["fvc_change"].mean()
+    assert by_relapse[False] - by_relapse[True] > 5.0
 
 
 def test_power_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,10 +112,14 @@ def test_power_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert table[0].startswith("n,power,power_mcse,ci_half_width_median")
     assert [row.split(",")[0] for row in table[1:]] == ["8", "16"]
     assert (out / "power.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "report.html").read_text()
+    assert "Power and precision against n" in page and "data:image/png;base64," in page
     assert "smallest n on the grid" in capsys.readouterr().out
     assert main([*args, "--out", str(out), "--quiet"]) == 2  # refuses to overwrite
     assert main(["power", str(scenario), "--n", "8,x", "--seed", "1"]) == 2
-    assert main(["power", str(BASE), "--n", "8", "--seed", "1", "--replicates", "2"]) == 2
+    plain = tmp_path / "plain.toml"  # no disease model: nothing to power
+    plain.write_text(f'extends = "{BASE}"\ndisease = {{ remove = true }}\n')
+    assert main(["power", str(plain), "--n", "8", "--seed", "1", "--replicates", "2"]) == 2
 
 
 def test_the_mixed_model_is_statsmodels_fitted_directly() -> None:
@@ -107,7 +128,7 @@ def test_the_mixed_model_is_statsmodels_fitted_directly() -> None:
 
     from sim.disease import analyse_mixed
 
-    sc = load_scenario(BASE, [DISEASE, 'disease.analysis.method="mixed_model"'])
+    sc = load_scenario(BASE, ['disease.analysis.method="mixed_model"'])
     assert sc.disease is not None
     p = simulate_cohort(sc, 40, seed=9).patients
     visits = {w: p[f"fvc_week{w}"].to_numpy() for w in (0, 13, 26, 52)}

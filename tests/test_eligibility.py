@@ -16,7 +16,8 @@ from sim.streams import stream
 BASE = Path(__file__).resolve().parents[1] / "scenarios" / "nct05129410.toml"
 
 DECLARED = [
-    "population.conditions={hepatitis_b = 0.07, pregnancy = 0.02}",
+    "population.conditions.hepatitis_b=0.07",
+    "population.conditions.pregnancy=0.02",
     'eligibility.exclude=["anti_mda5_positive", "cancer", "hepatitis_b", "pregnancy"]',
     "eligibility.ranges={weight_kg = {min = 45.0, max = 90.0}, fvc_percent = {max = 85.0}}",
 ]

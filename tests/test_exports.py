@@ -310,7 +310,11 @@ def test_every_exadj_is_an_adjustment_or_the_end_of_a_hold(
 
 
 def test_ex_without_adverse_events_has_one_row_per_segment_and_no_exadj() -> None:
-    calm = {"adverse_events": {}, "dropout": {"withdrawal_per_year": 0.0, "death_per_year": 0.0}}
+    calm = {
+        "adverse_events": {},
+        "disease": {"remove": True},
+        "dropout": {"withdrawal_per_year": 0.0, "death_per_year": 0.0},
+    }
     result = simulate_cohort(load_scenario(BASE, calm), 5, seed=1)
     ex = sdtm_ex(result, 0, STUDY)
     assert (ex["EXADJ"] == "").all()

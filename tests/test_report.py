@@ -37,6 +37,15 @@ def test_report_is_self_contained(results: Path) -> None:
     assert "not a dosing aid" in text
 
 
+def test_the_report_sets_harms_against_disease_control(results: Path) -> None:
+    text = (results / "report.html").read_text()
+    section = text.split("<h2>Trade-off: harms and disease control</h2>", 1)[1].split("<h2>")[0]
+    for row in ("median cumulative prednisone at week 52", "ild_relapse events",
+                "serious_infection events", "mean FVC change at the landmark",
+                "mean Treg change at the landmark", "Primary analysis significant in"):  # fmt: skip
+        assert row in section, row
+
+
 def test_validation_checks_pass_on_the_base_scenario(results: Path) -> None:
     scenario, result = load_results(results)
     checks = validation_checks(scenario, result)

@@ -75,7 +75,12 @@ def test_results_folder_contents(tmp_path: Path) -> None:
     entry = summary["metrics"]["completed_fraction"]
     assert set(entry) == {"n", "mean", "mcse", "p5", "p25", "median", "p75", "p95", "low", "high"}
     assert (entry["low"], entry["high"]) == (entry["p5"], entry["p95"])  # 90 %: 5-95
-    assert set(summary["probabilities"]) == {"target_reached", "completed_by_deadline"}
+    # and the primary analysis's power: the share of significant replicates
+    assert set(summary["probabilities"]) == {
+        "target_reached",
+        "completed_by_deadline",
+        "fvc_significant",
+    }
     assert summary["level"] == 0.9 and summary["milestones"]["target"] == 20
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert manifest["command"] == "run" and manifest["status"] == "complete"

@@ -87,6 +87,7 @@ _AE_TERMS = {
     "leukopenia": "Leukopenia",
     "hyperglycaemia": "Hyperglycaemia",
     "ild_flare": "Acute exacerbation of interstitial lung disease",
+    "ild_relapse": "Relapse of interstitial lung disease",
 }
 _DSDECOD = {
     "completed": "COMPLETED",

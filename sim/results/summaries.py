@@ -57,7 +57,8 @@ def summarise(
         }
         metrics[col] = entry
     probabilities = {}
-    for col in _PROBABILITIES:
+    # the primary analysis's power: the share of significant replicates (with a disease model)
+    for col in (*_PROBABILITIES, *(c for c in ("fvc_significant",) if c in table.columns)):
         p = float(table[col].mean())
         probabilities[col] = {"p": p, "mcse": math.sqrt(p * (1 - p) / n)}
     rec = scenario.recruitment

@@ -401,6 +401,51 @@ def _arms_html(s: dict[str, Any], labels: dict[str, str], low: str, high: str) -
     return about + _table(["metric", "arm or difference", "median", low, high], rows)
 
 
+_TRADE_OFF_ROWS = (
+    ("median_cumulative_prednisone_mg_week52", "median cumulative prednisone at week 52, mg"),
+    ("completed_fraction", "completed fraction"),
+    ("fvc_change_mean", "mean FVC change at the landmark, % predicted"),
+    ("treg_change_mean", "mean Treg change at the landmark, % of CD4+"),
+)
+
+
+def _trade_off_html(s: dict[str, Any], low: str, high: str) -> str:
+    """Harms against disease control, per trial or per arm: the trade-off of a protocol.
+
+    Each row is a metric of one replicate trial (median and interval over replicates);
+    with arms, a column group per arm (the arm's own patients).
+    """
+    metrics = s["metrics"]
+    arms = s.get("arms")
+    groups = [(f"arm_{n}_", n) for n in arms["names"]] if arms else [("", "trial")]
+    keys = [k for k in metrics if k.startswith("ae_")]
+    rows: list[list[Any]] = []
+    for key, what in (*_TRADE_OFF_ROWS[:2], *((k, f"{k[3:]} events") for k in keys),
+                      *_TRADE_OFF_ROWS[2:]):  # fmt: skip
+        found = [metrics.get(f"{prefix}{key}") for prefix, _ in groups]
+        if all(m is None for m in found):
+            continue
+        for (_, name), m in zip(groups, found, strict=True):
+            if m is not None:
+                rows.append([what, name, m["median"], m["low"], m["high"]])
+    if not rows:
+        return ""
+    power = s.get("probabilities", {}).get("fvc_significant")
+    note = (
+        f"<p>Primary analysis significant in {power['p']:.3f} of the replicates (power; "
+        f"MCSE {power['mcse']:.3f}).</p>"
+        if power
+        else ""
+    )
+    about = (
+        "<p class='note'>What the protocol costs in steroid and harms against what it buys "
+        "in disease control, per replicate trial (median and interval over replicates). "
+        "Relapses and exacerbations lower FVC and bring rescue therapy (docs/model.md, "
+        '"The disease: FVC").</p>'
+    )
+    return about + _table(["metric", "arm" if arms else "", "median", low, high], rows) + note
+
+
 def render_report(
     scenario: Scenario,
     result: RunResult,
@@ -460,6 +505,9 @@ def render_report(
     sections = list(extra_sections or [])
     if s.get("arms"):
         sections.insert(0, ("Arms", _arms_html(s, labels, low_name, high_name)))
+    trade_off = _trade_off_html(s, low_name, high_name) if "fvc_change_mean" in metrics else ""
+    if trade_off:
+        sections.insert(0, ("Trade-off: harms and disease control", trade_off))
     extra = "".join(f"<h2>{html.escape(t)}</h2>{body}" for t, body in sections)
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     modified = (

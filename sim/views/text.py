@@ -65,11 +65,47 @@ def format_run_summary(summary: dict[str, Any]) -> str:
     lines.append(f"exits per trial (mean): {exits}")
     aes = ", ".join(f"{k[3:]} {v['mean']:.2f}" for k, v in m.items() if k.startswith("ae_"))
     lines.append(f"adverse events per trial (mean): {aes}")
+    lines += _disease_lines(summary)
     if summary.get("arms"):
         lines += _arm_lines(summary, interval)
     if summary.get("milestones"):
         lines += format_milestones(summary["milestones"], "trials")
     return "\n".join(lines)
+
+
+def _disease_lines(summary: dict[str, Any]) -> list[str]:
+    """The disease side of the trade-off: the primary endpoint, its power, the biomarker."""
+    m = summary["metrics"]
+    if "fvc_change_mean" not in m:
+        return []
+    label = interval_label(summary["level"])
+
+    def signed(key: str, digits: int) -> str:
+        e = m[key]
+        return (
+            f"median {e['median']:+.{digits}f} ({label}: {e['low']:+.{digits}f} to "
+            f"{e['high']:+.{digits}f})"
+        )
+
+    lines = [
+        "disease control, per-trial mean FVC change from baseline at the landmark: "
+        + signed("fvc_change_mean", 1)
+        + " % predicted"
+    ]
+    power = summary.get("probabilities", {}).get("fvc_significant")
+    if power is not None:
+        evaluable = m.get("fvc_evaluable")
+        n = f"; evaluable patients per trial (mean) {evaluable['mean']:.1f}" if evaluable else ""
+        lines.append(
+            f"primary analysis significant (power): {power['p']:.2f} (MCSE {power['mcse']:.2f}){n}"
+        )
+    if "treg_change_mean" in m:
+        lines.append(
+            "Treg change from baseline at its landmark, per-trial mean: "
+            + signed("treg_change_mean", 2)
+            + " % of CD4+"
+        )
+    return lines
 
 
 _ARM_ROWS = (
@@ -80,6 +116,7 @@ _ARM_ROWS = (
     ),
     ("completed_fraction", "completed fraction", ".2f"),
     ("enrolled", "enrolled", ".0f"),
+    ("fvc_change_mean", "mean FVC change at the landmark, % predicted", ".1f"),
 )
 
 
@@ -89,6 +126,8 @@ def _arm_lines(summary: dict[str, Any], interval: Any) -> list[str]:
     ref = arms["reference"]
     lines = [f"by arm (reference {ref}; differences are arm minus {ref} within a trial):"]
     for key, what, fmt in _ARM_ROWS:
+        if not any(f"arm_{name}_{key}" in summary["metrics"] for name in arms["names"]):
+            continue  # (no disease model: no FVC row)
         parts = [f"{name} {interval(f'arm_{name}_{key}', fmt)}" for name in arms["names"]]
         lines.append(f"  {what}: " + "; ".join(parts))
         m = summary["metrics"]

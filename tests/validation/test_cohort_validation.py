@@ -75,6 +75,7 @@ def _scenario(
         {
             **SIXTY_KG,
             "adverse_events": adverse_events,
+            "disease": {"remove": True},
             "dropout": {
                 "withdrawal_per_year": withdrawal_per_year,
                 "death_per_year": death_per_year,
