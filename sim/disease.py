@@ -40,7 +40,15 @@ from sim.disease_schema import DiseaseSettings, Estimand, Marker
 from sim.errors import DosesimError
 from sim.schedule import Schedule
 
-__all__ = ["FvcPatient", "analyse", "analyse_mixed", "effect_at", "patient_fvc", "patient_marker"]
+__all__ = [
+    "FvcPatient",
+    "analyse",
+    "analyse_mixed",
+    "effect_at",
+    "exposure_steps",
+    "patient_fvc",
+    "patient_marker",
+]
 
 FloatArray = npt.NDArray[np.float64]
 DAYS_PER_YEAR = 365.25
@@ -70,6 +78,8 @@ class FvcPatient:
         Day of the first rescue (``rescue_events``), or inf.
     conditions : frozenset of str
         The patient's conditions (for the natural course by subtype).
+    steps : tuple of lists, optional
+        :func:`exposure_steps` of ``mmf`` and ``glucocorticoid``, if already known.
     """
 
     baseline_pct: float
@@ -81,25 +91,44 @@ class FvcPatient:
     flare_days: tuple[float, ...] = ()
     rescue_day: float = math.inf
     conditions: frozenset[str] = frozenset()
+    steps: Steps | None = None
+
+
+Steps = tuple[list[float], list[float], list[float]]
+"""The days where a patient's doses change, and the MMF and glucocorticoid doses (mg/day)
+from each of them on: what every marker's effect target reads of the schedules."""
+
+
+def exposure_steps(mmf: Schedule | None, glucocorticoid: Schedule) -> Steps:
+    """The breakpoints (days, from 0) of a patient's doses and the doses on each stretch.
+
+    Computed once per pair of schedules and shared by every marker (and by the patients
+    on the same schedules: :mod:`sim.trial.fvc` keeps them by schedule).
+    """
+    schedules = [s for s in (mmf, glucocorticoid) if s is not None]
+    cuts = sorted({0, *(d for s in schedules for d in (*s.change_days, s.end_day))})
+    mmf_mg = [_dose_on(mmf, day) for day in cuts] if mmf is not None else [0.0] * len(cuts)
+    gc_mg = [_dose_on(glucocorticoid, day) for day in cuts]
+    return [float(c) for c in cuts], mmf_mg, gc_mg
 
 
 def _targets(fvc: Marker, p: FvcPatient) -> tuple[list[float], list[float]]:
     """The breakpoints (days) and the effect target on each stretch after them."""
-    schedules = [s for s in (p.mmf, p.glucocorticoid) if s is not None]
-    cuts = sorted({0, *(d for s in schedules for d in (*s.change_days, s.end_day))})
+    cuts, mmf_mg, gc_mg = p.steps or exposure_steps(p.mmf, p.glucocorticoid)
+    e_mmf = fvc.mmf_effect_max_pp if p.mmf is not None else 0.0
+    e_gc, ed50 = fvc.gc_effect_max_pp, fvc.gc_ed50_mg
+    h, ec50_h = fvc.mpa_hill, fvc.mpa_ec50_mg_h_per_l**fvc.mpa_hill
     targets = []
-    for day in cuts:
+    for mmf_dose, gc_dose in zip(mmf_mg, gc_mg, strict=True):
         target = 0.0
-        if p.mmf is not None and fvc.mmf_effect_max_pp:
-            auc = p.auc_per_mg * _dose_on(p.mmf, day)
+        if e_mmf:
+            auc = p.auc_per_mg * mmf_dose
             if auc > 0:
-                h = fvc.mpa_hill
-                target += fvc.mmf_effect_max_pp * auc**h / (auc**h + fvc.mpa_ec50_mg_h_per_l**h)
-        if fvc.gc_effect_max_pp:
-            dose = _dose_on(p.glucocorticoid, day)
-            target += fvc.gc_effect_max_pp * dose / (dose + fvc.gc_ed50_mg)
+                target += e_mmf * auc**h / (auc**h + ec50_h)
+        if e_gc:
+            target += e_gc * gc_dose / (gc_dose + ed50)
         targets.append(target)
-    return [float(c) for c in cuts], targets
+    return cuts, targets
 
 
 def _dose_on(schedule: Schedule, day: int) -> float:
@@ -124,17 +153,25 @@ def effect_at(
     half_time_days : float
         The half-time of the approach, days.
     """
-    k = math.log(2.0) / half_time_days
     t = np.asarray(days, dtype=float)
-    out = np.empty(t.shape)
-    # the effect at each cut, then from the cut before each day
-    at_cut = [0.0]
+    out = _effects(t.ravel().tolist(), cuts, targets, half_time_days)
+    return np.array(out, dtype=float).reshape(t.shape)
+
+
+def _effects(
+    days: list[float], cuts: list[float], targets: list[float], half_time_days: float
+) -> list[float]:
+    """:func:`effect_at` on a list (plain Python: a few cuts and visits per patient, where
+    numpy's per-call overhead would dominate)."""
+    k = math.log(2.0) / half_time_days
+    at_cut = [0.0]  # the effect at each cut, then from the cut before each day
     for j in range(1, len(cuts)):
         before, width = targets[j - 1], cuts[j] - cuts[j - 1]
         at_cut.append(before + (at_cut[-1] - before) * math.exp(-k * width))
-    index = np.searchsorted(np.asarray(cuts), t, side="right") - 1
-    for n, (day, i) in enumerate(zip(t.ravel().tolist(), index.ravel().tolist(), strict=True)):
-        out.flat[n] = targets[i] + (at_cut[i] - targets[i]) * math.exp(-k * (day - cuts[i]))
+    out = []
+    for day in days:
+        i = bisect.bisect_right(cuts, day) - 1
+        out.append(targets[i] + (at_cut[i] - targets[i]) * math.exp(-k * (day - cuts[i])))
     return out
 
 
@@ -214,30 +251,32 @@ def patient_marker(
     drops : list of (float, float)
         (day, loss) pairs: the true value is lower by the loss from that day on.
     """
-    days = np.array([7.0 * w for w in marker.visit_weeks])
+    days = [7.0 * w for w in marker.visit_weeks]
     cuts, targets = _targets(marker, p)
-    true = baseline + slope_pp_per_year * days / DAYS_PER_YEAR
-    true = true + effect_at(days, cuts, targets, marker.onset_half_time_days)
-    for day, loss in drops:
-        true = true - loss * (days >= day)
-    measured = true + marker.measurement_sd_pp * np.asarray(errors, dtype=float)
+    effects = _effects(days, cuts, targets, marker.onset_half_time_days)
     last = math.inf  # the last day measured
     if p.status in ("died", "withdrawn"):
         last = p.exit_day
     elif estimand.discontinuation == "while_on_treatment":
         last = p.exit_day if p.status == "discontinued" else math.inf
         last = min(last, _stopped_mmf_day(p.mmf))
-    kept = days <= last
-    if estimand.rescue == "hypothetical":
-        kept &= days < p.rescue_day
-    measured = np.where(kept, measured, np.nan)
+    until = p.rescue_day if estimand.rescue == "hypothetical" else math.inf  # (exclusive)
+    sd, per_day = marker.measurement_sd_pp, slope_pp_per_year
+    measured = []
+    # plain Python over a few visits; the operations in the order of the equations
+    for day, effect, error in zip(days, effects, np.asarray(errors).tolist(), strict=True):
+        true = baseline + per_day * day / DAYS_PER_YEAR + effect
+        for flare_day, loss in drops:
+            if day >= flare_day:
+                true -= loss
+        measured.append(true + sd * error if day <= last and day < until else math.nan)
     landmark = marker.visit_weeks.index(marker.landmark_week)
-    change = float(measured[landmark] - measured[0])
+    change = measured[landmark] - measured[0]
     if math.isnan(change) and p.status == "died" and estimand.death == "composite":
         change = estimand.death_change_pp
     elif estimand.rescue == "composite" and p.rescue_day <= days[landmark]:
         change = estimand.rescue_change_pp if math.isfinite(measured[0]) else math.nan
-    return measured, change
+    return np.array(measured), change
 
 
 def analyse(

@@ -38,7 +38,8 @@ POWER_COLUMNS = (
 
 
 def with_sample_size(scenario: Scenario, n: int, alpha: float | None = None) -> Scenario:
-    """The scenario with ``recruitment.target_enrolled = n`` (and the analysis' ``alpha``)."""
+    """The scenario with ``recruitment.target_enrolled = n`` (and the analysis' ``alpha``),
+    its primary endpoint alone (no ``[disease.treg]``)."""
     rec = scenario.recruitment
     disease = scenario.disease
     if rec is None or disease is None:
@@ -47,9 +48,12 @@ def with_sample_size(scenario: Scenario, n: int, alpha: float | None = None) -> 
             " table (the primary analysis is the disease model's)"
         )
     update: dict[str, Any] = {"recruitment": rec.model_copy(update={"target_enrolled": int(n)})}
+    # the primary endpoint alone: a second endpoint (Treg) draws from its own streams, so
+    # leaving it out changes no FVC number and saves its time
+    changes: dict[str, Any] = {"treg": None}
     if alpha is not None:
-        analysis = disease.analysis.model_copy(update={"alpha": float(alpha)})
-        update["disease"] = disease.model_copy(update={"analysis": analysis})
+        changes["analysis"] = disease.analysis.model_copy(update={"alpha": float(alpha)})
+    update["disease"] = disease.model_copy(update=changes)
     made = scenario.model_copy(update=update)
     return made.with_provenance(scenario.files, scenario.overrides)
 

@@ -9,13 +9,14 @@ slope, the measurement errors, then one uniform per flare); the Treg draws from
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from sim.disease import FvcPatient, patient_fvc, patient_marker
+from sim.disease import FvcPatient, Steps, exposure_steps, patient_fvc, patient_marker
 from sim.exposure import mpa_auc0_12_at_target
 from sim.scenario import Scenario
 from sim.schedule import Schedule
@@ -76,6 +77,14 @@ def fvc_outcomes(cohort: Cohort, patients: Sequence[Patient]) -> dict[str, Any]:
     return {key: np.array([v[key] for v in values], dtype=float) for key in fvc_columns(cohort)}
 
 
+@functools.lru_cache(maxsize=4096)
+def _steps(mmf: Schedule | None, glucocorticoid: Schedule) -> Steps:
+    """:func:`sim.disease.exposure_steps`, shared by the patients on equal schedules (those
+    who complete the same planned course, in every replicate): schedules are immutable
+    values, so the cache changes no number (a seam for speed only)."""
+    return exposure_steps(mmf, glucocorticoid)
+
+
 def patient_fvc_values(cohort: Cohort, p: Patient) -> dict[str, float]:
     """One patient's disease columns (:func:`fvc_columns`)."""
     disease = cohort.scenario.disease
@@ -87,19 +96,27 @@ def patient_fvc_values(cohort: Cohort, p: Patient) -> dict[str, float]:
     if mmf_table is not None:
         auc = float(np.asarray(mpa_auc0_12_at_target(ctx.scenario, p.mpa)).reshape(-1)[0])
         auc_per_mg = auc / (1000.0 * mmf_table.target_g_per_day)
-    flares = set(disease.fvc.flare_events)
-    rescues = set(disease.estimand.rescue_events)
+    flares = disease.fvc.flare_events
+    rescues = disease.estimand.rescue_events
     events = p.disease_events
+    mmf = given["mmf"] if mmf_table is not None else None
+    glucocorticoid = given["prednisone"]
+    steps = _steps(mmf, glucocorticoid)
+    people, row = p.people, p.row
+    names = people.condition_names
     patient = FvcPatient(
-        baseline_pct=float(p.people.fvc_percent[p.row]),
-        mmf=given["mmf"] if mmf_table is not None else None,
-        glucocorticoid=given["prednisone"],
+        baseline_pct=float(people.fvc_percent[row]),
+        mmf=mmf,
+        glucocorticoid=glucocorticoid,
         auc_per_mg=auc_per_mg,
         status=p.status,
         exit_day=p.exit_day,
         flare_days=tuple(day for name, day in events if name in flares),
         rescue_day=min((day for name, day in events if name in rescues), default=math.inf),
-        conditions=p.candidate.conditions if disease.fvc.subtypes else frozenset(),
+        conditions=frozenset(
+            c for c in disease.fvc.subtypes if c in names and people.conditions[row, names.index(c)]
+        ),
+        steps=steps,
     )
     person = int(p.people.person[p.row])
     rng = cohort.stream("disease", person)
