@@ -245,3 +245,26 @@ def test_the_disease_tables_must_name_what_the_scenario_has(tmp_path: Path) -> N
                   "disease.estimand.rescue_events[0] = \"nope\"",
                   "adverse_events.ild_flare.multipliers[0].covariate = \"bmi\""):  # fmt: skip
         assert where in text, text
+
+
+def test_estimands_on_a_constructed_cohort_with_a_known_fraction_stopping() -> None:
+    # 10 patients, 3 of whom discontinue on day 100 and stay in follow-up; no noise
+    s = {"fvc": {"visit_weeks": [0, 26, 52], "landmark_week": 52, "measurement_sd_pp": 0.0,
+                 "slope_sd_pp_per_year": 0.0}}  # fmt: skip
+    policy = DiseaseSettings.model_validate(s)
+    on_treatment = DiseaseSettings.model_validate(
+        {**s, "estimand": {"discontinuation": "while_on_treatment"}}
+    )
+    cohort = [patient("discontinued", 100.0)] * 3 + [patient("completed", 364.0)] * 7
+    z, e = 0.0, np.zeros(3)
+    stopped = patient_fvc(policy, cohort[0], z, e)[1]
+    stayed = patient_fvc(policy, cohort[-1], z, e)[1]
+    assert stopped < stayed  # their effect waned after day 100
+    from sim.disease import analyse
+
+    tp = analyse([patient_fvc(policy, p, z, e)[1] for p in cohort], policy)
+    wot = analyse([patient_fvc(on_treatment, p, z, e)[1] for p in cohort], on_treatment)
+    # treatment policy: all ten, the stopped ones included; while on treatment: the seven
+    assert tp["fvc_evaluable"] == 10 and wot["fvc_evaluable"] == 7
+    assert tp["fvc_change_mean"] == pytest.approx(0.3 * stopped + 0.7 * stayed)
+    assert wot["fvc_change_mean"] == pytest.approx(stayed)
