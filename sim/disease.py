@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,7 +95,7 @@ class FvcPatient:
     steps: Steps | None = None
 
 
-Steps = tuple[list[float], list[float], list[float]]
+Steps = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
 """The days where a patient's doses change, and the MMF and glucocorticoid doses (mg/day)
 from each of them on: what every marker's effect target reads of the schedules."""
 
@@ -107,12 +108,12 @@ def exposure_steps(mmf: Schedule | None, glucocorticoid: Schedule) -> Steps:
     """
     schedules = [s for s in (mmf, glucocorticoid) if s is not None]
     cuts = sorted({0, *(d for s in schedules for d in (*s.change_days, s.end_day))})
-    mmf_mg = [_dose_on(mmf, day) for day in cuts] if mmf is not None else [0.0] * len(cuts)
-    gc_mg = [_dose_on(glucocorticoid, day) for day in cuts]
-    return [float(c) for c in cuts], mmf_mg, gc_mg
+    mmf_mg = tuple(_dose_on(mmf, day) for day in cuts) if mmf is not None else (0.0,) * len(cuts)
+    gc_mg = tuple(_dose_on(glucocorticoid, day) for day in cuts)
+    return tuple(float(c) for c in cuts), mmf_mg, gc_mg
 
 
-def _targets(fvc: Marker, p: FvcPatient) -> tuple[list[float], list[float]]:
+def _targets(fvc: Marker, p: FvcPatient) -> tuple[Sequence[float], list[float]]:
     """The breakpoints (days) and the effect target on each stretch after them."""
     cuts, mmf_mg, gc_mg = p.steps or exposure_steps(p.mmf, p.glucocorticoid)
     e_mmf = fvc.mmf_effect_max_pp if p.mmf is not None else 0.0
@@ -139,7 +140,7 @@ def _dose_on(schedule: Schedule, day: int) -> float:
 
 
 def effect_at(
-    days: npt.ArrayLike, cuts: list[float], targets: list[float], half_time_days: float
+    days: npt.ArrayLike, cuts: Sequence[float], targets: Sequence[float], half_time_days: float
 ) -> FloatArray:
     """The treatment effect at ``days``: first-order approach to a piecewise-constant target.
 
@@ -159,7 +160,7 @@ def effect_at(
 
 
 def _effects(
-    days: list[float], cuts: list[float], targets: list[float], half_time_days: float
+    days: Sequence[float], cuts: Sequence[float], targets: Sequence[float], half_time_days: float
 ) -> list[float]:
     """:func:`effect_at` on a list (plain Python: a few cuts and visits per patient, where
     numpy's per-call overhead would dominate)."""
@@ -230,7 +231,8 @@ def patient_marker(
     baseline: float,
     slope_pp_per_year: float,
     errors: FloatArray,
-    drops: list[tuple[float, float]] = [],  # noqa: B006 - read only
+    drops: Sequence[tuple[float, float]] = (),
+    composite: bool = True,
 ) -> tuple[FloatArray, float]:
     """One patient's measured marker at each visit (NaN where the estimand has none) and
     the change from baseline at the landmark as the estimand counts it (NaN: not evaluable).
@@ -248,17 +250,22 @@ def patient_marker(
         The patient's natural slope.
     errors : array of float
         Standard normals, one per visit.
-    drops : list of (float, float)
+    drops : sequence of (float, float)
         (day, loss) pairs: the true value is lower by the loss from that day on.
+    composite : bool
+        Whether the estimand's composite strategies apply (their declared changes are
+        on the primary endpoint's scale, FVC % predicted): False for a second endpoint,
+        whose change is then missing after a death or a rescue they would count.
     """
     days = [7.0 * w for w in marker.visit_weeks]
     cuts, targets = _targets(marker, p)
     effects = _effects(days, cuts, targets, marker.onset_half_time_days)
-    last = math.inf  # the last day measured
-    if p.status in ("died", "withdrawn"):
-        last = p.exit_day
-    elif estimand.discontinuation == "while_on_treatment":
-        last = p.exit_day if p.status == "discontinued" else math.inf
+    # the last day measured: the exit for death and withdrawal; while on treatment, also
+    # the exit of one who discontinued and the day MMF stopped for good, whichever is first
+    last = p.exit_day if p.status in ("died", "withdrawn") else math.inf
+    if estimand.discontinuation == "while_on_treatment":
+        if p.status == "discontinued":
+            last = min(last, p.exit_day)
         last = min(last, _stopped_mmf_day(p.mmf))
     until = p.rescue_day if estimand.rescue == "hypothetical" else math.inf  # (exclusive)
     sd, per_day = marker.measurement_sd_pp, slope_pp_per_year
@@ -272,10 +279,12 @@ def patient_marker(
         measured.append(true + sd * error if day <= last and day < until else math.nan)
     landmark = marker.visit_weeks.index(marker.landmark_week)
     change = measured[landmark] - measured[0]
-    if math.isnan(change) and p.status == "died" and estimand.death == "composite":
-        change = estimand.death_change_pp
-    elif estimand.rescue == "composite" and p.rescue_day <= days[landmark]:
-        change = estimand.rescue_change_pp if math.isfinite(measured[0]) else math.nan
+    if composite:  # failures count as the declared changes (the primary endpoint's scale)
+        died_before = p.status == "died" and p.exit_day <= days[landmark]
+        if died_before and estimand.death == "composite":
+            change = estimand.death_change_pp
+        elif estimand.rescue == "composite" and p.rescue_day <= days[landmark]:
+            change = estimand.rescue_change_pp if math.isfinite(measured[0]) else math.nan
     return np.array(measured), change
 
 

@@ -8,6 +8,7 @@ sources, are in ``docs/model.md`` ("The disease: FVC").
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
@@ -122,7 +123,8 @@ class Estimand(StrictModel):
     every measurement, ``hypothetical`` uses none from its day on (the change had no
     rescue been given, missing at random given the earlier visits: the mixed model uses
     them), ``composite`` counts a rescued patient's change at the landmark as
-    ``rescue_change_pp`` (failure). Withdrawal ends the measurements (missing).
+    ``rescue_change_pp`` (failure). Withdrawal ends the measurements (missing). The
+    composite changes are FVC's: a second endpoint's change is missing instead.
     """
 
     discontinuation: Literal["treatment_policy", "while_on_treatment"] = "treatment_policy"
@@ -163,7 +165,11 @@ class DiseaseSettings(StrictModel):
 
 
 def disease_problems(
-    disease: DiseaseSettings, events: list[str], conditions: list[str], end_day: int
+    disease: DiseaseSettings,
+    events: list[str],
+    conditions: list[str],
+    end_day: int,
+    excluded: Sequence[str] = (),
 ) -> list[tuple[KeyPath, Any, str]]:
     """What the disease tables name that the scenario does not have.
 
@@ -176,6 +182,8 @@ def disease_problems(
         The conditions a patient may have (built-in and declared).
     end_day : int
         The last day of treatment: every visit must be within it.
+    excluded : sequence of str
+        The conditions eligibility excludes (a subtype of one would never apply).
     """
     problems: list[tuple[KeyPath, Any, str]] = []
     for key, marker in (("fvc", disease.fvc), ("treg", disease.treg)):
@@ -191,5 +199,8 @@ def disease_problems(
     for name in disease.fvc.subtypes:
         if name not in conditions:
             rule = "must name a condition: " + ", ".join(conditions)
+            problems.append((("disease", "fvc", "subtypes", name), None, rule))
+        elif name in excluded:
+            rule = "names a condition that [eligibility] excludes: no patient has it"
             problems.append((("disease", "fvc", "subtypes", name), None, rule))
     return problems

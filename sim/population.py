@@ -236,7 +236,10 @@ class People:
             return getattr(self, name)
         if name in self.condition_names:
             return self.conditions[:, self.condition_names.index(name)].astype(np.float64)
-        raise ValueError(f"no covariate {name!r}: age_years, weight_kg, female or fvc_percent")
+        raise ValueError(
+            f"no covariate {name!r}: age_years, weight_kg, fvc_percent, height_cm, female or a "
+            f"condition ({', '.join(self.condition_names)})"
+        )
 
     def candidate(self, i: int) -> Candidate:
         """Person ``i`` of the block as a :class:`Candidate`."""

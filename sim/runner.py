@@ -33,10 +33,12 @@ from sim.results.folder import CHECKPOINT, ResultsFolder, environment
 from sim.results.summaries import summarise
 from sim.results.tables import (
     KEPT_TABLES,
+    WRITTEN_TABLES,
     assemble,
     concat_tables,
     csv_text,
     kept_tables,
+    numbered,
     replicate_row,
     sites_table,
 )
@@ -285,6 +287,7 @@ def _run_into(
             checkpoint.remove()
         raise
     table, kept = assemble(checkpoint.load(first) for first, _ in chunks)
+    kept = numbered(kept, scenario)
     summary = summarise(table, scenario, level)
     folder.begin()
     _write_results(folder, table, kept, summary, scenario)
@@ -301,7 +304,7 @@ def _finished(folder: ResultsFolder, scenario: Scenario, level: float) -> RunRes
         table = pd.read_csv(folder.path / "replicates.csv")
         kept = {
             name: pd.read_csv(folder.path / f"{name}.csv")
-            for name in KEPT_TABLES
+            for name in WRITTEN_TABLES
             if (folder.path / f"{name}.csv").exists()
         }
     except (OSError, ValueError) as exc:

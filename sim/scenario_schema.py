@@ -965,7 +965,10 @@ class Scenario(StrictModel):
         if self.disease is not None:
             declared = list(self.population.conditions) if self.population is not None else []
             conditions = [*EXCLUSION_CONDITIONS, *declared]
-            problems += disease_problems(self.disease, list(self.adverse_events), conditions, end)
+            excluded = self.eligibility.exclude if self.eligibility is not None else []
+            problems += disease_problems(
+                self.disease, list(self.adverse_events), conditions, end, excluded
+            )
         pop = self.population
         uses_per_kg = self.prednisone is not None and self.prednisone.start_mg_per_kg is not None
         if pop is not None and pop.start_rule is not None and not uses_per_kg:

@@ -78,8 +78,14 @@ def test_the_disease_model_changes_no_other_draw() -> None:
     assert c.patients[a.patients.columns].equals(a.patients)
     assert c.events.equals(b.events)
     assert (c.patients["fvc_week0"] == b.patients["fvc_week0"]).all()  # baseline: no effect
-    for column in ("treg_week0", "treg_week52"):  # Treg has its own stream
-        assert c.patients[column].equals(b.patients[column])
+    # Treg has its own stream: FVC drawing more normals (another visit) moves no Treg value
+    d = simulate_cohort(
+        load_scenario(BASE, ["disease.fvc.visit_weeks=[0, 8, 13, 26, 52]"]), 300, seed=5
+    )
+    assert d.patients["fvc_week0"].equals(b.patients["fvc_week0"])
+    assert not d.patients["fvc_week52"].equals(b.patients["fvc_week52"])
+    for column in ("treg_week0", "treg_week26", "treg_week52", "treg_change"):
+        assert d.patients[column].equals(b.patients[column])
     done = b.patients["status"] == "completed"
     assert (c.patients.loc[done, "fvc_change"] < b.patients.loc[done, "fvc_change"]).all()
 
@@ -268,3 +274,78 @@ def test_estimands_on_a_constructed_cohort_with_a_known_fraction_stopping() -> N
     assert tp["fvc_evaluable"] == 10 and wot["fvc_evaluable"] == 7
     assert tp["fvc_change_mean"] == pytest.approx(0.3 * stopped + 0.7 * stayed)
     assert wot["fvc_change_mean"] == pytest.approx(stayed)
+
+
+def test_composites_count_only_failures_before_the_landmark_and_only_for_fvc() -> None:
+    from sim.disease import patient_marker
+    from sim.disease_schema import Estimand, TregModel
+
+    z, e = 0.0, np.zeros(3)
+    early = DiseaseSettings.model_validate(
+        {"fvc": {"visit_weeks": [0, 26, 52], "landmark_week": 26},
+         "estimand": {"death": "composite", "rescue": "hypothetical"}}
+    )  # fmt: skip
+    # rescued on day 100 (hypothetical: missing), died on day 300, after the landmark (day
+    # 182): missing, not a death failure
+    late_death = FvcPatient(**{**patient("died", 300.0).__dict__, "rescue_day": 100.0})
+    assert math.isnan(patient_fvc(early, late_death, z, e)[1])
+    died_before = FvcPatient(**{**patient("died", 150.0).__dict__})
+    assert patient_fvc(early, died_before, z, e)[1] == -20.0
+    # a second endpoint's change is missing where FVC's counts a failure
+    treg = TregModel(visit_weeks=[0, 26, 52], landmark_week=52)
+    both = Estimand(death="composite", rescue="composite")
+    died = patient("died", 200.0)
+    assert patient_marker(treg, both, died, 7.2, 0.0, e)[1] == -20.0  # (as FVC would)
+    assert math.isnan(patient_marker(treg, both, died, 7.2, 0.0, e, composite=False)[1])
+
+
+def test_while_on_treatment_stops_at_the_mmf_stop_also_for_those_who_later_left() -> None:
+    z, e = 0.0, np.zeros(3)
+    s = settings(discontinuation="while_on_treatment")
+    stopped = Schedule((0, 50), (2000.0, 0.0), 364, 2).truncated(301)
+    for status in ("withdrawn", "died", "completed"):
+        p = FvcPatient(70.0, stopped, Schedule.constant(10.0, 364), 0.03, status, 300.0)
+        measured, change = patient_fvc(s, p, z, e)
+        assert math.isfinite(measured[0]) and np.isnan(measured[1:]).all(), status
+        assert math.isnan(change)
+
+
+def test_the_effect_equals_the_vectorised_formula_bit_for_bit() -> None:
+    # the plain-Python path (a few visits per patient) against the equations in numpy
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        cuts = np.concatenate(([0.0], np.sort(rng.uniform(1, 364, rng.integers(0, 8)))))
+        targets = rng.uniform(-5, 15, cuts.size).tolist()
+        days = np.sort(rng.uniform(0, 400, 6))
+        half = float(rng.uniform(10, 200))
+        k = math.log(2.0) / half
+        at_cut = [0.0]
+        for j in range(1, cuts.size):
+            at_cut.append(
+                targets[j - 1]
+                + (at_cut[-1] - targets[j - 1]) * math.exp(-k * (cuts[j] - cuts[j - 1]))
+            )
+        i = np.searchsorted(cuts, days, side="right") - 1
+        expected = [targets[j] + (at_cut[j] - targets[j]) * math.exp(-k * (d - cuts[j]))
+                    for d, j in zip(days.tolist(), i.tolist(), strict=True)]  # fmt: skip
+        got = effect_at(days, cuts.tolist(), targets, half)
+        assert got.tolist() == expected
+
+
+def test_arms_with_the_disease_model_show_the_trade_off_per_arm(tmp_path: Path) -> None:
+    from sim.runner import run
+    from sim.views.report import write_report
+    from sim.views.text import format_run_summary
+
+    sc = load_scenario(BASE.parent / "nct05129410_start_dose_arms.toml")
+    result = run(sc, 6, seed=2, out=tmp_path / "arms", keep_patients=1)
+    rows = result.replicates
+    for column in ("arm_high_fvc_change_mean", "arm_low_fvc_change_mean",
+                   "diff_low_fvc_change_mean", "diff_low_fvc_p_value"):  # fmt: skip
+        assert column in rows.columns, column
+    text = format_run_summary(result.summary)
+    assert "(arm high)" in text and "primary analysis of low against high" in text
+    write_report(tmp_path / "arms")
+    page = (tmp_path / "arms" / "report.html").read_text()
+    section = page.split("<h2>Trade-off: harms and disease control</h2>", 1)[1].split("<h2>")[0]
+    assert "<td>high</td>" in section and "<td>low</td>" in section

@@ -25,7 +25,9 @@ FloatArray = npt.NDArray[np.float64]
 
 _NONE: Mapping[str, Any] = MappingProxyType({})
 
-#: The covariates a driver may read (:meth:`Intervals.covariate`), as the population draws them.
+#: The covariates every patient has (:meth:`Intervals.covariate`), as the population draws
+#: them; a driver may also read ``height_cm`` (where the population gives heights) and a
+#: condition of the population (1.0 or 0.0: :meth:`sim.population.People.covariate`).
 COVARIATES = ("age_years", "weight_kg", "female", "fvc_percent")
 
 

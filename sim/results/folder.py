@@ -66,6 +66,8 @@ _KNOWN_FILES = (
     "patients",
     "events",
     "dosing_nonmem",
+    "nonmem",
+    "nonmem_ids",
     "ex",
     "ae",
     "ds",

@@ -15,9 +15,13 @@ import pandas as pd
 
 from sim.disease import analyse, analyse_mixed
 from sim.endpoints import ENDPOINTS, trial_values
+from sim.results.nonmem import nonmem_dataset, number_subjects
 from sim.scenario import Scenario
 
-KEPT_TABLES = ("patients", "events", "dosing_nonmem", "ex", "ae", "ds")
+KEPT_TABLES = ("patients", "events", "dosing_nonmem", "nonmem", "ex", "ae", "ds")
+"""The per-patient tables of the kept replicates, as each replicate makes them."""
+WRITTEN_TABLES = (*KEPT_TABLES, "nonmem_ids")
+"""The kept tables a run writes: with the NONMEM dataset's subject map (:func:`numbered`)."""
 
 
 def replicate_row(scenario: Scenario, replicate: int, trial: Any) -> dict[str, Any]:
@@ -139,6 +143,7 @@ def kept_tables(scenario: Scenario, replicate: int, trial: Any) -> dict[str, pd.
         "patients": patients,
         "events": events,
         "dosing_nonmem": exports.nonmem_dosing(cohort, replicate, study),
+        "nonmem": nonmem_dataset(cohort, replicate, scenario),
         "ex": exports.sdtm_ex(cohort, replicate, study),
         "ae": exports.sdtm_ae(cohort, replicate, study),
         "ds": exports.sdtm_ds(cohort, replicate, study),
@@ -176,6 +181,16 @@ def assemble(parts: Iterable[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, p
     for col in varying:
         table[col] = table[col].fillna(0).astype(int)
     return table, {k: concat_tables(v) for k, v in kept.items() if v}
+
+
+def numbered(kept: dict[str, pd.DataFrame], scenario: Scenario) -> dict[str, pd.DataFrame]:
+    """The kept tables with the NONMEM dataset's subjects numbered 1..N over the file and
+    their map (``nonmem_ids``: ``ID, REP, PID, USUBJID``); :mod:`sim.results.nonmem`."""
+    if "nonmem" not in kept:
+        return kept
+    study = scenario.registry_id or scenario.name
+    dataset, ids = number_subjects(kept["nonmem"], study)
+    return {**kept, "nonmem": dataset, "nonmem_ids": ids}
 
 
 def concat_tables(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -95,6 +95,8 @@ class CohortResult:
     adjustments: pd.DataFrame
     schedules: dict[int, dict[str, Schedule]]
     drugs: tuple[Drug, ...] = (PREDNISONE, MMF)
+    models: dict[int, dict[str, OralOneCompartment]] = field(default_factory=dict)
+    """``patient_id -> {moiety: model}``: each patient's exposure models (for the exports)."""
 
 
 class Cohort:
@@ -611,4 +613,8 @@ def cohort_result(cohort: Cohort, screened: list[Candidate]) -> CohortResult:
         arm_of = {p.patient_id: cohort.scenario.arms[p.arm].name for p in cohort.patients}
         events.insert(2, "arm", events["patient_id"].map(arm_of))
     schedules = {p.patient_id: cohort.given(p) for p in cohort.patients}
-    return CohortResult(patients, events, screened_df, adjustments, schedules, cohort.drugs)
+    moieties = {"mpa", "prednisolone"} & {d.moiety for d in cohort.drugs}
+    models = {
+        p.patient_id: {m: cohort.record(p).models(m) for m in moieties} for p in cohort.patients
+    }
+    return CohortResult(patients, events, screened_df, adjustments, schedules, cohort.drugs, models)

@@ -138,7 +138,9 @@ def patient_fvc_values(cohort: Cohort, p: Patient) -> dict[str, float]:
             rng.standard_normal()
         )
         errors = rng.standard_normal(len(treg.visit_weeks))
-        measured, change = patient_marker(treg, disease.estimand, patient, baseline, slope, errors)
+        measured, change = patient_marker(
+            treg, disease.estimand, patient, baseline, slope, errors, composite=False
+        )
         out |= {f"treg_week{w}": float(v) for w, v in zip(treg.visit_weeks, measured, strict=True)}
         out["treg_change"] = change
     return out

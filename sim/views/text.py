@@ -51,7 +51,8 @@ def format_run_summary(summary: dict[str, Any]) -> str:
         e = m.get(key)
         if e is None:
             return "no value in any replicate"
-        return f"median {e['median']:{fmt}} ({label}: {e['low']:{fmt}}-{e['high']:{fmt}})"
+        dash = " to " if e["low"] < 0 else "-"  # (no "-7.8--0.1")
+        return f"median {e['median']:{fmt}} ({label}: {e['low']:{fmt}}{dash}{e['high']:{fmt}})"
 
     lines = [
         "steroid burden, per-trial median cumulative prednisone at week 52: "
@@ -87,8 +88,10 @@ def _disease_lines(summary: dict[str, Any]) -> list[str]:
             f"{e['high']:+.{digits}f})"
         )
 
+    arms = summary.get("arms")
+    whose = f" (arm {arms['reference']})" if arms else ""
     lines = [
-        "disease control, per-trial mean FVC change from baseline at the landmark: "
+        f"disease control, per-trial mean FVC change from baseline at the landmark{whose}: "
         + signed("fvc_change_mean", 1)
         + " % predicted"
     ]
@@ -96,8 +99,11 @@ def _disease_lines(summary: dict[str, Any]) -> list[str]:
     if power is not None:
         evaluable = m.get("fvc_evaluable")
         n = f"; evaluable patients per trial (mean) {evaluable['mean']:.1f}" if evaluable else ""
+        names = arms["names"] if arms else []
+        test = f" of {names[1]} against {names[0]}" if len(names) > 1 else ""
         lines.append(
-            f"primary analysis significant (power): {power['p']:.2f} (MCSE {power['mcse']:.2f}){n}"
+            f"primary analysis{test} significant (power): {power['p']:.2f} "
+            f"(MCSE {power['mcse']:.2f}){n}"
         )
     if "treg_change_mean" in m:
         lines.append(

@@ -17,7 +17,8 @@ from sim.trial.cohort import Cohort, screen_people
 BASE = Path(__file__).resolve().parents[2] / "scenarios" / "nct05129410.toml"
 QUIET = [  # nothing happens to anyone but their FVC: no adverse event, no exit
     *(f"adverse_events.{n}.baseline_per_year=0.0" for n in
-      ("serious_infection", "gi_intolerance", "leukopenia", "hyperglycaemia", "ild_flare")),
+      ("serious_infection", "gi_intolerance", "leukopenia", "hyperglycaemia", "ild_flare",
+       "ild_relapse")),
     "dropout.withdrawal_per_year=0.0",
     "dropout.death_per_year=0.0",
 ]  # fmt: skip
@@ -31,7 +32,12 @@ def scenario(slope_sd: float, effect: float, sd_e: float, natural: float = 0.0):
         " mpa_ec50_mg_h_per_l = 0.001, onset_half_time_days = 0.001,"
         f" measurement_sd_pp = {sd_e}}}"
     )
-    return load_scenario(BASE, [*QUIET, f"disease={{fvc = {fvc}}}"])
+    made = load_scenario(BASE, [*QUIET, f"disease={{fvc = {fvc}}}"])
+    # the disease table is replaced whole: no flare lowers FVC, no subtype, no Treg
+    assert made.disease is not None and not made.disease.fvc.flare_events
+    assert not made.disease.fvc.subtypes and made.disease.treg is None
+    assert all(ae.baseline_per_year == 0.0 for ae in made.adverse_events.values())
+    return made
 
 
 def changes(sc, n: int, replicate: int) -> np.ndarray:  # type: ignore[no-untyped-def]
