@@ -338,8 +338,9 @@ def _parser() -> argparse.ArgumentParser:
         (
             "Simulate replicate trials (recruitment and cohort) and write the results folder: "
             "replicates.csv, sites.csv, summary.json, manifest.json, report.html, and for the "
-            "first K replicates patients.csv, events.csv, dosing_nonmem.csv, ex.csv, ae.csv, "
-            "ds.csv. Results are identical for any --workers or --scheduler."
+            "first K replicates patients.csv, events.csv, nonmem.csv (with nonmem_ids.csv), "
+            "dosing_nonmem.csv, dm.csv, ex.csv, ae.csv, ds.csv, suppds.csv; dictionary.csv "
+            "describes every column. Results are identical for any --workers or --scheduler."
         ),
     )
     scenario(p)
@@ -356,6 +357,12 @@ def _parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="continue the interrupted run in the folder (the same run only; default: off)",
+    )
+    p.add_argument(
+        "--xpt",
+        action="store_true",
+        help="also write the SDTM tables (dm, ex, ae, ds, suppds) as SAS transport v5 .xpt "
+        "files (the xpt extra; default: off)",
     )
 
     p = command(
@@ -483,6 +490,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def console() -> None:
+    """The ``dosesim`` command (and ``python -m sim``): :func:`main`, then exit with its status.
+
+    After Ctrl-C or SIGTERM the workers have been stopped and reaped and what was finished
+    is checkpointed; the process then leaves at once, without the interpreter's exit hooks:
+    the process pool's management thread, which they join, can block for good on the pipe
+    of a worker killed mid-message.
+    """
+    code = main()
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 #: Problems printed at most; the rest are counted (a 40,000-key typo is one message).

@@ -373,6 +373,7 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         command_line=args.command_line,
+        xpt=args.xpt,
         **_execution(args, args.scheduler),
     )
     print(f"{_head(scenario)}: {args.replicates} replicates, seed {args.seed}")

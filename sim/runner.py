@@ -140,6 +140,7 @@ def run(
     overwrite: bool = False,
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     command_line: Sequence[str] | None = None,
+    xpt: bool = False,
 ) -> RunResult:
     """Simulate ``replicates`` whole trials and summarise them.
 
@@ -178,6 +179,9 @@ def run(
         one is an error before anything is written.
     command_line : sequence of str, optional
         The command that asked for this run, recorded in the manifest.
+    xpt : bool
+        Also write the SDTM tables as SAS transport v5 files (``dm.xpt``, ``ex.xpt``,
+        ``ae.xpt``, ``ds.xpt``, ``suppds.xpt``; the ``xpt`` extra, pyreadstat).
 
     Raises
     ------
@@ -228,8 +232,9 @@ def run(
         )
         with folder:
             return _run_into(
-                folder, executor, scenario, seed, keep, size, chunk_size, resume, level, progress
-            )
+                folder, executor, scenario, seed, keep, size, chunk_size, resume, level, progress,
+                xpt,
+            )  # fmt: skip
 
 
 def _stream(
@@ -250,6 +255,7 @@ def _run_into(
     resume: bool,
     level: float,
     progress: bool,
+    xpt: bool = False,
 ) -> RunResult:
     path = folder.path
     replicates = folder.identity["replicates"]
@@ -290,7 +296,7 @@ def _run_into(
     kept = numbered(kept, scenario)
     summary = summarise(table, scenario, level)
     folder.begin()
-    _write_results(folder, table, kept, summary, scenario)
+    _write_results(folder, table, kept, summary, scenario, xpt)
     manifest = folder.complete({"scenario": scenario.to_dict_json(), "chunk_size": size})
     checkpoint.remove()
     return RunResult(table, summary, path, kept, manifest)
@@ -323,19 +329,24 @@ def _write_results(
     kept: dict[str, pd.DataFrame],
     summary: dict[str, Any],
     scenario: Scenario,
+    xpt: bool = False,
 ) -> None:
     files: dict[str, pd.DataFrame] = {"replicates": table, "sites": sites_table(scenario), **kept}
     for name, frame in files.items():
         folder.write_text(f"{name}.csv", csv_text(frame))
+    if xpt:
+        from sim.results.sdtm import SDTM_TABLES, xpt_bytes
+
+        for name in SDTM_TABLES:
+            if name in kept:
+                folder.write_bytes(f"{name}.xpt", xpt_bytes(name, kept[name]))
     try:
         import pyarrow  # noqa: F401
     except ImportError:
         pass
     else:
-        for name, frame in files.items():
-            import io
+        from sim.results.dictionary import parquet_bytes
 
-            buf = io.BytesIO()
-            frame.to_parquet(buf, index=False)
-            folder.write_bytes(f"{name}.parquet", buf.getvalue())
+        for name, frame in files.items():
+            folder.write_bytes(f"{name}.parquet", parquet_bytes(name, frame))
     folder.write_text("summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")

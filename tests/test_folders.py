@@ -110,7 +110,9 @@ def test_an_occupied_folder_is_refused_until_overwrite(
     assert main(["cohort", str(BASE), "--patients", "5", "--seed", "1", "--out", str(out),
                  "--overwrite"]) == 0  # fmt: skip
     left = sorted(p.name for p in out.iterdir())
-    assert left == sorted([LOCK_FILE, "events.csv", "manifest.json", "patients.csv"])
+    assert left == sorted(
+        [LOCK_FILE, "dictionary.csv", "events.csv", "manifest.json", "patients.csv"]
+    )
 
 
 def test_a_folder_of_other_files_is_refused_even_with_overwrite(
@@ -179,7 +181,7 @@ def test_manifest_records_what_the_result_came_from(tmp_path: Path) -> None:
     assert m["command_line"] == ["dosesim", *argv]
     assert m["overrides"] == ["prednisone.start_mg_per_kg=0.75"]
     assert [f["path"] for f in m["scenario_files"]] == [str(variant), str(BASE)]
-    assert set(m["files"]) == {"patients.csv", "events.csv"}
+    assert set(m["files"]) == {"patients.csv", "events.csv", "dictionary.csv"}
     assert {"numpy", "scipy", "pandas", "simpy", "dosesim", "python"} <= set(m["versions"])
     assert m["platform"]["system"]
 

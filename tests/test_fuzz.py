@@ -16,8 +16,8 @@ from tests import fuzz
 
 
 def test_bounded_fuzz_finds_no_traceback_and_no_hang(tmp_path: Path) -> None:
-    outcome = fuzz.run_fuzz(tmp_path, seed=20261128, scenario_cases=400, option_cases=200)
-    assert outcome.scenario_cases == 400 and outcome.option_cases == 200
+    outcome = fuzz.run_fuzz(tmp_path, seed=20261128, scenario_cases=300, option_cases=150)
+    assert outcome.scenario_cases == 300 and outcome.option_cases == 150
     assert outcome.valid > 20  # some mutations are still valid scenarios, and were simulated
     assert not outcome.failures, "\n".join(outcome.failures[:10])
 

@@ -607,7 +607,8 @@ def test_more_damaged_folders_are_messages(finished: Path, tmp_path: Path, damag
         assert done.returncode in (0, 2) and "Traceback" not in done.stderr, (argv, done.stderr)
     if damage != "checkpoint a file":
         _clean_error(_dosesim(["report", str(folder)], tmp_path))
-    assert _dosesim([*run_args, "--overwrite"], tmp_path).returncode in (0, 2)
+    if damage in ("nested", "replicates a fifo"):  # (a whole run each: two cases show it)
+        assert _dosesim([*run_args, "--overwrite"], tmp_path).returncode in (0, 2)
 
 
 @pytest.mark.parametrize("observed", ["/dev/zero", "fifo", "long", "/proc/self/mem"])

@@ -39,11 +39,28 @@ def test_report_is_self_contained(results: Path) -> None:
 
 def test_the_report_sets_harms_against_disease_control(results: Path) -> None:
     text = (results / "report.html").read_text()
-    section = text.split("<h2>Trade-off: harms and disease control</h2>", 1)[1].split("<h2>")[0]
-    for row in ("median cumulative prednisone at week 52", "ild_relapse events",
-                "serious_infection events", "mean FVC change at the landmark",
+    section = text.split("Trade-off: harms and disease control</h2>", 1)[1].split("<h2")[0]
+    for row in ("median cumulative prednisone at week 52", "ILD relapse events",
+                "Serious infection events", "mean FVC change at the landmark",
                 "mean Treg change at the landmark", "Primary analysis significant in"):  # fmt: skip
         assert row in section, row
+
+
+def test_the_report_opens_with_a_summary_and_contents(results: Path) -> None:
+    text = (results / "report.html").read_text()
+    summary = text.split("<p class='summary'>", 1)[1].split("</p>", 1)[0]
+    assert "simulated trials the target of 20 patients" in summary
+    assert "mg of prednisone by week 52" in summary and "power" in summary
+    contents = text.split("<nav>", 1)[1].split("</nav>", 1)[0]
+    for heading in ("Key numbers", "Adverse events: incidence", "Screen failures",
+                    "Enrolment by site", "Scenario, resolved"):  # fmt: skip
+        anchor = re.search(rf"href='#([a-z0-9-]+)'>{re.escape(heading)}<", contents)
+        assert anchor is not None, heading
+        assert f'id="{anchor.group(1)}"' in text or f"id='{anchor.group(1)}'" in text, heading
+    incidence = text.split("Adverse events: incidence</h2>", 1)[1].split("<h2", 1)[0]
+    assert "GI intolerance" in incidence and "events per patient-year" in incidence
+    assert "Xi&#x27;an" in text.split("Enrolment by site</h2>", 1)[1].split("<h2", 1)[0]
+    assert "<details><summary>" in text  # the resolved scenario, collapsed
 
 
 def test_validation_checks_pass_on_the_base_scenario(results: Path) -> None:
@@ -89,6 +106,14 @@ def test_report_in_headless_chromium(results: Path, tmp_path: Path) -> None:
     n_img = (results / "report.html").read_text().count("<img ")
     assert total == n_img and shown == total
     assert "data-errors" not in body.group(0)
+    # nothing wider than a 1,280-pixel window
+    wide = subprocess.run(
+        [str(CHROMIUM), *FLAGS, *profile, "--window-size=1280,2000",
+         "--virtual-time-budget=10000", "--dump-dom", page],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    width = re.search(r'data-width="(\d+)"', wide.stdout)
+    assert width is not None and int(width.group(1)) <= 1280, width
     shot = tmp_path / "report.png"
     subprocess.run(
         [str(CHROMIUM), *FLAGS, *profile, "--window-size=1200,2400",

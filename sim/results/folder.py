@@ -68,15 +68,18 @@ _KNOWN_FILES = (
     "dosing_nonmem",
     "nonmem",
     "nonmem_ids",
+    "dm",
     "ex",
     "ae",
     "ds",
+    "suppds",
     "sites",
     "forecast_replicates",
     "comparison",
+    "dictionary",
 )
 _KNOWN_NAMES = (
-    *(f"{n}.{ext}" for n in _KNOWN_FILES for ext in ("csv", "parquet")),
+    *(f"{n}.{ext}" for n in _KNOWN_FILES for ext in ("csv", "parquet", "xpt")),
     "summary.json",
     "report.html",
     "comparison_forest.png",
@@ -453,7 +456,15 @@ class ResultsFolder:
         return self.write_bytes(name, text.encode("utf-8"))
 
     def complete(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Write the final manifest: identity, provenance, environment, every file's sha256."""
+        """Write the data dictionary of the CSV files written (``dictionary.csv``,
+        :mod:`sim.results.dictionary`), then the final manifest: identity, provenance,
+        environment, every file's sha256."""
+        from sim.results.dictionary import dictionary
+
+        tables = [n for n in self.files if n.endswith(".csv") and n != "dictionary.csv"]
+        if tables:
+            described = dictionary(self.path, tables)
+            self.write_text("dictionary.csv", described.to_csv(index=False, lineterminator="\n"))
         return self._write_manifest("complete", dict(extra or {}))
 
     def _write_manifest(self, status: str, extra: dict[str, Any]) -> dict[str, Any]:

@@ -16,9 +16,10 @@ import pandas as pd
 from sim.disease import analyse, analyse_mixed
 from sim.endpoints import ENDPOINTS, trial_values
 from sim.results.nonmem import nonmem_dataset, number_subjects
+from sim.results.sdtm import dated
 from sim.scenario import Scenario
 
-KEPT_TABLES = ("patients", "events", "dosing_nonmem", "nonmem", "ex", "ae", "ds")
+KEPT_TABLES = ("patients", "events", "dosing_nonmem", "nonmem", "dm", "ex", "ae", "ds", "suppds")
 """The per-patient tables of the kept replicates, as each replicate makes them."""
 WRITTEN_TABLES = (*KEPT_TABLES, "nonmem_ids")
 """The kept tables a run writes: with the NONMEM dataset's subject map (:func:`numbered`)."""
@@ -148,12 +149,13 @@ def kept_tables(scenario: Scenario, replicate: int, trial: Any) -> dict[str, pd.
         "ae": exports.sdtm_ae(cohort, replicate, study),
         "ds": exports.sdtm_ds(cohort, replicate, study),
     }
+    tables = dated(tables, cohort, replicate, scenario)  # dates, DM, SUPPDS: sim.results.sdtm
     if scenario.arms:  # every table carries the arm
         arm_of = dict(zip(patients["patient_id"], patients["arm"], strict=True))
         by_subject = {
             exports.usubjid(study, replicate, int(pid)): arm for pid, arm in arm_of.items()
         }
-        for name in ("ex", "ae", "ds"):
+        for name in ("ex", "ae", "ds"):  # (DM has ARM of its own)
             frame = tables[name]
             frame.insert(3, "ARM", frame["USUBJID"].map(by_subject).astype(object))
         code = {a.name: i + 1 for i, a in enumerate(scenario.arms)}  # NONMEM wants numbers

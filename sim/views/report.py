@@ -32,6 +32,7 @@ from sim.results.summaries import summarise
 from sim.runner import RunResult
 from sim.scenario import Scenario
 from sim.trial.milestones import DEFAULT_LEVEL, interval_label, level_quantiles
+from sim.views import report_sections as sections_
 
 __all__ = [
     "Check",
@@ -281,13 +282,16 @@ text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:
 .fail{color:#b00020;font-weight:bold}img{max-width:100%;border:1px solid #eee}
 pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.85em}.note{color:#555}
 .missing{border:1px dashed #b0b0b0;padding:1em;color:#555;background:#fafafa}
+.summary{font-size:1.05em;background:#f3f7fb;border-left:4px solid #3b6ea5;padding:.6em 1em}
+nav .contents{columns:2;font-size:.95em}details summary{cursor:pointer;color:#3b6ea5}
+table{max-width:100%;display:block;overflow-x:auto}
 """
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     def cell(v: Any) -> str:
-        if isinstance(v, float):
-            v = f"{v:,.1f}" if abs(v) >= 100 else f"{v:.4g}"
+        if isinstance(v, float):  # three significant digits, whole numbers from 100
+            v = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
         return f"<td>{html.escape(str(v))}</td>"
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
@@ -304,6 +308,7 @@ window.addEventListener("load", function () {
   var imgs = Array.prototype.slice.call(document.images);
   var shown = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
   document.body.dataset.figures = shown + "/" + imgs.length;
+  document.body.dataset.width = document.documentElement.scrollWidth;
 });
 </script>"""
 
@@ -420,8 +425,8 @@ def _trade_off_html(s: dict[str, Any], low: str, high: str) -> str:
     groups = [(f"arm_{n}_", n) for n in arms["names"]] if arms else [("", "trial")]
     keys = [k for k in metrics if k.startswith("ae_")]
     rows: list[list[Any]] = []
-    for key, what in (*_TRADE_OFF_ROWS[:2], *((k, f"{k[3:]} events") for k in keys),
-                      *_TRADE_OFF_ROWS[2:]):  # fmt: skip
+    events = [(k, f"{sections_.readable(k[3:])} events") for k in keys]
+    for key, what in (*_TRADE_OFF_ROWS[:2], *events, *_TRADE_OFF_ROWS[2:]):
         found = [metrics.get(f"{prefix}{key}") for prefix, _ in groups]
         if all(m is None for m in found):
             continue
@@ -486,9 +491,11 @@ def render_report(
             key_rows.append([name, *cells(metrics[key])])
     for key, m in metrics.items():
         if key.startswith("ae_"):
-            key_rows.append([f"{key[3:]} events per trial", *cells(m)])
+            key_rows.append([f"{sections_.readable(key[3:])} events per trial", *cells(m)])
+    named = {"fvc_significant": "primary analysis significant (its power)"}
     prob_rows = [
-        [k.replace("_", " "), v["p"], v["mcse"]] for k, v in s.get("probabilities", {}).items()
+        [named.get(k, k.replace("_", " ")), v["p"], v["mcse"]]
+        for k, v in s.get("probabilities", {}).items()
     ]
     milestones = s.get("milestones")
     milestone_html = (
@@ -505,10 +512,23 @@ def render_report(
     sections = list(extra_sections or [])
     if s.get("arms"):
         sections.insert(0, ("Arms", _arms_html(s, labels, low_name, high_name)))
+    patients = result.kept.get("patients") if result.kept else None
+    more = [
+        ("Adverse events: incidence", sections_.ae_incidence_html(patients, _table)),
+        ("Screen failures", sections_.screening_html(s, _table)),
+        ("Enrolment by site", sections_.sites_html(scenario, s, _table)),
+    ]
+    sections += [(h, b) for h, b in more if b]
     trade_off = _trade_off_html(s, low_name, high_name) if "fvc_change_mean" in metrics else ""
     if trade_off:
         sections.insert(0, ("Trade-off: harms and disease control", trade_off))
-    extra = "".join(f"<h2>{html.escape(t)}</h2>{body}" for t, body in sections)
+    extra = "".join(
+        f"<h2 id='{sections_.heading_id(t)}'>{html.escape(t)}</h2>{body}" for t, body in sections
+    )
+    contents = sections_.contents_html(
+        ["Key numbers", "Recruitment milestones", "Figures", *(t for t, _ in sections),
+         "Built-in validation checks", "Scenario, resolved"]
+    )  # fmt: skip
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     modified = (
         f"<p class='missing'>Modified by --set: {html.escape('; '.join(scenario.overrides))}. "
@@ -528,25 +548,28 @@ def render_report(
 {s.get("replicates", len(result.replicates))} replicates; dosesim {__version__}; made {created}.
 A planning tool, not a dosing aid for individual patients. The model, every default and its
 source are described in <code>{MODEL_DOC}</code> of the dosesim repository.</p>
-<h2>Key numbers</h2>
+{sections_.executive_summary(scenario, s)}
+{contents}
+<h2 id="key-numbers">Key numbers</h2>
 <p class="note">Per replicate trial: mean, median and {label} interval over replicates
 ({low_name} to {high_name}), and the Monte Carlo standard error of the mean.</p>
 {_table(["metric", "mean", "median", low_name, high_name, "MCSE"], key_rows)}
 {_table(["probability", "estimate", "MCSE"], prob_rows)}
-<h2>Recruitment milestones</h2>
+<h2 id="recruitment-milestones">Recruitment milestones</h2>
 <p class="note">A replicate that does not reach the target by the enrolment deadline has no day
 the target is reached: it counts as later than the deadline in the first row, and is left out
 of the last-patient rows, which describe the replicates that reach the target.</p>
 {milestone_html}
 <p>Deadline: {html.escape(str(s.get("deadline")))}.</p>
-<h2>Figures</h2>
+<h2 id="figures">Figures</h2>
 {_figure_html(figs) or "<p class='missing'>No figure could be drawn from this folder.</p>"}
 {extra}
-<h2>Built-in validation checks</h2>
+<h2 id="built-in-validation-checks">Built-in validation checks</h2>
 <table><thead><tr><th>check</th><th>status</th><th>detail</th></tr></thead>
 <tbody>{check_rows}</tbody></table>
-<h2>Scenario, resolved</h2>
-<pre>{html.escape(scenario.to_toml())}</pre>
+<h2 id="scenario-resolved">Scenario, resolved</h2>
+<details><summary>The resolved scenario (TOML), every setting as the run used it</summary>
+<pre>{html.escape(scenario.to_toml())}</pre></details>
 {_SELF_CHECK}
 </body></html>
 """

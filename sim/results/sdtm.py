@@ -1,0 +1,253 @@
+"""SDTM datasets with dates: DM, and EX, AE, DS completed with ISO 8601 ``--DTC`` dates,
+dictionary terms and the variables SDTM names; SUPPDS for the model's exit reasons.
+
+:mod:`sim.results.exports` makes the study-day tables of a replicate; this module
+adds what needs the scenario:
+
+* dates: a patient's first dose is on the calendar day of enrolment,
+  ``recruitment.start_date + floor(enrol_day)`` (``RFSTDTC``), and study day ``d``
+  is ``RFSTDTC + d - 1``. Without ``[recruitment]`` (or a start date) the ``--DTC``
+  columns are empty;
+* ``AEDECOD``/``AEBODSYS``: MedDRA preferred terms and system organ classes from
+  :data:`AE_DICTIONARY`, **the project's choice of terms** for the model's events
+  (not a coding by a MedDRA-licensed coder); an event it does not name keeps its
+  readable term and the body system ``NOT CODED``. ``AESER`` from the same table;
+  ``AEENDY``/``AEENDTC`` where the model knows the end: the day of death of a fatal
+  event (otherwise the model does not follow an event's resolution: empty);
+* DM, one row per subject: ``RFSTDTC``, ``RFENDTC`` (the day of exit), ``SITEID``
+  (the site's index, ``sites.csv``), ``AGE``/``AGEU``, ``SEX``, ``ARMCD``/``ARM``/
+  ``ACTARMCD``/``ACTARM`` (``TRT`` and the scenario's description without arms),
+  ``DTHFL``/``DTHDTC``;
+* DS: ``DSCAT`` (``DISPOSITION EVENT``), ``DSSTDTC``; the non-standard ``DSREAS``
+  moves to SUPPDS (``QNAM = "DSREAS"``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pandas as pd
+
+from sim.results.exports import usubjid
+from sim.scenario import Scenario
+from sim.trial.cohort import CohortResult
+
+__all__ = [
+    "AE_DICTIONARY",
+    "DM_COLUMNS",
+    "SDTM_LABELS",
+    "SDTM_TABLES",
+    "dated",
+    "sdtm_dm",
+    "suppds",
+    "xpt_bytes",
+]
+
+AE_DICTIONARY: dict[str, tuple[str, str, str]] = {
+    "serious_infection": ("Infection", "Infections and infestations", "Y"),
+    "gi_intolerance": ("Gastrointestinal disorder", "Gastrointestinal disorders", "N"),
+    "leukopenia": ("Leukopenia", "Blood and lymphatic system disorders", "N"),
+    "hyperglycaemia": ("Hyperglycaemia", "Metabolism and nutrition disorders", "N"),
+    "ild_flare": ("Interstitial lung disease", "Respiratory, thoracic and mediastinal disorders",
+                  "Y"),
+    "ild_relapse": ("Interstitial lung disease", "Respiratory, thoracic and mediastinal disorders",
+                    "N"),
+}  # fmt: skip
+"""The model's event -> (MedDRA preferred term, system organ class, serious Y/N): the
+project's choice (a serious infection is serious by definition; an acute exacerbation
+of ILD is life-threatening, 39 % fatal; a relapse treated as an outpatient is not)."""
+
+DM_COLUMNS = [
+    "STUDYID", "DOMAIN", "USUBJID", "SUBJID", "RFSTDTC", "RFENDTC", "SITEID", "AGE", "AGEU",
+    "SEX", "ARMCD", "ARM", "ACTARMCD", "ACTARM", "DTHFL", "DTHDTC",
+]  # fmt: skip
+
+
+def _first_dose_dates(result: CohortResult, scenario: Scenario) -> dict[int, dt.date | None]:
+    rec = scenario.recruitment
+    start = rec.start_date if rec is not None else None
+    p = result.patients
+    return {
+        int(pid): None if start is None else start + dt.timedelta(days=math.floor(day))
+        for pid, day in zip(p["patient_id"], p["enrol_day"], strict=True)
+    }
+
+
+def _dtc(first: dt.date | float | None, study_day: float) -> str:
+    """The ISO 8601 date of ``study_day`` (1 = the first dose); empty without dates."""
+    if not isinstance(first, dt.date) or not math.isfinite(study_day):
+        return ""
+    return (first + dt.timedelta(days=int(study_day) - 1)).isoformat()
+
+
+def dated(
+    tables: dict[str, pd.DataFrame],
+    result: CohortResult,
+    replicate: int,
+    scenario: Scenario,
+) -> dict[str, pd.DataFrame]:
+    """EX, AE and DS with their ``--DTC`` dates and SDTM variables (module docstring)."""
+    study = scenario.registry_id or scenario.name
+    firsts = {
+        usubjid(study, replicate, pid): d for pid, d in _first_dose_dates(result, scenario).items()
+    }
+    out = dict(tables)
+    ex = tables["ex"].copy()
+    first = ex["USUBJID"].map(firsts)
+    ex.insert(
+        ex.columns.get_loc("EXSTDY"),
+        "EXSTDTC",
+        [_dtc(f, d) for f, d in zip(first, ex["EXSTDY"], strict=True)],
+    )
+    ex.insert(
+        ex.columns.get_loc("EXENDY"),
+        "EXENDTC",
+        [_dtc(f, d) for f, d in zip(first, ex["EXENDY"], strict=True)],
+    )
+    out["ex"] = ex
+    ae = tables["ae"].copy()
+    event = ae["AEDECOD"].astype(str)
+    coded = [AE_DICTIONARY.get(e) for e in event]
+    ae["AEDECOD"] = [c[0] if c else t for c, t in zip(coded, ae["AETERM"], strict=True)]
+    ae.insert(ae.columns.get_loc("AEDECOD") + 1, "AEBODSYS",
+              [c[1] if c else "NOT CODED" for c in coded])  # fmt: skip
+    ae.insert(ae.columns.get_loc("AEBODSYS") + 1, "AESER", [c[2] if c else "" for c in coded])
+    first = ae["USUBJID"].map(firsts)
+    ae.insert(ae.columns.get_loc("AESTDY"), "AESTDTC",
+              [_dtc(f, d) for f, d in zip(first, ae["AESTDY"], strict=True)])  # fmt: skip
+    fatal = ae["AEOUT"] == "FATAL"
+    end = ae["AESTDY"].where(fatal)  # a fatal event ends with the death, on its day
+    ae["AEENDTC"] = [_dtc(f, d) for f, d in zip(first, end, strict=True)]
+    # whole days where known, else empty: as text, the checkpoints' columns are of one type
+    # (a number in the CSV and in the transport file)
+    ae["AEENDY"] = [str(int(d)) if d == d else "" for d in end]
+    out["ae"] = ae
+    ds = tables["ds"].copy()
+    ds.insert(ds.columns.get_loc("DSTERM"), "DSCAT", "DISPOSITION EVENT")
+    first = ds["USUBJID"].map(firsts)
+    ds.insert(ds.columns.get_loc("DSSTDY"), "DSSTDTC",
+              [_dtc(f, d) for f, d in zip(first, ds["DSSTDY"], strict=True)])  # fmt: skip
+    out["suppds"] = suppds(ds)
+    out["ds"] = ds.drop(columns="DSREAS")
+    out["dm"] = sdtm_dm(result, replicate, scenario)
+    return out
+
+
+def suppds(ds: pd.DataFrame) -> pd.DataFrame:
+    """SUPPDS: the model's exit reason of each early exit (``QNAM = "DSREAS"``)."""
+    early = ds[ds["DSREAS"].fillna("").astype(str) != ""]
+    return pd.DataFrame(
+        {
+            "STUDYID": early["STUDYID"],
+            "RDOMAIN": "DS",
+            "USUBJID": early["USUBJID"],
+            "IDVAR": "DSSEQ",
+            "IDVARVAL": early["DSSEQ"].astype(str),
+            "QNAM": "DSREAS",
+            "QLABEL": "Reason for Disposition Event",
+            "QVAL": early["DSREAS"].astype(str),
+            "QORIG": "DERIVED",
+        }
+    ).reset_index(drop=True)
+
+
+def sdtm_dm(result: CohortResult, replicate: int, scenario: Scenario) -> pd.DataFrame:
+    """DM: one row per subject (module docstring)."""
+    study = scenario.registry_id or scenario.name
+    firsts = _first_dose_dates(result, scenario)
+    arms = {a.name: (a.label or a.name) for a in scenario.arms}
+    rows = []
+    p = result.patients
+    for _, r in p.iterrows():
+        pid = int(r["patient_id"])
+        first = firsts[pid]
+        exit_day = float(r["exit_day"])
+        end_study_day = math.floor(exit_day) + (0 if r["status"] == "completed" else 1)
+        arm = str(r["arm"]) if "arm" in p.columns else "TRT"
+        label = arms.get(arm, scenario.description or scenario.name)
+        died = r["status"] == "died"
+        rows.append(
+            (
+                study,
+                "DM",
+                usubjid(study, replicate, pid),
+                f"{pid:04d}",
+                _dtc(first, 1),
+                _dtc(first, end_study_day),
+                f"{int(r['person']) // 1_000_000:03d}",
+                math.floor(float(r["age_years"])),
+                "YEARS",
+                str(r["sex"]),
+                arm[:20].upper(),
+                label[:200],
+                arm[:20].upper(),
+                label[:200],
+                "Y" if died else "",
+                _dtc(first, end_study_day) if died else "",
+            )
+        )
+    out = pd.DataFrame(rows, columns=DM_COLUMNS)
+    return out.astype({"AGE": "int64"})
+
+
+SDTM_TABLES = ("dm", "ex", "ae", "ds", "suppds")
+"""The SDTM datasets of a run (CSV always; SAS transport with ``--xpt``)."""
+
+SDTM_LABELS: dict[str, str] = {
+    "STUDYID": "Study Identifier", "DOMAIN": "Domain Abbreviation",
+    "USUBJID": "Unique Subject Identifier", "SUBJID": "Subject Identifier for the Study",
+    "RFSTDTC": "Subject Reference Start Date/Time", "RFENDTC": "Subject Reference End Date/Time",
+    "SITEID": "Study Site Identifier", "AGE": "Age", "AGEU": "Age Units", "SEX": "Sex",
+    "ARMCD": "Planned Arm Code", "ARM": "Description of Planned Arm",
+    "ACTARMCD": "Actual Arm Code", "ACTARM": "Description of Actual Arm",
+    "DTHFL": "Subject Death Flag", "DTHDTC": "Date/Time of Death",
+    "EXSEQ": "Sequence Number", "EXTRT": "Name of Treatment", "EXDOSE": "Dose",
+    "EXDOSU": "Dose Units", "EXDOSFRQ": "Dosing Frequency per Interval",
+    "EXROUTE": "Route of Administration", "EXSTDTC": "Start Date/Time of Treatment",
+    "EXSTDY": "Study Day of Start of Treatment", "EXENDTC": "End Date/Time of Treatment",
+    "EXENDY": "Study Day of End of Treatment", "EXADJ": "Reason for Dose Adjustment",
+    "AESEQ": "Sequence Number", "AETERM": "Reported Term for the Adverse Event",
+    "AEDECOD": "Dictionary-Derived Term", "AEBODSYS": "Body System or Organ Class",
+    "AESER": "Serious Event", "AESTDTC": "Start Date/Time of Adverse Event",
+    "AESTDY": "Study Day of Start of Adverse Event",
+    "AEACN": "Action Taken with Study Treatment", "AEOUT": "Outcome of Adverse Event",
+    "AEENDTC": "End Date/Time of Adverse Event", "AEENDY": "Study Day of End of Adverse Event",
+    "DSSEQ": "Sequence Number", "DSCAT": "Category for Disposition Event",
+    "DSTERM": "Reported Term for the Disposition Event",
+    "DSDECOD": "Standardized Disposition Term", "DSSTDTC": "Start Date/Time of Disposition Event",
+    "DSSTDY": "Study Day of Start of Disposition Event",
+    "RDOMAIN": "Related Domain Abbreviation", "IDVAR": "Identifying Variable",
+    "IDVARVAL": "Identifying Variable Value", "QNAM": "Qualifier Variable Name",
+    "QLABEL": "Qualifier Variable Label", "QVAL": "Data Value", "QORIG": "Origin",
+}  # fmt: skip
+"""SDTM variable labels (at most 40 characters, the transport format's limit)."""
+
+
+def xpt_bytes(name: str, frame: pd.DataFrame) -> bytes:
+    """An SDTM table as a SAS transport v5 file (the ``xpt`` extra: pyreadstat), with the
+    variable labels of :data:`SDTM_LABELS` and the dataset named after the domain."""
+    import os
+    import tempfile
+
+    try:
+        import pyreadstat
+    except ImportError:
+        from sim.errors import DosesimError
+
+        raise DosesimError("--xpt needs pyreadstat: pip install 'dosesim[xpt]'") from None
+    table = frame.copy()
+    for column in table.columns:  # numbers with gaps (AEENDY) as numbers, the rest as text
+        if table[column].dtype == object:
+            numeric = pd.to_numeric(table[column], errors="coerce")
+            if numeric.notna().sum() == table[column].notna().sum() and column.endswith("DY"):
+                table[column] = numeric
+            else:
+                table[column] = table[column].fillna("").astype(str)
+    labels = {c: SDTM_LABELS.get(c, c) for c in table.columns}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"{name}.xpt")
+        pyreadstat.write_xport(table, path, table_name=name.upper(), column_labels=labels,
+                               file_format_version=5)  # fmt: skip
+        with open(path, "rb") as f:
+            return f.read()

@@ -1,0 +1,169 @@
+"""Sections of the run report a committee reads first: the executive summary, the contents,
+adverse-event incidence, screen failures and enrolment by site.
+
+Each function takes the summary (:func:`sim.results.summaries.summarise`) and, where it
+needs patients, the kept per-patient table, and returns an HTML fragment (empty when
+its input is absent).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.scenario import Scenario
+
+__all__ = [
+    "ae_incidence_html",
+    "contents_html",
+    "executive_summary",
+    "readable",
+    "screening_html",
+    "sites_html",
+]
+
+_AE_WORDS = {"gi": "GI", "ild": "ILD", "mmf": "MMF", "mpa": "MPA"}
+
+
+def readable(name: str) -> str:
+    """A snake_case name as words, e.g. ``gi_intolerance`` -> ``GI intolerance``."""
+    words = [_AE_WORDS.get(w, w) for w in name.split("_")]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:] if text and text[0].islower() else text
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:.0f} %"
+
+
+def executive_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
+    """Three to five sentences from the numbers: recruitment, steroid, retention, the
+    disease where modelled, and the most frequent adverse event."""
+    m = summary["metrics"]
+    probs = summary.get("probabilities", {})
+    n = summary.get("replicates", 0)
+    level = f"{100 * summary.get('level', 0.9):g} %"
+    sentences = []
+    rec = scenario.recruitment
+    if rec is not None and "target_reached" in probs:
+        sentences.append(
+            f"In {n:,} simulated trials the target of {rec.target_enrolled} patients is reached "
+            f"by the enrolment deadline in {_pct(probs['target_reached']['p'])} of trials, and "
+            f"the last patient's last visit falls by {rec.deadline.isoformat()} in "
+            f"{_pct(probs['completed_by_deadline']['p'])}."
+        )
+    burden = m.get("median_cumulative_prednisone_mg_week52")
+    if burden:
+        sentences.append(
+            f"The median patient takes {burden['median']:,.0f} mg of prednisone by week 52 "
+            f"({level} of trials: {burden['low']:,.0f} to {burden['high']:,.0f} mg)."
+        )
+    done = m.get("completed_fraction")
+    if done:
+        exits = ", ".join(
+            f"{m[k]['mean']:.1f} {k}" for k in ("withdrawn", "died", "discontinued") if k in m
+        )
+        sentences.append(
+            f"{_pct(done['median'])} of a trial's patients complete treatment (median); per "
+            f"trial on average {exits}."
+        )
+    fvc = m.get("fvc_change_mean")
+    if fvc:
+        power = probs.get("fvc_significant")
+        tail = (
+            f"; the primary analysis is significant in {_pct(power['p'])} of trials (its power)"
+            if power
+            else ""
+        )
+        sentences.append(
+            f"The mean change in FVC from baseline at the landmark is {fvc['median']:+.1f} "
+            f"points ({level}: {fvc['low']:+.1f} to {fvc['high']:+.1f}){tail}."
+        )
+    aes = {k[3:]: v["mean"] for k, v in m.items() if re.fullmatch(r"ae_[a-z0-9_]+", k)}
+    if aes:
+        top = max(aes, key=aes.__getitem__)
+        name = readable(top)
+        if not name.split()[0].isupper():  # "GI intolerance" keeps its capitals
+            name = name[0].lower() + name[1:]
+        sentences.append(
+            f"The most frequent adverse event is {name}, {aes[top]:.1f} events per trial."
+        )
+    return "<p class='summary'>" + html.escape(" ".join(sentences)) + "</p>"
+
+
+def contents_html(headings: list[str]) -> str:
+    """A table of contents linking to the page's ``h2`` headings (by their ids)."""
+    items = "".join(f"<li><a href='#{_slug(h)}'>{html.escape(h)}</a></li>" for h in headings if h)
+    return f"<nav><ol class='contents'>{items}</ol></nav>"
+
+
+def _slug(heading: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
+
+
+def heading_id(heading: str) -> str:
+    """The ``id`` of a section heading (what :func:`contents_html` links to)."""
+    return _slug(heading)
+
+
+def ae_incidence_html(patients: pd.DataFrame | None, table: Any) -> str:
+    """Each adverse event's incidence over the kept patients: patients with at least one
+    (%) and events per patient-year on study."""
+    if patients is None or patients.empty or "exit_day" not in patients:
+        return ""
+    years = float(patients["exit_day"].sum()) / 365.25
+    rows = []
+    for column in sorted(c for c in patients.columns if c.startswith("ae_")):
+        counts = patients[column].to_numpy(dtype=float)
+        rows.append(
+            [readable(column[3:]), f"{100 * float(np.mean(counts > 0)):.1f} %",
+             f"{counts.sum() / years:.3f}" if years > 0 else "-", f"{int(counts.sum()):,}"]
+        )  # fmt: skip
+    if not rows:
+        return ""
+    about = (
+        f"<p class='note'>Over the {len(patients):,} patients of the kept replicates "
+        f"({years:,.0f} patient-years on study).</p>"
+    )
+    header = ["adverse event", "patients with >= 1", "events per patient-year", "events"]
+    return about + table(header, rows)
+
+
+def screening_html(summary: dict[str, Any], table: Any) -> str:
+    """Screen failures by criterion, per trial (mean and median)."""
+    m = summary["metrics"]
+    rows = [
+        [readable(k.removeprefix("failed_")), f"{v['mean']:.1f}", f"{v['median']:.0f}"]
+        for k, v in sorted(m.items())
+        if k.startswith("failed_")
+    ]
+    if not rows:
+        return ""
+    screened = m.get("screened")
+    about = (
+        f"<p class='note'>People screened per trial: mean {screened['mean']:.1f}. A person can "
+        "fail several criteria.</p>"
+        if screened
+        else ""
+    )
+    return about + table(["criterion failed", "people per trial (mean)", "median"], rows)
+
+
+def sites_html(scenario: Scenario, summary: dict[str, Any], table: Any) -> str:
+    """Patients enrolled per trial at each site (mean and interval)."""
+    m = summary["metrics"]
+    rec = scenario.recruitment
+    sites = rec.sites if rec is not None else []
+    rows = []
+    for i, site in enumerate(sites):
+        e = m.get(f"enrolled_site_{i}")
+        if e is not None:
+            rows.append([site.name, f"{e['mean']:.1f}", f"{e['low']:.0f} to {e['high']:.0f}"])
+    if not rows:
+        return ""
+    level = f"{100 * summary.get('level', 0.9):g} % interval"
+    return table(["site", "enrolled per trial (mean)", level], rows)
