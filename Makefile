@@ -19,10 +19,10 @@ run: $(STAMP)
 	$(BIN)/dosesim schedule scenarios/nct05129410.toml --weight-kg 60
 	$(BIN)/dosesim run scenarios/nct05129410.toml --replicates 1000 --seed 20201201 --workers 2
 
-## test: lint, type-check, golden schedules, and every test
+## test: lint, type-check, golden schedules, and every test (on two processes: pytest-xdist)
 test: $(STAMP) lint
 	$(BIN)/dosesim check
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check sim tests benchmarks

@@ -495,13 +495,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console() -> None:
     """The ``dosesim`` command (and ``python -m sim``): :func:`main`, then exit with its status.
 
-    After Ctrl-C or SIGTERM the workers have been stopped and reaped and what was finished
-    is checkpointed; the process then leaves at once, without the interpreter's exit hooks:
-    the process pool's management thread, which they join, can block for good on the pipe
-    of a worker killed mid-message.
+    After Ctrl-C, SIGTERM or a dead worker, the workers have been stopped and reaped and
+    what was finished is checkpointed; the process then leaves at once, without the
+    interpreter's exit hooks: the process pool's management thread, which they join, can
+    block for good on the pipe of a worker killed mid-message.
     """
+    from sim.executors import pool_abandoned
+
     code = main()
-    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) or pool_abandoned():
         import os
 
         sys.stdout.flush()

@@ -35,6 +35,7 @@ __all__ = [
     "LostExecutor",
     "chunks_of",
     "connected",
+    "pool_abandoned",
     "terminate_on_sigterm",
 ]
 
@@ -272,15 +273,29 @@ class Executor:
             clean = True
         finally:
             if not clean:  # stopped early: the workers go now, not when their chunks are done
+                global _ABANDONED
                 ours = set(multiprocessing.active_children()) - self._before
                 pool.shutdown(wait=False, cancel_futures=True)
                 _stop(ours | (set(multiprocessing.active_children()) - self._before))
                 self._pool = None
+                _ABANDONED = True
 
 
 # ---------------------------------------------------------------------------
 # A local process pool
 # ---------------------------------------------------------------------------
+
+
+_ABANDONED = False
+"""Whether a process pool was stopped early in this process (:func:`pool_abandoned`)."""
+
+
+def pool_abandoned() -> bool:
+    """Whether a process pool was stopped early (Ctrl-C, SIGTERM, a dead worker) in this
+    process: its workers are reaped, but its management thread, which the interpreter
+    joins at exit, can block for good on the pipe of a worker killed mid-message, so
+    the command leaves with ``os._exit`` (:func:`sim.cli.console`)."""
+    return _ABANDONED
 
 
 @dataclass(frozen=True)
