@@ -963,11 +963,9 @@ class Scenario(StrictModel):
         problems += self._arm_problems()
         problems += self._eligibility_problems()
         if self.disease is not None:
-            declared = list(self.population.conditions) if self.population is not None else []
-            conditions = [*EXCLUSION_CONDITIONS, *declared]
             excluded = self.eligibility.exclude if self.eligibility is not None else []
             problems += disease_problems(
-                self.disease, list(self.adverse_events), conditions, end, excluded
+                self.disease, list(self.adverse_events), self.condition_names(), end, excluded
             )
         pop = self.population
         uses_per_kg = self.prednisone is not None and self.prednisone.start_mg_per_kg is not None
@@ -1046,8 +1044,7 @@ class Scenario(StrictModel):
     ) -> list[tuple[KeyPath, Any, str]]:
         """A covariate multiplier must read a covariate the patients have."""
         pop = self.population
-        known = [*RANGE_COVARIATES, "female", *EXCLUSION_CONDITIONS]
-        known += list(pop.conditions) if pop is not None else []
+        known = [*RANGE_COVARIATES, "female", *self.condition_names()]
         if pop is None or not pop.has_height:
             known.remove("height_cm")
         if m.covariate in known:
@@ -1065,7 +1062,7 @@ class Scenario(StrictModel):
                 problems.append((("population", "conditions", name), None, rule))
         if elig is None:
             return problems
-        known = [*EXCLUSION_CONDITIONS, *declared]
+        known = self.condition_names()
         for i, name in enumerate(elig.exclude):
             if name not in known:
                 rule = "must name a condition of [population.prevalence] or [population.conditions]"
@@ -1108,6 +1105,11 @@ class Scenario(StrictModel):
         if self.allocation is not None and not self.arms:
             problems.append((("arms",), None, "an [allocation] table needs [[arms]]"))
         return problems
+
+    def condition_names(self) -> list[str]:
+        """The conditions a patient may have: the six built-in, then ``[population.conditions]``."""
+        declared = list(self.population.conditions) if self.population is not None else []
+        return [*EXCLUSION_CONDITIONS, *declared]
 
     def arm_drug_names(self) -> list[str]:
         """The ``[drugs]`` tables the arms declare (their ``set.drugs``), in order."""

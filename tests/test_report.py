@@ -40,7 +40,8 @@ def test_report_is_self_contained(results: Path) -> None:
 def test_the_report_sets_harms_against_disease_control(results: Path) -> None:
     text = (results / "report.html").read_text()
     section = text.split("Trade-off: harms and disease control</h2>", 1)[1].split("<h2")[0]
-    for row in ("median cumulative prednisone at week 52", "ILD relapse events",
+    for row in ("median cumulative prednisone at week 52",
+                "Relapse of interstitial lung disease events",
                 "Serious infection events", "mean FVC change at the landmark",
                 "mean Treg change at the landmark", "Primary analysis significant in"):  # fmt: skip
         assert row in section, row
@@ -58,7 +59,7 @@ def test_the_report_opens_with_a_summary_and_contents(results: Path) -> None:
         assert anchor is not None, heading
         assert f'id="{anchor.group(1)}"' in text or f"id='{anchor.group(1)}'" in text, heading
     incidence = text.split("Adverse events: incidence</h2>", 1)[1].split("<h2", 1)[0]
-    assert "GI intolerance" in incidence and "events per patient-year" in incidence
+    assert "Gastrointestinal intolerance" in incidence and "events per patient-year" in incidence
     assert "Xi&#x27;an" in text.split("Enrolment by site</h2>", 1)[1].split("<h2", 1)[0]
     assert "<details><summary>" in text  # the resolved scenario, collapsed
 

@@ -89,9 +89,8 @@ def dated(
 ) -> dict[str, pd.DataFrame]:
     """EX, AE and DS with their ``--DTC`` dates and SDTM variables (module docstring)."""
     study = scenario.registry_id or scenario.name
-    firsts = {
-        usubjid(study, replicate, pid): d for pid, d in _first_dose_dates(result, scenario).items()
-    }
+    by_patient = _first_dose_dates(result, scenario)
+    firsts = {usubjid(study, replicate, pid): d for pid, d in by_patient.items()}
     out = dict(tables)
     ex = tables["ex"].copy()
     first = ex["USUBJID"].map(firsts)
@@ -130,7 +129,7 @@ def dated(
               [_dtc(f, d) for f, d in zip(first, ds["DSSTDY"], strict=True)])  # fmt: skip
     out["suppds"] = suppds(ds)
     out["ds"] = ds.drop(columns="DSREAS")
-    out["dm"] = sdtm_dm(result, replicate, scenario)
+    out["dm"] = sdtm_dm(result, replicate, scenario, by_patient)
     return out
 
 
@@ -152,10 +151,17 @@ def suppds(ds: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def sdtm_dm(result: CohortResult, replicate: int, scenario: Scenario) -> pd.DataFrame:
-    """DM: one row per subject (module docstring)."""
+def sdtm_dm(
+    result: CohortResult,
+    replicate: int,
+    scenario: Scenario,
+    firsts: dict[int, dt.date | None] | None = None,
+) -> pd.DataFrame:
+    """DM: one row per subject (module docstring); ``firsts``: each patient's first-dose
+    date, if already known."""
     study = scenario.registry_id or scenario.name
-    firsts = _first_dose_dates(result, scenario)
+    if firsts is None:
+        firsts = _first_dose_dates(result, scenario)
     arms = {a.name: (a.label or a.name) for a in scenario.arms}
     rows = []
     p = result.patients

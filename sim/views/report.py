@@ -27,6 +27,7 @@ from sim import __version__
 from sim.endpoints import TRIAL_ENDPOINTS, compared_by_default
 from sim.errors import DosesimError
 from sim.fileio import atomic_write_text, check_regular_file
+from sim.results.exports import ae_term
 from sim.results.folder import MANIFEST, folder_lock, read_manifest, verify_files
 from sim.results.summaries import summarise
 from sim.runner import RunResult
@@ -425,7 +426,7 @@ def _trade_off_html(s: dict[str, Any], low: str, high: str) -> str:
     groups = [(f"arm_{n}_", n) for n in arms["names"]] if arms else [("", "trial")]
     keys = [k for k in metrics if k.startswith("ae_")]
     rows: list[list[Any]] = []
-    events = [(k, f"{sections_.readable(k[3:])} events") for k in keys]
+    events = [(k, f"{ae_term(k[3:])} events") for k in keys]
     for key, what in (*_TRADE_OFF_ROWS[:2], *events, *_TRADE_OFF_ROWS[2:]):
         found = [metrics.get(f"{prefix}{key}") for prefix, _ in groups]
         if all(m is None for m in found):
@@ -491,7 +492,7 @@ def render_report(
             key_rows.append([name, *cells(metrics[key])])
     for key, m in metrics.items():
         if key.startswith("ae_"):
-            key_rows.append([f"{sections_.readable(key[3:])} events per trial", *cells(m)])
+            key_rows.append([f"{ae_term(key[3:])} events per trial", *cells(m)])
     named = {"fvc_significant": "primary analysis significant (its power)"}
     prob_rows = [
         [named.get(k, k.replace("_", " ")), v["p"], v["mcse"]]
@@ -522,9 +523,7 @@ def render_report(
     trade_off = _trade_off_html(s, low_name, high_name) if "fvc_change_mean" in metrics else ""
     if trade_off:
         sections.insert(0, ("Trade-off: harms and disease control", trade_off))
-    extra = "".join(
-        f"<h2 id='{sections_.heading_id(t)}'>{html.escape(t)}</h2>{body}" for t, body in sections
-    )
+    extra = "".join(f"{sections_.h2(t)}{body}" for t, body in sections)
     contents = sections_.contents_html(
         ["Key numbers", "Recruitment milestones", "Figures", *(t for t, _ in sections),
          "Built-in validation checks", "Scenario, resolved"]
@@ -550,24 +549,24 @@ A planning tool, not a dosing aid for individual patients. The model, every defa
 source are described in <code>{MODEL_DOC}</code> of the dosesim repository.</p>
 {sections_.executive_summary(scenario, s)}
 {contents}
-<h2 id="key-numbers">Key numbers</h2>
+{sections_.h2("Key numbers")}
 <p class="note">Per replicate trial: mean, median and {label} interval over replicates
 ({low_name} to {high_name}), and the Monte Carlo standard error of the mean.</p>
 {_table(["metric", "mean", "median", low_name, high_name, "MCSE"], key_rows)}
 {_table(["probability", "estimate", "MCSE"], prob_rows)}
-<h2 id="recruitment-milestones">Recruitment milestones</h2>
+{sections_.h2("Recruitment milestones")}
 <p class="note">A replicate that does not reach the target by the enrolment deadline has no day
 the target is reached: it counts as later than the deadline in the first row, and is left out
 of the last-patient rows, which describe the replicates that reach the target.</p>
 {milestone_html}
 <p>Deadline: {html.escape(str(s.get("deadline")))}.</p>
-<h2 id="figures">Figures</h2>
+{sections_.h2("Figures")}
 {_figure_html(figs) or "<p class='missing'>No figure could be drawn from this folder.</p>"}
 {extra}
-<h2 id="built-in-validation-checks">Built-in validation checks</h2>
+{sections_.h2("Built-in validation checks")}
 <table><thead><tr><th>check</th><th>status</th><th>detail</th></tr></thead>
 <tbody>{check_rows}</tbody></table>
-<h2 id="scenario-resolved">Scenario, resolved</h2>
+{sections_.h2("Scenario, resolved")}
 <details><summary>The resolved scenario (TOML), every setting as the run used it</summary>
 <pre>{html.escape(scenario.to_toml())}</pre></details>
 {_SELF_CHECK}

@@ -15,25 +15,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.results.exports import ae_term
 from sim.scenario import Scenario
 
 __all__ = [
     "ae_incidence_html",
     "contents_html",
     "executive_summary",
+    "h2",
+    "heading_id",
     "readable",
     "screening_html",
     "sites_html",
 ]
 
-_AE_WORDS = {"gi": "GI", "ild": "ILD", "mmf": "MMF", "mpa": "MPA"}
+_ACRONYMS = {"fvc": "FVC", "mda5": "MDA5"}
 
 
 def readable(name: str) -> str:
-    """A snake_case name as words, e.g. ``gi_intolerance`` -> ``GI intolerance``."""
-    words = [_AE_WORDS.get(w, w) for w in name.split("_")]
-    text = " ".join(words)
-    return text[:1].upper() + text[1:] if text and text[0].islower() else text
+    """A screen-failure criterion as words, e.g. ``anti_mda5_positive`` -> ``Anti MDA5
+    positive`` (adverse events have their own terms: :func:`sim.results.exports.ae_term`)."""
+    text = " ".join(_ACRONYMS.get(w, w) for w in name.split("_"))
+    return text[:1].upper() + text[1:]
 
 
 def _pct(p: float) -> str:
@@ -86,28 +89,30 @@ def executive_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
     aes = {k[3:]: v["mean"] for k, v in m.items() if re.fullmatch(r"ae_[a-z0-9_]+", k)}
     if aes:
         top = max(aes, key=aes.__getitem__)
-        name = readable(top)
-        if not name.split()[0].isupper():  # "GI intolerance" keeps its capitals
-            name = name[0].lower() + name[1:]
+        name = ae_term(top)
         sentences.append(
-            f"The most frequent adverse event is {name}, {aes[top]:.1f} events per trial."
+            f"The most frequent adverse event is {name[:1].lower() + name[1:]}, "
+            f"{aes[top]:.1f} events per trial."
         )
     return "<p class='summary'>" + html.escape(" ".join(sentences)) + "</p>"
 
 
-def contents_html(headings: list[str]) -> str:
-    """A table of contents linking to the page's ``h2`` headings (by their ids)."""
-    items = "".join(f"<li><a href='#{_slug(h)}'>{html.escape(h)}</a></li>" for h in headings if h)
-    return f"<nav><ol class='contents'>{items}</ol></nav>"
-
-
-def _slug(heading: str) -> str:
+def heading_id(heading: str) -> str:
+    """The ``id`` of a section heading, e.g. ``Scenario, resolved`` -> ``scenario-resolved``."""
     return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
 
 
-def heading_id(heading: str) -> str:
-    """The ``id`` of a section heading (what :func:`contents_html` links to)."""
-    return _slug(heading)
+def h2(heading: str) -> str:
+    """A section heading with its :func:`heading_id` (what :func:`contents_html` links to)."""
+    return f"<h2 id='{heading_id(heading)}'>{html.escape(heading)}</h2>"
+
+
+def contents_html(headings: list[str]) -> str:
+    """A table of contents linking to the page's section headings (:func:`h2`)."""
+    items = "".join(
+        f"<li><a href='#{heading_id(h)}'>{html.escape(h)}</a></li>" for h in headings if h
+    )
+    return f"<nav><ol class='contents'>{items}</ol></nav>"
 
 
 def ae_incidence_html(patients: pd.DataFrame | None, table: Any) -> str:
@@ -120,7 +125,7 @@ def ae_incidence_html(patients: pd.DataFrame | None, table: Any) -> str:
     for column in sorted(c for c in patients.columns if c.startswith("ae_")):
         counts = patients[column].to_numpy(dtype=float)
         rows.append(
-            [readable(column[3:]), f"{100 * float(np.mean(counts > 0)):.1f} %",
+            [ae_term(column[3:]), f"{100 * float(np.mean(counts > 0)):.1f} %",
              f"{counts.sum() / years:.3f}" if years > 0 else "-", f"{int(counts.sum()):,}"]
         )  # fmt: skip
     if not rows:

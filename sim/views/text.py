@@ -51,7 +51,7 @@ def format_run_summary(summary: dict[str, Any]) -> str:
         e = m.get(key)
         if e is None:
             return "no value in any replicate"
-        dash = " to " if e["low"] < 0 else "-"  # (no "-7.8--0.1")
+        dash = " to " if e["low"] < 0 or fmt.startswith("+") else "-"  # (no "-7.8--0.1")
         return f"median {e['median']:{fmt}} ({label}: {e['low']:{fmt}}{dash}{e['high']:{fmt}})"
 
     lines = [
@@ -66,7 +66,7 @@ def format_run_summary(summary: dict[str, Any]) -> str:
     lines.append(f"exits per trial (mean): {exits}")
     aes = ", ".join(f"{k[3:]} {v['mean']:.2f}" for k, v in m.items() if k.startswith("ae_"))
     lines.append(f"adverse events per trial (mean): {aes}")
-    lines += _disease_lines(summary)
+    lines += _disease_lines(summary, interval)
     if summary.get("arms"):
         lines += _arm_lines(summary, interval)
     if summary.get("milestones"):
@@ -74,25 +74,16 @@ def format_run_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _disease_lines(summary: dict[str, Any]) -> list[str]:
+def _disease_lines(summary: dict[str, Any], interval: Any) -> list[str]:
     """The disease side of the trade-off: the primary endpoint, its power, the biomarker."""
     m = summary["metrics"]
     if "fvc_change_mean" not in m:
         return []
-    label = interval_label(summary["level"])
-
-    def signed(key: str, digits: int) -> str:
-        e = m[key]
-        return (
-            f"median {e['median']:+.{digits}f} ({label}: {e['low']:+.{digits}f} to "
-            f"{e['high']:+.{digits}f})"
-        )
-
     arms = summary.get("arms")
     whose = f" (arm {arms['reference']})" if arms else ""
     lines = [
         f"disease control, per-trial mean FVC change from baseline at the landmark{whose}: "
-        + signed("fvc_change_mean", 1)
+        + interval("fvc_change_mean", "+.1f")
         + " % predicted"
     ]
     power = summary.get("probabilities", {}).get("fvc_significant")
@@ -108,7 +99,7 @@ def _disease_lines(summary: dict[str, Any]) -> list[str]:
     if "treg_change_mean" in m:
         lines.append(
             "Treg change from baseline at its landmark, per-trial mean: "
-            + signed("treg_change_mean", 2)
+            + interval("treg_change_mean", "+.2f")
             + " % of CD4+"
         )
     return lines
