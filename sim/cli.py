@@ -405,7 +405,10 @@ def _parser() -> argparse.ArgumentParser:
             "key metric, each scenario's mean with its Monte Carlo SE and the mean paired "
             "difference to the first scenario with its paired interval (and the unpaired "
             "one for reference). With one scenario and --vary KEY=V1,V2,...: a one-way "
-            "sweep, the first value the reference. --set applies to every scenario."
+            "sweep, the first value the reference. --set applies to every scenario. Writes "
+            "comparison.csv, each scenario's replicates and kept patients, and report.html "
+            "(absolute values, differences, differing settings, overlaid distributions, "
+            "schedules side by side); dosesim report makes the report again."
         ),
     )
     scenarios(p, "*")
@@ -418,19 +421,30 @@ def _parser() -> argparse.ArgumentParser:
     replicates(p, 200)
     seed(p)
     folder_options(p, "comparison", "results/NAME/compare, or results/NAME/compare-vary-KEY")
+    p.add_argument(
+        "--keep-patients",
+        type=_whole_number(0, 100_000),
+        default=100,
+        metavar="K",
+        help="keep the patients and events of the first K replicates of each scenario for "
+        "the report's distributions, 0-100,000 (default 100); no compared number depends on it",
+    )
 
     p = command(
         "report",
         [interval],
-        "write the HTML report of a results folder of dosesim run",
+        "write the HTML report of a results folder of dosesim run or compare",
         (
             "Write one self-contained HTML file (figures embedded, no network needed) for a "
-            "results folder of `dosesim run`: scenario, key numbers with intervals, figures, "
-            "and the built-in validation checks. The folder's files are checked against "
-            "their sha256 in manifest.json first."
+            "results folder of `dosesim run` (scenario, key numbers with intervals, figures, "
+            "the built-in validation checks) or of `dosesim compare` (each scenario's values, "
+            "paired differences, differing settings, overlaid figures). The folder's files "
+            "are checked against their sha256 in manifest.json first."
         ),
     )
-    p.add_argument("results", metavar="RESULTS_DIR", help="a folder written by dosesim run")
+    p.add_argument(
+        "results", metavar="RESULTS_DIR", help="a folder written by dosesim run or compare"
+    )
     p.add_argument(
         "-o", "--output", metavar="PATH", help="where to write (default RESULTS_DIR/report.html)"
     )

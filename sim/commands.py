@@ -384,9 +384,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from sim.results.folder import read_manifest
     from sim.views.report import write_report
 
-    path = write_report(args.results, args.output, level=args.interval)
+    manifest = read_manifest(args.results) if Path(args.results).is_dir() else None
+    if manifest is not None and manifest.get("command") == "compare":
+        from sim.views.compare_report import write_comparison_report
+
+        path = write_comparison_report(args.results, args.output, level=args.interval)
+    else:
+        path = write_report(args.results, args.output, level=args.interval)
     print(f"wrote {path}")
     return EXIT_OK
 
@@ -460,6 +467,7 @@ def _compare(args: argparse.Namespace) -> int:
         "overrides": list(base.overrides),
         "seed": args.seed,
         "replicates": args.replicates,
+        "keep_patients": args.keep_patients,
     }
     provenance = {
         "command_line": args.command_line,
@@ -476,24 +484,27 @@ def _compare(args: argparse.Namespace) -> int:
                 scenarios,
                 args.replicates,
                 args.seed,
+                keep_patients=args.keep_patients,
                 **_execution(args, scheduler),
             )
-            _write_comparison(folder, args, base, scenarios, result)
+            _write_comparison(folder, args, base, result)
+    from sim.views.compare_report import write_comparison_report
+
+    write_comparison_report(out)
     print(
-        f"\nwrote {out / 'comparison.csv'}, {out / 'comparison_forest.png'} "
-        f"and {out / 'report.html'}"
+        f"\nwrote {out / 'comparison.csv'}, each scenario's tables, "
+        f"{out / 'comparison_forest.png'} and {out / 'report.html'}"
     )
     return EXIT_OK
 
 
-def _write_comparison(
-    folder: Any, args: argparse.Namespace, base: Any, scenarios: list[Any], result: Any
-) -> None:
-    """Print the comparison and write its folder: table, forest figure, report, manifest."""
+def _write_comparison(folder: Any, args: argparse.Namespace, base: Any, result: Any) -> None:
+    """Print the comparison and write its folder: table, each scenario's replicates and kept
+    patients, forest figure, manifest (the report is made from the folder afterwards)."""
     import io
 
+    from sim.results.comparison_files import manifest_extra, write_scenario_tables
     from sim.views.plots import comparison_forest
-    from sim.views.report import frame_html, render_page
     from sim.views.text import format_comparison
 
     if base.overrides:
@@ -501,24 +512,12 @@ def _write_comparison(
     print(format_comparison(result))
     folder.begin()
     folder.write_text("comparison.csv", result.to_csv())
+    write_scenario_tables(folder, result)
     forest = comparison_forest(result)
     buf = io.BytesIO()
     forest.savefig(buf, format="png", dpi=110)
     folder.write_bytes("comparison_forest.png", buf.getvalue())
-    names = ", ".join(s.label for s in scenarios)
-    intro = (
-        f"Scenarios {names}; {args.replicates} replicates each with seed {args.seed} (common "
-        "random numbers). Differences are to the first scenario; the paired "
-        f"{result.level_label} interval uses the per-replicate differences."
-    )
-    page = render_page(
-        "dosesim comparison",
-        _html(intro),
-        [("Comparison", frame_html(result.table))],
-        [(f"Paired differences with {result.level_label} intervals", forest)],
-    )
-    folder.write_text("report.html", page)
-    folder.complete({"scenarios": [s.to_dict_json() for s in scenarios]})
+    folder.complete(manifest_extra(result))
 
 
 def _check(args: argparse.Namespace) -> int:

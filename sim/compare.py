@@ -47,7 +47,14 @@ __all__ = [
     "default_metrics",
     "sweep",
     "sweep_name",
+    "tabulate",
+    "with_milestones",
 ]
+
+#: Per-patient tables a comparison keeps (for its report's overlaid figures).
+KEPT_FOR_REPORT = ("patients", "events")
+#: Replicates whose patients a comparison keeps by default (as ``dosesim run``).
+DEFAULT_KEEP = 100
 
 _EXIT_METRICS = ("completed_fraction", "withdrawn", "died", "discontinued")
 #: The disease side of the trade-off, when the scenarios model it: the per-trial mean
@@ -115,7 +122,13 @@ class Comparison:
     seed : int
         The seed every scenario was run with.
     results : dict of str to RunResult
-        Each scenario's run (per-replicate rows in ``.replicates``), by label.
+        Each scenario's run (per-replicate rows in ``.replicates``; the ``patients``
+        and ``events`` tables of the first kept replicates in ``.kept``), by label.
+    level : float
+        The intervals' confidence level.
+    definitions : list of Scenario
+        The resolved scenarios, in the order of ``scenarios`` (for schedules, dates and
+        the settings that differ).
     """
 
     table: pd.DataFrame
@@ -125,6 +138,7 @@ class Comparison:
     seed: int
     results: dict[str, RunResult] = field(default_factory=dict)
     level: float = DEFAULT_LEVEL
+    definitions: list[Scenario] = field(default_factory=list)
 
     @property
     def level_label(self) -> str:
@@ -159,7 +173,7 @@ def default_metrics(tables: Sequence[pd.DataFrame]) -> list[str]:
     return head + aes + tail
 
 
-def _with_milestones(table: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+def with_milestones(table: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     """The replicate table with :data:`sim.trial.milestones.MILESTONE_METRICS` added."""
     rec = scenario.recruitment
     if rec is None or "target_reached" not in table.columns:
@@ -243,6 +257,7 @@ def compare(
     level: float = DEFAULT_LEVEL,
     progress: bool = False,
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    keep_patients: int = DEFAULT_KEEP,
 ) -> Comparison:
     """Run every scenario with the same seed and compare each metric with the first.
 
@@ -268,6 +283,10 @@ def compare(
         Show a progress bar per scenario.
     connect_timeout_s : float
         Seconds to wait for a Dask scheduler given by address.
+    keep_patients : int
+        Keep the ``patients`` and ``events`` tables of the first K replicates of each
+        scenario (default 100), for the report's distributions; no number compared
+        depends on it.
 
     Returns
     -------
@@ -293,14 +312,45 @@ def compare(
             seed,
             workers=workers,
             scheduler=scheduler,
-            keep_patients=0,
+            keep_patients=keep_patients,
             level=level,
             progress=progress,
             connect_timeout_s=connect_timeout_s,
+            kept_names=KEPT_FOR_REPORT,
         )
-    tables = [
-        _with_milestones(r.replicates, s) for r, s in zip(results.values(), scenarios, strict=True)
-    ]
+    return tabulate(scenarios, list(results.values()), seed, metrics, level)
+
+
+def tabulate(
+    scenarios: Sequence[Scenario],
+    runs: Sequence[RunResult],
+    seed: int,
+    metrics: Sequence[str] | None = None,
+    level: float = DEFAULT_LEVEL,
+) -> Comparison:
+    """The comparison of runs already made (one per scenario, the same seed and replicates).
+
+    :func:`compare` runs the scenarios and calls this; ``dosesim report`` calls it on
+    the replicate tables a comparison folder holds, so a report can be made again at
+    another level without running anything.
+
+    Parameters
+    ----------
+    scenarios : sequence of Scenario
+        The scenarios, the reference first.
+    runs : sequence of RunResult
+        Their runs, in the same order.
+    seed : int
+        The seed they were run with.
+    metrics : sequence of str, optional
+        As in :func:`compare`.
+    level : float
+        Confidence level of the intervals.
+    """
+    level = check_level(level)
+    labels = _labels([s.name for s in scenarios])
+    results = dict(zip(labels, runs, strict=True))
+    tables = [with_milestones(r.replicates, s) for r, s in zip(runs, scenarios, strict=True)]
     chosen = list(metrics) if metrics is not None else default_metrics(tables)
     if metrics is not None:
         known = {str(c) for t in tables for c in t.columns}
@@ -318,7 +368,10 @@ def compare(
                 {"scenario": label, "metric": metric, **_stats(_values(table, metric), ref, level)}
             )
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    return Comparison(frame, labels, chosen, replicates, seed, results, level)
+    replicates = len(runs[0].replicates) if runs else 0
+    return Comparison(
+        frame, labels, chosen, replicates, seed, results, level, definitions=list(scenarios)
+    )
 
 
 def sweep_name(key: str, value: Any) -> str:

@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,16 @@ __all__ = [
 ]
 
 
-def _run_chunk(scenario: Scenario, seed: int, keep: int, first: int, last: int) -> dict[str, Any]:
-    """Replicates ``first`` .. ``last - 1``: their rows and, for those below ``keep``, tables."""
+def _run_chunk(
+    scenario: Scenario,
+    seed: int,
+    keep: int,
+    first: int,
+    last: int,
+    names: tuple[str, ...] = KEPT_TABLES,
+) -> dict[str, Any]:
+    """Replicates ``first`` .. ``last - 1``: their rows and, for those below ``keep``, the
+    tables ``names`` (of :data:`KEPT_TABLES`)."""
     rows = []
     kept: dict[str, list[pd.DataFrame]] = {name: [] for name in KEPT_TABLES}
     replicates = range(first, last)
@@ -67,7 +76,7 @@ def _run_chunk(scenario: Scenario, seed: int, keep: int, first: int, last: int) 
         for r, trial in zip(replicates, trials, strict=True):
             rows.append(replicate_row(scenario, r, trial))
             if r < keep:
-                for name, table in kept_tables(scenario, r, trial).items():
+                for name, table in kept_tables(scenario, r, trial, names).items():
                     kept[name].append(table)
     return {
         "first": first,
@@ -141,6 +150,7 @@ def run(
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     command_line: Sequence[str] | None = None,
     xpt: bool = False,
+    kept_names: Sequence[str] = KEPT_TABLES,
 ) -> RunResult:
     """Simulate ``replicates`` whole trials and summarise them.
 
@@ -163,6 +173,11 @@ def run(
         process writes it at a time (:mod:`sim.results.folder`).
     keep_patients : int or None
         Keep per-patient tables for the first K replicates (None: all).
+    kept_names : sequence of str
+        Which per-patient tables to keep (default all of :data:`KEPT_TABLES`); without
+        ``out`` a caller that draws only from ``patients`` and ``events`` (``dosesim
+        compare``) saves building the SDTM and NONMEM tables. A results folder always
+        holds them all.
     resume : bool
         Continue an interrupted run in ``out`` (the same run only).
     progress : bool
@@ -202,6 +217,10 @@ def run(
     require_eligibility(scenario)
     keep = replicates if keep_patients is None else max(0, min(keep_patients, replicates))
     identity = _identity(scenario, replicates, seed, keep)
+    names = tuple(kept_names) if out is None else KEPT_TABLES
+    unknown = sorted(set(names) - set(KEPT_TABLES))
+    if unknown:
+        raise DosesimError(f"kept_names: {', '.join(unknown)} not among {', '.join(KEPT_TABLES)}")
     with Executor(workers, scheduler, connect_timeout_s, install=(scenario,)) as executor:
         default_size = int(min(200, max(10, math.ceil(replicates / (8 * executor.lanes)))))
         size = chunk_size or default_size
@@ -209,7 +228,7 @@ def run(
             parts: dict[int, dict[str, Any]] = {}
             chunks = chunks_of(replicates, size)
             with progress_bar(replicates, "run", progress) as tick:
-                for result in _stream(executor, scenario, seed, keep, chunks):
+                for result in _stream(executor, scenario, seed, keep, names, chunks):
                     parts[result["first"]] = result
                     tick(result["last"] - result["first"])
             table, kept = assemble(parts[first] for first, _ in chunks)
@@ -238,9 +257,15 @@ def run(
 
 
 def _stream(
-    executor: Executor, scenario: Scenario, seed: int, keep: int, chunks: list[Chunk]
+    executor: Executor,
+    scenario: Scenario,
+    seed: int,
+    keep: int,
+    names: tuple[str, ...],
+    chunks: list[Chunk],
 ) -> Iterator[dict[str, Any]]:
-    with closing(executor.map(_run_chunk, (scenario, seed, keep), chunks)) as results:
+    task = _run_chunk if names == KEPT_TABLES else partial(_run_chunk, names=names)
+    with closing(executor.map(task, (scenario, seed, keep), chunks)) as results:
         yield from results
 
 
@@ -275,7 +300,7 @@ def _run_into(
     try:
         with progress_bar(replicates, "run", progress) as tick:
             tick(already)
-            for result in _stream(executor, scenario, seed, keep, todo):
+            for result in _stream(executor, scenario, seed, keep, KEPT_TABLES, todo):
                 checkpoint.save(result)
                 done_now += 1
                 tick(result["last"] - result["first"])

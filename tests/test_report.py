@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,13 +10,8 @@ import pytest
 from sim import load_scenario, run
 from sim.cli import main
 from sim.views.report import load_results, render_report, validation_checks, write_report
+from tests.browser import CHROMIUM, SKIP_REASON, check_in_chromium
 from tests.conftest import BASE
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Flags from the machine notes: no sandbox as root, and no background network.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -89,40 +82,10 @@ def test_render_escapes_scenario_text(results: Path) -> None:
     assert "<script>alert(1)" not in render_report(odd, result, figures=[])
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
+@pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 def test_report_in_headless_chromium(results: Path, tmp_path: Path) -> None:
     """The page loads without errors, every figure decodes, and a screenshot is taken."""
-    page = (results / "report.html").resolve().as_uri()
-    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
-    dom = subprocess.run(
-        [str(CHROMIUM), *FLAGS, *profile, "--virtual-time-budget=10000", "--dump-dom", page],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    body = re.search(r"<body[^>]*>", dom.stdout)
-    assert body is not None
-    figures = re.search(r'data-figures="(\d+)/(\d+)"', body.group(0))
-    assert figures is not None, body.group(0)
-    shown, total = map(int, figures.groups())
-    n_img = (results / "report.html").read_text().count("<img ")
-    assert total == n_img and shown == total
-    assert "data-errors" not in body.group(0)
-    # nothing wider than a 1,280-pixel window
-    wide = subprocess.run(
-        [str(CHROMIUM), *FLAGS, *profile, "--window-size=1280,2000",
-         "--virtual-time-budget=10000", "--dump-dom", page],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    width = re.search(r'data-width="(\d+)"', wide.stdout)
-    assert width is not None and int(width.group(1)) <= 1280, width
-    shot = tmp_path / "report.png"
-    subprocess.run(
-        [str(CHROMIUM), *FLAGS, *profile, "--window-size=1200,2400",
-         f"--screenshot={shot}", page],
-        capture_output=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert shot.exists() and shot.stat().st_size > 10_000
-    shutil.copy(shot, results / "report_screenshot.png")
+    check_in_chromium(results / "report.html", tmp_path)
 
 
 def test_compare_and_forecast_write_reports(tmp_path: Path) -> None:
@@ -130,7 +93,7 @@ def test_compare_and_forecast_write_reports(tmp_path: Path) -> None:
     low = str(BASE.with_name("nct05129410_low_start.toml"))
     assert main(["compare", base, low, "--replicates", "8", "--out", str(tmp_path / "c")]) == 0
     page = (tmp_path / "c" / "report.html").read_text()
-    assert page.startswith("<!DOCTYPE html>") and page.count("<img ") == 1
+    assert page.startswith("<!DOCTYPE html>") and page.count("<img ") == 6
     assert "nct05129410_low_start" in page
     observed = BASE.with_name("example_observed_enrolment.csv")
     args = ["forecast", base, "--observed", str(observed), "--as-of", "2022-03-01",

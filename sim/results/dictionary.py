@@ -76,6 +76,22 @@ COLUMNS: dict[str, dict[str, Entry]] = {
         "screen_failures": ("people screened who were not eligible", "person", ""),
         "target_reached": ("target enrolment reached by the enrolment deadline", "", "0; 1"),
         "completed_by_deadline": ("target reached and last visit by the deadline", "", "0; 1"),
+        # the milestones a comparison adds (sim.trial.milestones.milestone_columns)
+        "target_day_capped": (
+            "day the target is reached, the enrolment deadline's if never (restricted mean)",
+            "day",
+            "",
+        ),
+        "last_patient_in_day_if_reached": (
+            "day of the last patient in, trials reaching the target",
+            "day",
+            "",
+        ),
+        "last_patient_last_visit_day_if_reached": (
+            "day of the last patient's last visit, trials reaching the target",
+            "day",
+            "",
+        ),
         "completed": ("patients who completed", "patient", ""),
         "withdrawn": ("patients withdrawn", "patient", ""),
         "died": ("patients who died", "patient", ""),
@@ -254,6 +270,7 @@ PATTERNS: tuple[tuple[str, re.Pattern[str], object], ...] = (
 """(file or "" for any, pattern, entry from the match) for the columns a scenario names."""
 
 _ARMS = re.compile(r"^arm_(.+)_enrolled$")
+_PER_SCENARIO = re.compile(r"^scenario\d+_")
 
 
 def describe(file: str, column: str, arms: Iterable[str] = ()) -> Entry:
@@ -262,12 +279,14 @@ def describe(file: str, column: str, arms: Iterable[str] = ()) -> Entry:
     Parameters
     ----------
     file : str
-        The file's name without its extension, e.g. ``"patients"``.
+        The file's name without its extension, e.g. ``"patients"`` (a comparison's
+        ``scenario2_patients`` is described as ``patients``).
     column : str
         The column's name.
     arms : iterable of str
         The scenario's arm names, for the ``arm_<arm>_*`` and ``diff_<arm>_*`` columns.
     """
+    file = _PER_SCENARIO.sub("", file)  # a comparison's scenario<k>_<table>: as <table>
     found = COLUMNS.get(file, {}).get(column) or _ANY.get(column)
     if found:
         return found

@@ -7,7 +7,7 @@ replicates grow); the kept tables are those of the first replicates.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -131,7 +131,13 @@ def arm_values(scenario: Scenario, outcomes: dict[str, Any]) -> dict[str, float]
     return out
 
 
-def kept_tables(scenario: Scenario, replicate: int, trial: Any) -> dict[str, pd.DataFrame]:
+def kept_tables(
+    scenario: Scenario, replicate: int, trial: Any, names: Sequence[str] = KEPT_TABLES
+) -> dict[str, pd.DataFrame]:
+    """The per-patient tables ``names`` (of :data:`KEPT_TABLES`) of one replicate.
+
+    ``patients`` and ``events`` alone are cheap; the others (NONMEM, SDTM) are built
+    only when asked for."""
     from sim.results import exports
 
     study = scenario.registry_id or scenario.name
@@ -140,6 +146,8 @@ def kept_tables(scenario: Scenario, replicate: int, trial: Any) -> dict[str, pd.
     patients.insert(0, "replicate", replicate)
     events = cohort.events.copy()
     events.insert(0, "replicate", replicate)
+    if set(names) <= {"patients", "events"}:
+        return {n: t for n, t in (("patients", patients), ("events", events)) if n in names}
     tables = {
         "patients": patients,
         "events": events,

@@ -62,6 +62,7 @@ __all__ = [
     "cumulative_prednisone",
     "dose_schedules",
     "enrolment_fan",
+    "first_event_incidence",
     "milestone_dates",
     "mpa_auc_distribution",
     "prednisone_by_week",
@@ -484,10 +485,11 @@ def mpa_auc_distribution(result: RunResult, scenario: Scenario) -> Figure:
 # -- competing risks ----------------------------------------------------------
 
 
-def _cif_line(
+def cif_line(
     ax: Axes, ci: CumulativeIncidence, end: float, label: str, colour: str, z: float
 ) -> None:
-    """A CIF against weeks (time in days), with its pointwise band +/- ``z`` SE, up to ``end``."""
+    """A CIF against weeks (time in days), with its pointwise band +/- ``z`` SE, up to ``end``;
+    the legend gives ``label`` and the incidence at the end."""
     x = np.append(ci.time, max(end, ci.time[-1])) / 7.0
     y = np.append(ci.estimate, ci.estimate[-1])
     se = np.append(ci.standard_error, ci.standard_error[-1])
@@ -498,6 +500,45 @@ def _cif_line(
 
 def _exit_cause(status: str, reason: str) -> str:
     return status if reason in ("", WITHDRAWAL, DEATH) else f"{status}: {reason}"
+
+
+def first_event_incidence(
+    patients: pd.DataFrame, events: pd.DataFrame, names: Sequence[str]
+) -> dict[str, CumulativeIncidence]:
+    """The cumulative incidence of the first occurrence of each adverse event ``names``.
+
+    Aalen-Johansen over the patients (time in days from the first dose): leaving the
+    study before the event (any exit but completion) competes with it; completing the
+    course censors.
+
+    Parameters
+    ----------
+    patients : DataFrame
+        Kept patients: ``replicate``, ``patient_id``, ``exit_day`` (day), ``status``.
+    events : DataFrame
+        Their events: ``replicate``, ``patient_id``, ``event``, ``day``.
+    names : sequence of str
+        Adverse-event names (``event`` values).
+    """
+    key = ["replicate", "patient_id"]
+    p = patients.set_index(key)
+    exit_day = p["exit_day"].to_numpy(dtype=float)
+    left = (p["status"] != "completed").to_numpy()
+    first = (
+        events[events["event"].isin(names)]
+        .groupby([*key, "event"])["day"]
+        .min()
+        .unstack("event")
+        .reindex(index=p.index, columns=list(names))
+    )
+    out = {}
+    for name in names:
+        t_first = first[name].to_numpy(dtype=float)
+        had = np.isfinite(t_first)
+        out[name] = aalen_johansen(
+            np.where(had, t_first, exit_day), np.where(had, 1, np.where(left, 2, 0)), 1
+        )
+    return out
 
 
 def cumulative_incidence(result: RunResult, level: float = DEFAULT_LEVEL) -> Figure:
@@ -534,13 +575,7 @@ def cumulative_incidence(result: RunResult, level: float = DEFAULT_LEVEL) -> Fig
     exit_day = p["exit_day"].to_numpy(dtype=float)
     left = (p["status"] != "completed").to_numpy()
     names = [c.removeprefix("ae_") for c in patients.columns if c.startswith("ae_")]
-    first = (
-        events[events["event"].isin(names)]
-        .groupby([*key, "event"])["day"]
-        .min()
-        .unstack("event")
-        .reindex(index=p.index, columns=names)
-    )
+    incidence = first_event_incidence(patients, events, names)
     end = float(exit_day.max())
     n_reps = patients["replicate"].nunique()
     fig, axes = new_figure(
@@ -551,20 +586,15 @@ def cumulative_incidence(result: RunResult, level: float = DEFAULT_LEVEL) -> Fig
         sharey=True,
     )
     ae_ax, exit_ax = axes[0]
-    for i, name in enumerate(names):
-        t_first = first[name].to_numpy(dtype=float)
-        had = np.isfinite(t_first)
-        ci = aalen_johansen(
-            np.where(had, t_first, exit_day), np.where(had, 1, np.where(left, 2, 0)), 1
-        )
-        _cif_line(ae_ax, ci, end, name, f"C{i % 10}", z)
+    for i, (name, ci) in enumerate(incidence.items()):
+        cif_line(ae_ax, ci, end, name, f"C{i % 10}", z)
     labels = [_exit_cause(s, r) for s, r in zip(p["status"], p["exit_reason"], strict=True)]
     kinds = sorted({x for x, gone in zip(labels, left, strict=True) if gone})
     code = np.array(
         [kinds.index(x) + 1 if gone else 0 for x, gone in zip(labels, left, strict=True)]
     )
     for k, kind in enumerate(kinds, start=1):
-        _cif_line(exit_ax, aalen_johansen(exit_day, code, k), end, kind, f"C{(k - 1) % 10}", z)
+        cif_line(exit_ax, aalen_johansen(exit_day, code, k), end, kind, f"C{(k - 1) % 10}", z)
     if not kinds:
         exit_ax.text(0.5, 0.5, "every patient completed", ha="center", va="center")
     for ax, text in (

@@ -25,6 +25,7 @@ from sim.trial.milestones import (
 )
 from sim.views.figure_style import (
     COLOURS,
+    FloatArray,
     date_axis,
     fan,
     kept_table,
@@ -39,6 +40,46 @@ from sim.views.figure_style import (
 if TYPE_CHECKING:
     from sim.runner import RunResult
     from sim.scenario import Scenario
+
+
+def enrolment_counts(
+    result: RunResult, scenario: Scenario, *later_days: float
+) -> tuple[FloatArray, FloatArray]:
+    """Each kept replicate's cumulative enrolment on every trial day.
+
+    Parameters
+    ----------
+    result : RunResult
+        A run with per-patient tables kept (``enrol_day`` of each patient).
+    scenario : Scenario
+        The run's scenario: the grid runs from day 0 to the deadline (or the last
+        enrolment, or any of ``later_days``, whichever is last).
+    *later_days : float
+        Further days the grid must reach (e.g. the last observed enrolment).
+
+    Returns
+    -------
+    grid : ndarray
+        Trial days ``0, 1, ..``.
+    counts : ndarray
+        One row per kept replicate (in replicate order): patients enrolled by each
+        day. A kept replicate that enrolled no one is a row of zeros.
+    """
+    rec = recruitment_of(scenario)
+    patients = kept_table(result, "patients")
+    table = result.replicates
+    kept = set(patients["replicate"])
+    # kept replicates that enrolled no one have no patient rows but count as 0
+    kept |= set(table.loc[(table["enrolled"] == 0) & (table["replicate"] < max(kept)), "replicate"])
+    by_rep = patients.groupby("replicate")["enrol_day"]
+    last = max(rec.deadline_day, float(patients["enrol_day"].max()), *later_days)
+    grid = np.arange(0.0, math.ceil(last) + 1.0)
+    counts = np.zeros((len(kept), grid.size))
+    for i, r in enumerate(sorted(kept)):
+        if r in by_rep.groups:
+            days = np.sort(by_rep.get_group(r).to_numpy(dtype=float))
+            counts[i] = np.searchsorted(days, grid, side="right")
+    return grid, counts
 
 
 def enrolment_fan(
@@ -70,28 +111,16 @@ def enrolment_fan(
         The outer band (default 0.9).
     """
     rec = recruitment_of(scenario)
-    patients = kept_table(result, "patients")
-    table = result.replicates
-    kept = set(patients["replicate"])
-    # kept replicates that enrolled no one have no patient rows but count as 0
-    kept |= set(table.loc[(table["enrolled"] == 0) & (table["replicate"] < max(kept)), "replicate"])
-    by_rep = patients.groupby("replicate")["enrol_day"]
     seen = [] if observed is None else list(observed)
     obs_days = np.array([])
     if seen:
         stamps = pd.to_datetime(pd.Series(seen).astype(str))
         obs_days = np.sort((stamps - pd.Timestamp(rec.start_date)).dt.days.to_numpy(dtype=float))
-    last = max(rec.deadline_day, float(patients["enrol_day"].max()), *obs_days[-1:])
-    grid = np.arange(0.0, math.ceil(last) + 1.0)
-    counts = np.zeros((len(kept), grid.size))
-    for i, r in enumerate(sorted(kept)):
-        if r in by_rep.groups:
-            days = np.sort(by_rep.get_group(r).to_numpy(dtype=float))
-            counts[i] = np.searchsorted(days, grid, side="right")
+    grid, counts = enrolment_counts(result, scenario, *obs_days[-1:])
     fig, axes = new_figure(
         1,
         1,
-        f"{scenario.label}: cumulative enrolment ({len(kept)} kept replicates; bands "
+        f"{scenario.label}: cumulative enrolment ({len(counts)} kept replicates; bands "
         f"{interval_label(level)} and 50 %)",
         wide=1.6,
     )

@@ -89,8 +89,8 @@ def load_results(folder: str | Path, level: float | None = None) -> tuple[Scenar
     kind = manifest.get("command", "run")
     if kind != "run":
         raise DosesimError(
-            f"{folder}: holds the results of dosesim {kind}; dosesim report reads the folder "
-            "of dosesim run (dosesim forecast and compare write their own report.html)"
+            f"{folder}: holds the results of dosesim {kind}; dosesim report reads the folders "
+            "of dosesim run and compare (dosesim forecast and power write their own report.html)"
         )
     if manifest.get("status", "complete") != "complete":
         raise DosesimError(
@@ -319,13 +319,18 @@ def render_page(
     intro: str,
     sections: list[tuple[str, str]],
     figures: list[Drawn] | None = None,
+    summary: str = "",
 ) -> str:
     """A self-contained page in the report's style: ``sections`` are (heading, HTML body).
 
-    Used for the reports of ``dosesim compare`` and ``dosesim forecast``.
+    Used for the reports of ``dosesim compare``, ``forecast`` and ``power``. ``summary``
+    (HTML) opens the page; a page of three sections or more has a table of contents,
+    the figures (their own section) last.
     """
     fig_html = _figure_html(figures or [])
-    body = "".join(f"<h2>{html.escape(h)}</h2>{b}" for h, b in sections)
+    headings = [h for h, _ in sections] + (["Figures"] if fig_html else [])
+    body = "".join(f"{sections_.h2(h)}{b}" for h, b in sections)
+    contents = sections_.contents_html(headings) if len(headings) >= 3 else ""
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -335,7 +340,8 @@ def render_page(
 <p>{intro} dosesim {__version__}; made {created}. A planning tool, not a dosing aid for
 individual patients; the model is described in <code>{MODEL_DOC}</code> of the dosesim
 repository.</p>
-{body}{"<h2>Figures</h2>" + fig_html if fig_html else ""}
+{summary}{contents}
+{body}{sections_.h2("Figures") + fig_html if fig_html else ""}
 {_SELF_CHECK}
 </body></html>
 """
