@@ -8,8 +8,8 @@ class registered under its ``action`` name (:data:`ACTIONS`) says what it does:
 - :meth:`DoseAction.ceiling_cuts`: the cuts of a dose ceiling it can make, from which
   :func:`reachable_doses` finds every dose a patient can be on;
 - :attr:`DoseAction.done`: its name in the event log; :attr:`DoseAction.aeacn`: the
-  CDISC action taken with study treatment; :attr:`DoseAction.interrupts`: whether the
-  drug restarts after it (a hold).
+  CDISC action taken with its drug; :attr:`DoseAction.exadj`: EX's words for it;
+  :attr:`DoseAction.interrupts`: whether the drug restarts after it (a hold).
 
 Dose modifications carry their action's name (:class:`Adjustment`), so that no
 export reads it back out of a text.
@@ -17,6 +17,7 @@ export reads it back out of a text.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ __all__ = [
     "DoseAction",
     "apply_dose_action",
     "dose_action",
+    "exadj_words",
     "reachable_doses",
     "register_action",
     "taken_actions",
@@ -56,8 +58,11 @@ class Change:
 class Adjustment:
     """A dose modification of one patient: the new dosing of ``drug`` runs from ``day``.
 
-    ``reason`` (``"<event>: <action>"``) becomes EXADJ; ``action`` is the action's name
-    (a key of :data:`ACTIONS`).
+    ``reason`` (``"<event>: <action>"``) is the log's short form; ``action`` is the action's
+    name (a key of :data:`ACTIONS`), ``event`` the adverse event's and ``event_day`` its
+    time (days from the first dose, the event log's ``day``), so that the exports find the
+    AE record it answers (AEACN) and word EXADJ without reading the text back; ``started``:
+    ``drug`` is one the action started besides its own (a switch's new drug).
     """
 
     patient_id: int
@@ -65,6 +70,9 @@ class Adjustment:
     day: int
     reason: str
     action: str = ""
+    event: str = ""
+    event_day: float = math.nan
+    started: bool = False
 
 
 class Setting(NamedTuple):
@@ -90,8 +98,16 @@ class DoseAction(ABC):
     name: ClassVar[str]
     #: The event log's name of the modification, e.g. ``"mmf_reduced"``.
     done: ClassVar[str]
-    #: CDISC AEACN (action taken with study treatment), e.g. ``"DOSE REDUCED"``.
+    #: CDISC AEACN (action taken with study treatment) for its drug, e.g. ``"DOSE REDUCED"``.
     aeacn: ClassVar[str]
+    #: EXADJ's words for it, before the event's term: ``"Dose reduced"`` makes
+    #: ``"Dose reduced: leukopenia"``; empty: its :attr:`aeacn`, capitalised.
+    exadj: ClassVar[str] = ""
+    #: CDISC AEACN for a drug its change starts besides its own (:attr:`Change.more`, a
+    #: switch's new drug): not given at the event, its dose was not changed (as an ``add``).
+    started_aeacn: ClassVar[str] = "DOSE NOT CHANGED"
+    #: EXADJ's words for a drug its change starts besides its own.
+    started_exadj: ClassVar[str] = "Started"
     #: The drug whose schedule it changes (a class attribute, or the entry's ``drug``).
     drug: str
     #: Other drugs whose current schedules its change reads (a switch: the new drug).
@@ -138,8 +154,16 @@ AEACN_ORDER = (
     "DRUG INTERRUPTED",
     "DRUG WITHDRAWN",
 )
-"""CDISC AEACN values from least to most severe; an event with several actions gets the
-last (``sim.results.exports.sdtm_ae``). An action's :attr:`~DoseAction.aeacn` is one."""
+"""CDISC AEACN values from least to most severe; an event with several actions on one drug
+gets the last for that drug (``sim.results.ae_actions.drug_actions``). An action's
+:attr:`~DoseAction.aeacn` is one."""
+
+
+def exadj_words(action: str, started: bool = False) -> str:
+    """EXADJ's words for a modification by the action named ``action`` (a key of
+    :data:`ACTIONS`) of its own drug, or of a drug it ``started``."""
+    cls = ACTIONS[action]
+    return cls.started_exadj if started else cls.exadj or cls.aeacn.capitalize()
 
 
 def register_action(cls: A) -> A:
@@ -149,8 +173,9 @@ def register_action(cls: A) -> A:
         raise ValueError(f"{cls.__name__} names no action (its own class attribute name)")
     if ACTIONS.get(name, cls) is not cls:
         raise ValueError(f"the action {name!r} is already {ACTIONS[name].__name__}")
-    if cls.aeacn not in AEACN_ORDER:
-        raise ValueError(f"{cls.__name__}: aeacn {cls.aeacn!r} is not one of {AEACN_ORDER}")
+    for value in (cls.aeacn, cls.started_aeacn):
+        if value not in AEACN_ORDER:
+            raise ValueError(f"{cls.__name__}: aeacn {value!r} is not one of {AEACN_ORDER}")
     ACTIONS[name] = cls
     return cls
 
@@ -167,6 +192,7 @@ class MmfReduction(DoseAction):
     still planned, not below ``floor_g_per_day``."""
 
     name, done, aeacn, drug = "mmf_reduce", "mmf_reduced", "DOSE REDUCED", "mmf"
+    exadj = "Dose reduced"
     entry: MmfReduce
 
     def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
@@ -187,6 +213,7 @@ class MmfInterruption(DoseAction):
     ``resume_reduce_by_g_per_day`` (not below the floor)."""
 
     name, done, aeacn, drug = "mmf_hold", "mmf_held", "DRUG INTERRUPTED", "mmf"
+    exadj = "Drug interrupted"
     interrupts = True
     entry: MmfHold
 
@@ -211,6 +238,7 @@ class MmfWithdrawal(DoseAction):
     """No MMF from the day on."""
 
     name, done, aeacn, drug = "mmf_stop", "mmf_stopped", "DRUG WITHDRAWN", "mmf"
+    exadj = "Drug withdrawn"
 
     def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
         days_left = setting.duration_days - day
@@ -225,6 +253,7 @@ class PrednisoneRestart(DoseAction):
     name, done, aeacn, drug = (
         "prednisone_reescalate", "prednisone_reescalated", "DOSE INCREASED", "prednisone"
     )  # fmt: skip
+    exadj = "Dose re-escalated"
     reads_patient = True
     entry: PrednisoneReescalate
 

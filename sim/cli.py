@@ -339,8 +339,9 @@ def _parser() -> argparse.ArgumentParser:
             "Simulate replicate trials (recruitment and cohort) and write the results folder: "
             "replicates.csv, sites.csv, summary.json, manifest.json, report.html, and for the "
             "first K replicates patients.csv, events.csv, nonmem.csv (with nonmem_ids.csv), "
-            "dosing_nonmem.csv, dm.csv, ex.csv, ae.csv, ds.csv, suppds.csv; dictionary.csv "
-            "describes every column. Results are identical for any --workers or --scheduler."
+            "dosing_nonmem.csv, dm.csv, ex.csv, ae.csv, ds.csv, suppae.csv, suppds.csv; "
+            "dictionary.csv describes every column. Results are identical for any --workers "
+            "or --scheduler."
         ),
     )
     scenario(p)
@@ -361,7 +362,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--xpt",
         action="store_true",
-        help="also write the SDTM tables (dm, ex, ae, ds, suppds) as SAS transport v5 .xpt "
+        help="also write the SDTM tables (dm, ex, ae, ds, suppae, suppds) as SAS transport v5 .xpt "
         "files (the xpt extra; default: off)",
     )
 

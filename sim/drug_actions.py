@@ -65,6 +65,7 @@ class DrugReduction(_OfEntryDrug):
     highest dose still planned, not below ``floor_mg``."""
 
     name, done, aeacn = "reduce", "dose_reduced", "DOSE REDUCED"
+    exadj = "Dose reduced"
     entry: DrugReduce
 
     def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
@@ -87,6 +88,7 @@ class DrugInterruption(_OfEntryDrug):
     ``resume_reduce_by_mg`` (not below ``floor_mg``)."""
 
     name, done, aeacn = "hold", "dose_held", "DRUG INTERRUPTED"
+    exadj = "Drug interrupted"
     interrupts = True
     entry: DrugHold
 
@@ -114,6 +116,7 @@ class DrugWithdrawal(_OfEntryDrug):
     """No dose of the drug from the day on."""
 
     name, done, aeacn = "stop", "drug_stopped", "DRUG WITHDRAWN"
+    exadj = "Drug withdrawn"
     entry: DrugStop
 
     def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
@@ -136,6 +139,7 @@ class DrugRestarting(_StartsACourse):
     taper again from ``mg``; another drug at ``mg`` to the end)."""
 
     name, done, aeacn = "restart", "drug_restarted", "DOSE INCREASED"
+    exadj = "Drug restarted"
     entry: DrugRestart
 
     def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:
@@ -170,6 +174,7 @@ class DrugSwitching(_StartsACourse):
     """The drug stops; ``to``'s course starts from its first step the same day."""
 
     name, done, aeacn = "switch", "drug_switched", "DRUG WITHDRAWN"
+    exadj, started_exadj = "Switched to another drug", "Started in place of another drug"
     entry: DrugSwitch
 
     def __init__(self, entry: Any) -> None:
@@ -192,6 +197,7 @@ class DrugAddition(_StartsACourse):
     already on it."""
 
     name, done, aeacn = "add", "drug_added", "DOSE NOT CHANGED"
+    exadj = "Rescue therapy"
     entry: DrugAdd
 
     def change(self, schedule: Schedule, day: int, setting: Setting) -> Change | None:

@@ -196,7 +196,7 @@ def run(
         The command that asked for this run, recorded in the manifest.
     xpt : bool
         Also write the SDTM tables as SAS transport v5 files (``dm.xpt``, ``ex.xpt``,
-        ``ae.xpt``, ``ds.xpt``, ``suppds.xpt``; the ``xpt`` extra, pyreadstat).
+        ``ae.xpt``, ``ds.xpt``, ``suppae.xpt``, ``suppds.xpt``; the ``xpt`` extra, pyreadstat).
 
     Raises
     ------

@@ -5,15 +5,23 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim import CohortResult, Schedule, load_scenario, simulate_cohort
+from sim.actions import ACTIONS, Adjustment, exadj_words
+from sim.drugs import MMF, PREDNISONE, Drug
+from sim.results.ae_actions import MULTIPLE, NOT_APPLICABLE, overall_action
 from sim.results.exports import (
     AEACN_ORDER,
+    EXADJ_MAX,
+    ae_term,
     nonmem_dosing,
     nonmem_id,
     sdtm_ae,
@@ -30,10 +38,7 @@ NONMEM_DRUG = {"PREDNISONE": "prednisone", "MMF": "mmf"}
 EXTRT_DRUG = {"PREDNISONE": "prednisone", "MYCOPHENOLATE MOFETIL": "mmf"}
 NOT_AE = {
     "enrolled",
-    "mmf_reduced",
-    "mmf_held",
-    "mmf_stopped",
-    "prednisone_reescalated",
+    *(action.done for action in ACTIONS.values()),  # mmf_reduced, mmf_held, ...
     "completed",
     "withdrawn",
     "died",
@@ -88,17 +93,23 @@ def _subject(patient_id: int) -> str:
     return usubjid(STUDY, REPLICATE, patient_id)
 
 
+def _term(event: str) -> str:
+    """The adverse event's term inside EXADJ's sentence."""
+    return ae_term(event).lower()
+
+
 def _hand_built(
     schedules: dict[int, dict[str, Schedule]],
     events: Sequence[tuple[int, float, str, str]] = (),
-    adjustments: Sequence[tuple[int, str, int, str]] = (),
+    adjustments: Sequence[tuple[Any, ...]] = (),
     patients: Sequence[tuple[int, str, float, str]] = (),
+    drugs: tuple[Drug, ...] = (PREDNISONE, MMF),
 ) -> CohortResult:
     """A CohortResult from hand-written rows (every patient enrolled on trial day 0).
 
     ``events`` are ``(patient_id, day, event, detail)``; ``adjustments``
-    ``(patient_id, drug, day, reason)``; ``patients`` ``(patient_id, status,
-    exit_day, exit_reason)``.
+    ``(patient_id, drug, day, "<event>: <action>"[, event_day[, started]])``;
+    ``patients`` ``(patient_id, status, exit_day, exit_reason)``.
     """
     log = pd.DataFrame(
         [(day, pid, day, event, detail) for pid, day, event, detail in events],
@@ -111,10 +122,14 @@ def _hand_built(
         events=log,
         screened=pd.DataFrame(),
         adjustments=pd.DataFrame(
-            [(*a, a[3].split(": ")[-1]) for a in adjustments],  # the action's name
-            columns=["patient_id", "drug", "day", "reason", "action"],
+            [
+                Adjustment(*a[:4], a[3].split(": ")[1], a[3].split(": ")[0], *a[4:])
+                for a in adjustments
+            ],
+            columns=[f.name for f in fields(Adjustment)],
         ),
         schedules=schedules,
+        drugs=drugs,
     )
 
 
@@ -283,9 +298,11 @@ def test_every_adjustment_that_took_effect_appears_as_an_exadj(
             & (ex["EXSTDY"] == a.day + 1)
         ]
         assert len(rows) == 1
-        assert a.reason in rows["EXADJ"].iloc[0].split("; ")
+        sentence = f"{exadj_words(a.action, a.started)}: {_term(a.event)}"
+        assert sentence in rows["EXADJ"].iloc[0].split("; ")
         shown += 1
     assert shown > 50
+    assert ex["EXADJ"].str.len().max() <= EXADJ_MAX
 
 
 def test_every_exadj_is_an_adjustment_or_the_end_of_a_hold(
@@ -293,13 +310,17 @@ def test_every_exadj_is_an_adjustment_or_the_end_of_a_hold(
 ) -> None:
     ex = tables["ex"]
     adj = cohort.adjustments
-    made = {(_subject(a.patient_id), a.day + 1, a.reason) for a in adj.itertuples()}
+    made = {
+        (_subject(a.patient_id), a.day + 1, f"{exadj_words(a.action, a.started)}: {_term(a.event)}")
+        for a in adj.itertuples()
+    }
+    held = {_term(a.event) for a in adj.itertuples() if a.action == "mmf_hold"}
     resumptions = 0
     for row in ex[ex["EXADJ"] != ""].itertuples():
         for reason in row.EXADJ.split("; "):
-            if reason.endswith(", resumed"):
+            if reason.startswith("Resumed after interruption for "):
                 resumptions += 1
-                assert reason.endswith(": mmf_hold, resumed")
+                assert reason.removeprefix("Resumed after interruption for ") in held
                 assert row.EXTRT == "MYCOPHENOLATE MOFETIL" and row.EXDOSE > 0
                 previous = ex[(ex["USUBJID"] == row.USUBJID) & (ex["EXSEQ"] < row.EXSEQ)]
                 previous = previous[previous["EXTRT"] == row.EXTRT].iloc[-1]
@@ -345,19 +366,19 @@ def test_ex_hand_built_hold_resumption_and_reduction_during_titration() -> None:
     assert [tuple(r) for r in ex[cols].itertuples(index=False)] == [
         ("S-R0000-0001", 1, mmf, 1000.0, "BID", 1, 10, ""),
         ("S-R0000-0001", 2, pred_, 60.0, "QD", 1, 28, ""),
-        ("S-R0000-0001", 3, mmf, 0.0, "BID", 11, 24, "leukopenia: mmf_hold"),
-        ("S-R0000-0001", 4, mmf, 750.0, "BID", 25, 60, "leukopenia: mmf_hold, resumed"),
+        ("S-R0000-0001", 3, mmf, 0.0, "BID", 11, 24, "Drug interrupted: leukopenia"),
+        ("S-R0000-0001", 4, mmf, 750.0, "BID", 25, 60, "Resumed after interruption for leukopenia"),
         ("S-R0000-0001", 5, pred_, 55.0, "QD", 29, 60, ""),
         ("S-R0000-0002", 1, mmf, 500.0, "BID", 1, 4, ""),
         ("S-R0000-0002", 2, pred_, 60.0, "QD", 1, 28, ""),
-        ("S-R0000-0002", 3, mmf, 500.0, "BID", 5, 14, "gi_intolerance: mmf_reduce"),
+        ("S-R0000-0002", 3, mmf, 500.0, "BID", 5, 14, "Dose reduced: gastrointestinal intolerance"),
         ("S-R0000-0002", 4, mmf, 750.0, "BID", 15, 40, ""),
         ("S-R0000-0002", 5, pred_, 55.0, "QD", 29, 40, ""),
     ]
 
 
 def test_ex_hold_then_stop_has_no_resumption() -> None:
-    """MMF held on day 5 and stopped the same day: two zero rows, no ', resumed'."""
+    """MMF held on day 5 and stopped the same day: two zero rows, no resumption."""
     mmf = Schedule((0, 5), (2000.0, 0.0), 30, doses_per_day=2)
     result = _hand_built(
         {1: {"prednisone": Schedule.constant(10.0, 30), "mmf": mmf}},
@@ -367,8 +388,26 @@ def test_ex_hold_then_stop_has_no_resumption() -> None:
     rows = ex[ex["EXTRT"] == "MYCOPHENOLATE MOFETIL"][["EXDOSE", "EXSTDY", "EXENDY", "EXADJ"]]
     assert [tuple(r) for r in rows.itertuples(index=False)] == [
         (1000.0, 1, 5, ""),
-        (0.0, 6, 30, "leukopenia: mmf_hold; leukopenia: mmf_stop"),
+        (0.0, 6, 30, "Drug interrupted: leukopenia; Drug withdrawn: leukopenia"),
     ]
+
+
+def test_exadj_of_many_reasons_on_one_day_is_cut_to_the_transport_limit() -> None:
+    """Ten events reduce MMF on one day: their sentences joined pass 200 characters."""
+    events = ["ild_flare", "ild_relapse", "gi_intolerance", "serious_infection"]
+    events += [f"very_long_adverse_event_name_{i}" for i in range(6)]
+    mmf = Schedule((0, 5), (2000.0, 1500.0), 30, doses_per_day=2)
+    result = _hand_built(
+        {1: {"prednisone": Schedule.constant(10.0, 30), "mmf": mmf}},
+        adjustments=[(1, "mmf", 5, f"{e}: mmf_reduce", 4.5) for e in events],
+    )
+    twice = [sdtm_ex(result, 0, "S")["EXADJ"].iloc[2] for _ in range(2)]
+    assert twice[0] == twice[1]  # deterministic
+    assert len(twice[0]) == EXADJ_MAX and twice[0].endswith("...")
+    assert twice[0].startswith(
+        "Dose reduced: acute exacerbation of interstitial lung disease; "
+        "Dose reduced: relapse of interstitial lung disease; "
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -390,6 +429,8 @@ def test_ae_records_match_the_event_log_one_to_one(
         "AESTDY",
         "AEACN",
         "AEOUT",
+        "AEACN1",
+        "AEACN2",
     ]
     events = cohort.events[~cohort.events["event"].isin(NOT_AE)]
     assert len(ae) == len(events) > 100
@@ -398,7 +439,8 @@ def test_ae_records_match_the_event_log_one_to_one(
         assert list(got["AESEQ"]) == list(range(1, len(mine) + 1))
         assert list(got["AEDECOD"]) == list(mine["event"])
         assert list(got["AESTDY"]) == [math.floor(d) + 1 for d in mine["day"]]
-    assert set(ae["AEACN"]) == set(AEACN_ORDER)
+    assert set(ae["AEACN1"]) | set(ae["AEACN2"]) >= set(AEACN_ORDER)
+    assert MULTIPLE in set(ae["AEACN"])
     terms = dict(zip(ae["AEDECOD"], ae["AETERM"], strict=True))
     assert terms["serious_infection"] == "Serious infection"
 
@@ -420,8 +462,19 @@ def test_ae_outcome_is_fatal_exactly_for_deaths_from_an_adverse_event(
 
 
 def test_ae_action_taken_hand_built() -> None:
-    """AEACN is the most severe action at the event's time; an exit caused by it withdraws."""
+    """Each drug's action is what the event's actions did to it (matched by the event's
+    time, not its day); AEACN their one value, else MULTIPLE; an exit withdraws."""
     end = {"prednisone": Schedule.constant(10.0, 40), "mmf": Schedule.constant(2000.0, 40, 2)}
+    # patient 1: MMF held on day 11, stopped on day 13; left on day 20 (as given: to day 20)
+    held = {
+        "prednisone": Schedule.constant(10.0, 21),
+        "mmf": Schedule((0, 11), (2000.0, 0.0), 21, 2),
+    }
+    # patient 6: prednisone over after day 9, MMF held from day 16 for 14 days
+    tapered = {
+        "prednisone": Schedule((0, 10), (10.0, 0.0), 40),
+        "mmf": Schedule((0, 16, 30), (2000.0, 0.0, 2000.0), 40, 2),
+    }
     events = [
         (1, 0.0, "enrolled", ""),
         (1, 5.5, "gi_intolerance", ""),
@@ -433,7 +486,6 @@ def test_ae_action_taken_hand_built() -> None:
         (1, 12.3, "mmf_held", "MMF held for 14 days from day 13 (leukopenia)"),
         (1, 12.3, "mmf_stopped", "MMF stopped from day 13 (leukopenia)"),
         (1, 20.7, "ild_flare", ""),
-        (1, 20.7, "prednisone_reescalated", "prednisone 60 mg/day from day 21 (ild_flare)"),
         (1, 20.7, "died", "ild_flare"),
         (2, 0.0, "enrolled", ""),
         (2, 3.0, "ild_flare", ""),
@@ -442,7 +494,6 @@ def test_ae_action_taken_hand_built() -> None:
         (2, 8.4, "discontinued", "gi_intolerance"),
         (3, 0.0, "enrolled", ""),
         (3, 4.2, "serious_infection", ""),
-        (3, 4.2, "mmf_held", "MMF held for 14 days from day 5 (serious_infection)"),
         (3, 4.2, "withdrawn", "serious_infection"),
         (4, 0.0, "enrolled", ""),
         (4, 2.5, "hyperglycaemia", ""),
@@ -451,23 +502,196 @@ def test_ae_action_taken_hand_built() -> None:
         (5, 3.3, "serious_infection", ""),
         (5, 3.3, "mmf_held", "MMF held for 14 days from day 4 (serious_infection)"),
         (5, 30.0, "died", "death"),
+        (6, 0.0, "enrolled", ""),
+        (6, 15.0, "leukopenia", ""),
+        (6, 15.0, "mmf_held", "MMF held for 14 days from day 16 (leukopenia)"),
+        (6, 20.0, "hyperglycaemia", ""),
+        (7, 0.0, "enrolled", ""),
+        (7, 5.2, "gi_intolerance", ""),
+        (7, 5.2, "mmf_reduced", "MMF at most 1500 mg/day from day 6 (gi_intolerance)"),
+        (7, 5.8, "gi_intolerance", ""),  # the same whole day, no action
     ]
-    result = _hand_built({i: end for i in range(1, 6)}, events=events)
+    adjustments = [
+        (1, "mmf", 6, "gi_intolerance: mmf_reduce", 5.5),
+        (1, "mmf", 11, "serious_infection: mmf_hold", 10.1),
+        (1, "mmf", 13, "leukopenia: mmf_hold", 12.3),
+        (1, "mmf", 13, "leukopenia: mmf_stop", 12.3),
+        (2, "prednisone", 4, "ild_flare: prednisone_reescalate", 3.0),
+        (5, "mmf", 4, "serious_infection: mmf_hold", 3.3),
+        (6, "mmf", 16, "leukopenia: mmf_hold", 15.0),
+        (7, "mmf", 6, "gi_intolerance: mmf_reduce", 5.2),
+    ]
+    schedules = {i: end for i in range(2, 8)} | {1: held, 6: tapered}
+    result = _hand_built(schedules, events=events, adjustments=adjustments)
     ae = sdtm_ae(result, 0, "S")
-    cols = ["USUBJID", "AESEQ", "AEDECOD", "AESTDY", "AEACN", "AEOUT"]
+    cols = ["USUBJID", "AESEQ", "AEDECOD", "AESTDY", "AEACN", "AEOUT", "AEACN1", "AEACN2"]
+    dnc, dr, di, dw = "DOSE NOT CHANGED", "DOSE REDUCED", "DRUG INTERRUPTED", "DRUG WITHDRAWN"
+    na, many = NOT_APPLICABLE, MULTIPLE
     assert [tuple(r) for r in ae[cols].itertuples(index=False)] == [
-        ("S-R0000-0001", 1, "gi_intolerance", 6, "DOSE REDUCED", "UNKNOWN"),
-        ("S-R0000-0001", 2, "hyperglycaemia", 8, "DOSE NOT CHANGED", "UNKNOWN"),
-        ("S-R0000-0001", 3, "serious_infection", 11, "DRUG INTERRUPTED", "UNKNOWN"),
-        ("S-R0000-0001", 4, "leukopenia", 13, "DRUG WITHDRAWN", "UNKNOWN"),
-        ("S-R0000-0001", 5, "ild_flare", 21, "DRUG WITHDRAWN", "FATAL"),
-        ("S-R0000-0002", 1, "ild_flare", 4, "DOSE INCREASED", "UNKNOWN"),
-        ("S-R0000-0002", 2, "gi_intolerance", 9, "DRUG WITHDRAWN", "UNKNOWN"),
-        ("S-R0000-0003", 1, "serious_infection", 5, "DRUG WITHDRAWN", "UNKNOWN"),
-        ("S-R0000-0004", 1, "hyperglycaemia", 3, "DOSE NOT CHANGED", "UNKNOWN"),
-        ("S-R0000-0005", 1, "serious_infection", 4, "DRUG INTERRUPTED", "UNKNOWN"),
+        ("S-R0000-0001", 1, "gi_intolerance", 6, many, "UNKNOWN", dnc, dr),
+        ("S-R0000-0001", 2, "hyperglycaemia", 8, dnc, "UNKNOWN", dnc, dnc),
+        ("S-R0000-0001", 3, "serious_infection", 11, many, "UNKNOWN", dnc, di),
+        # MMF's last dose was on day 10, but the event's actions stopped it
+        ("S-R0000-0001", 4, "leukopenia", 13, many, "UNKNOWN", dnc, dw),
+        # died of it: prednisone withdrawn; MMF no longer given
+        ("S-R0000-0001", 5, "ild_flare", 21, dw, "FATAL", dw, na),
+        ("S-R0000-0002", 1, "ild_flare", 4, many, "UNKNOWN", "DOSE INCREASED", dnc),
+        ("S-R0000-0002", 2, "gi_intolerance", 9, dw, "UNKNOWN", dw, dw),
+        ("S-R0000-0003", 1, "serious_infection", 5, dw, "UNKNOWN", dw, dw),
+        ("S-R0000-0004", 1, "hyperglycaemia", 3, dnc, "UNKNOWN", dnc, dnc),
+        ("S-R0000-0005", 1, "serious_infection", 4, many, "UNKNOWN", dnc, di),
+        # prednisone over: the one drug given was interrupted; a hold is still on MMF
+        ("S-R0000-0006", 1, "leukopenia", 16, di, "UNKNOWN", na, di),
+        ("S-R0000-0006", 2, "hyperglycaemia", 21, dnc, "UNKNOWN", na, dnc),
+        ("S-R0000-0007", 1, "gi_intolerance", 6, many, "UNKNOWN", dnc, dr),
+        ("S-R0000-0007", 2, "gi_intolerance", 6, dnc, "UNKNOWN", dnc, dnc),
     ]
     assert list(ae["AETERM"])[4] == "Acute exacerbation of interstitial lung disease"
+
+
+def test_a_switch_and_a_rescue_hand_built() -> None:
+    """A switch withdraws its drug and starts another (DOSE NOT CHANGED, as an add); EX
+    says both in words; a drug not yet given is NOT APPLICABLE."""
+    cyc = Drug.fixed("cyclophosphamide", "Cyclophosphamide", Schedule.constant(0.0, 30))
+    pred = Schedule.constant(10.0, 30)
+    switched = {
+        "prednisone": pred,
+        "mmf": Schedule((0, 7), (2000.0, 0.0), 30, 2),
+        "cyclophosphamide": Schedule((0, 7), (0.0, 100.0), 30),
+    }
+    rescued = {
+        "prednisone": pred,
+        "mmf": Schedule.constant(2000.0, 30, 2),
+        "cyclophosphamide": Schedule((0, 11), (0.0, 100.0), 30),
+    }
+    result = _hand_built(
+        {1: switched, 2: rescued},
+        events=[
+            (1, 6.5, "leukopenia", ""),
+            (1, 6.5, "drug_switched", "mmf stopped, cyclophosphamide started"),
+            (2, 4.0, "hyperglycaemia", ""),
+            (2, 10.5, "ild_relapse", ""),
+            (2, 10.5, "drug_added", "cyclophosphamide added"),
+        ],
+        adjustments=[
+            (1, "mmf", 7, "leukopenia: switch", 6.5),
+            (1, "cyclophosphamide", 7, "leukopenia: switch", 6.5, True),
+            (2, "cyclophosphamide", 11, "ild_relapse: add", 10.5),
+        ],
+        drugs=(PREDNISONE, MMF, cyc),
+    )
+    ae = sdtm_ae(result, 0, "S")
+    cols = ["USUBJID", "AEDECOD", "AEACN", "AEACN1", "AEACN2", "AEACN3"]
+    dnc = "DOSE NOT CHANGED"
+    assert [tuple(r) for r in ae[cols].itertuples(index=False)] == [
+        ("S-R0000-0001", "leukopenia", MULTIPLE, dnc, "DRUG WITHDRAWN", dnc),
+        ("S-R0000-0002", "hyperglycaemia", dnc, dnc, dnc, NOT_APPLICABLE),
+        ("S-R0000-0002", "ild_relapse", dnc, dnc, dnc, dnc),
+    ]
+    ex = sdtm_ex(result, 0, "S")
+    said = ex.loc[ex["EXADJ"] != "", ["USUBJID", "EXTRT", "EXSTDY", "EXADJ"]]
+    assert [tuple(r) for r in said.itertuples(index=False)] == [
+        ("S-R0000-0001", "CYCLOPHOSPHAMIDE", 8, "Started in place of another drug: leukopenia"),
+        ("S-R0000-0001", "MYCOPHENOLATE MOFETIL", 8, "Switched to another drug: leukopenia"),
+        (
+            "S-R0000-0002",
+            "CYCLOPHOSPHAMIDE",
+            12,
+            "Rescue therapy: relapse of interstitial lung disease",
+        ),
+    ]
+
+
+def _on(schedule: Schedule | None, day: int) -> bool:
+    """Whether ``schedule`` gives a dose on some day up to ``day`` and on some day from it."""
+    if schedule is None:
+        return False
+    dosed = np.flatnonzero(schedule.daily_doses() > 0)
+    return bool(dosed.size) and dosed[0] <= day <= dosed[-1]
+
+
+def _check_drug_actions(result: CohortResult, ae: pd.DataFrame) -> int:
+    """Each AE's per-drug actions and AEACN, recomputed plainly from the log, the
+    adjustments and the daily doses; returns how many AEs had a dose action."""
+    rank = {a: i for i, a in enumerate(AEACN_ORDER)}
+    adj, ev = result.adjustments, result.events
+    events = ev[~ev["event"].isin(NOT_AE)].sort_values("patient_id", kind="stable")
+    assert len(events) == len(ae)
+    acted = 0
+    for (pid, t, name), row in zip(
+        events[["patient_id", "day", "event"]].itertuples(index=False),
+        ae.itertuples(index=False),
+        strict=True,
+    ):
+        assert row.USUBJID.endswith(f"-{pid:04d}") and name == row.AEDECOD
+        mine = adj[(adj["patient_id"] == pid) & (adj["event"] == name) & (adj["event_day"] == t)]
+        exits = ev[(ev["patient_id"] == pid) & (ev["day"] == t) & (ev["detail"] == name)]
+        left = exits["event"].isin(["withdrawn", "died", "discontinued"]).any()
+        acted += len(mine) > 0
+        values = []
+        for i, drug in enumerate(result.drugs, start=1):
+            value = getattr(row, f"AEACN{i}")
+            on = _on(result.schedules[pid].get(drug.name), math.floor(t))
+            on_it = mine[mine["drug"] == drug.name]
+            if left:
+                assert value == ("DRUG WITHDRAWN" if on else NOT_APPLICABLE)
+            elif len(on_it):
+                ranks = [
+                    rank[ACTIONS[a].started_aeacn if s else ACTIONS[a].aeacn]
+                    for a, s in zip(on_it["action"], on_it["started"], strict=True)
+                ]
+                assert value == AEACN_ORDER[max(ranks)]
+            else:
+                assert value == ("DOSE NOT CHANGED" if on else NOT_APPLICABLE)
+            values.append(value)
+        given = set(values) - {NOT_APPLICABLE}
+        # MULTIPLE exactly when the actions with the drugs given differ
+        assert (row.AEACN == MULTIPLE) == (len(given) > 1)
+        if len(given) == 1:
+            assert given.pop() == row.AEACN
+        if len(set(mine["drug"])) == 1:  # actions on one drug: the others were not changed
+            touched = [d.name for d in result.drugs].index(mine["drug"].iloc[0])
+            others = set(values[:touched] + values[touched + 1 :])
+            assert others <= {"DOSE NOT CHANGED", NOT_APPLICABLE}
+            assert row.AEACN in {values[touched], MULTIPLE}
+    return acted
+
+
+def test_each_drugs_action_is_what_the_events_actions_did_to_it(
+    cohort: CohortResult, tables: dict[str, pd.DataFrame]
+) -> None:
+    assert _check_drug_actions(cohort, tables["ae"]) > 20
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    gi=st.sampled_from([0.5, 3.0]),
+    stop=st.sampled_from([0.0, 0.5]),
+)
+def test_drug_actions_follow_the_adjustments_in_any_cohort(
+    seed: int, gi: float, stop: float
+) -> None:
+    """Any cohort (MMF stopped after leukopenia or not: later events NOT APPLICABLE)."""
+    overrides: dict[str, Any] = {
+        **HIGH_AE,
+        "adverse_events.gi_intolerance.baseline_per_year": gi,
+        "adverse_events.leukopenia.actions": [
+            {"action": "mmf_hold", "days": 14},
+            {"action": "mmf_stop", "probability": stop},
+        ],
+    }
+    result = simulate_cohort(load_scenario(BASE, overrides), 8, seed=seed)
+    _check_drug_actions(result, sdtm_ae(result, 0, STUDY))
+    assert (sdtm_ex(result, 0, STUDY)["EXADJ"].str.len() <= EXADJ_MAX).all()
+
+
+@given(st.lists(st.sampled_from([*AEACN_ORDER, NOT_APPLICABLE]), max_size=5))
+def test_aeacn_is_the_one_action_or_multiple(values: list[str]) -> None:
+    given_ = set(values) - {NOT_APPLICABLE}
+    expected = given_.pop() if len(given_) == 1 else (MULTIPLE if given_ else NOT_APPLICABLE)
+    assert overall_action(values) == expected
+    assert overall_action(reversed(values)) == expected  # whatever the drugs' order
 
 
 # ---------------------------------------------------------------------------

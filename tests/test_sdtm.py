@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
-from sim.results.sdtm import AE_DICTIONARY, SDTM_LABELS, SDTM_TABLES
+from sim.results.ae_actions import MULTIPLE, NOT_APPLICABLE
+from sim.results.exports import AEACN_ORDER, EXADJ_MAX, ae_term
+from sim.results.sdtm import AE_DICTIONARY, AE_SEVERITY, SDTM_LABELS, SDTM_TABLES, ae_severity
 from tests.conftest import REPO
 
 ARMS = REPO / "scenarios" / "nct05129410_start_dose_arms.toml"
@@ -58,6 +60,75 @@ def test_the_tables_follow_the_sdtm_rules(folder: Path) -> None:
     assert set(supp["QNAM"]) == {"DSREAS"} and set(supp["IDVARVAL"]) == {"1"}
     assert set(dm["ARMCD"]) == {"HIGH", "LOW"}
     assert (dm.loc[dm["DTHFL"] == "Y", "DTHDTC"] != "").all()
+
+
+def test_suppae_holds_each_drugs_action_and_aeacn_sums_them_up(folder: Path) -> None:
+    """SDTMIG, several study treatments: AEACN1, AEACN2 in SUPPAE; AEACN the one value
+    or MULTIPLE; AE itself has no per-drug variable."""
+    ae, supp = _csv(folder, "ae"), _csv(folder, "suppae")
+    assert not [c for c in ae.columns if re.fullmatch(r"AEACN\d+", c)]
+    assert set(supp["RDOMAIN"]) == {"AE"} and set(supp["IDVAR"]) == {"AESEQ"}
+    assert set(supp["QORIG"]) == {"DERIVED"}
+    assert supp["QNAM"].str.len().max() <= 8 and supp["QLABEL"].str.len().max() <= 40
+    labels = dict(zip(supp["QNAM"], supp["QLABEL"], strict=True))
+    assert labels == {
+        "AEACN1": "Action Taken with PREDNISONE",
+        "AEACN2": "Action Taken with MYCOPHENOLATE MOFETIL",
+    }
+    assert set(supp["QVAL"]) <= {*AEACN_ORDER, NOT_APPLICABLE}
+    # one record per AE record and drug, each pointing at an AE record
+    keys = supp[["USUBJID", "IDVARVAL", "QNAM"]]
+    assert not keys.duplicated().any()
+    records = set(zip(ae["USUBJID"], ae["AESEQ"], strict=True))
+    assert set(zip(supp["USUBJID"], supp["IDVARVAL"], strict=True)) == records
+    assert len(supp) == 2 * len(ae)
+    wide = supp.pivot(index=["USUBJID", "IDVARVAL"], columns="QNAM", values="QVAL")
+    acn = ae.set_index(["USUBJID", "AESEQ"])["AEACN"]
+    multiple = 0
+    for key, values in wide.iterrows():
+        given = set(values) - {NOT_APPLICABLE}
+        if len(given) > 1:
+            assert acn[key] == MULTIPLE
+            multiple += 1
+        else:
+            assert acn[key] == (given.pop() if given else NOT_APPLICABLE)
+    assert multiple > 0 and (acn != MULTIPLE).any()
+
+
+def test_severity_is_the_declared_default_or_severe_for_an_event_that_ended_the_study(
+    folder: Path,
+) -> None:
+    ae, ds, supp = _csv(folder, "ae"), _csv(folder, "ds"), _csv(folder, "suppds")
+    assert set(AE_SEVERITY.values()) <= {"MILD", "MODERATE", "SEVERE"}
+    assert set(AE_SEVERITY) == set(AE_DICTIONARY)  # every coded event has a default
+    event_of = {ae_term(e): e for e in AE_DICTIONARY}
+    reason = dict(zip(supp["USUBJID"], supp["QVAL"], strict=True))  # early exits
+    last = ae.groupby("USUBJID")["AESEQ"].transform(lambda s: s.astype(int).max()).astype(str)
+    ended = 0
+    for row, is_last in zip(ae.itertuples(index=False), last == ae["AESEQ"], strict=True):
+        event = event_of[row.AETERM]
+        left = bool(is_last) and reason.get(row.USUBJID) == event
+        ended += left
+        severity = row.AESEV
+        assert severity == ("SEVERE" if left else AE_SEVERITY[event]), row
+        if row.AEOUT == "FATAL":
+            assert left and severity == "SEVERE"
+    assert ended > (ae["AEOUT"] == "FATAL").sum() > 0  # withdrawals too
+    assert set(ds["DSDECOD"]) >= {"DEATH", "WITHDRAWAL BY SUBJECT"}
+    assert ae_severity("an_event_without_default", False) == ""
+    assert ae_severity("an_event_without_default", True) == "SEVERE"
+    assert ae_severity("hyperglycaemia", False) == "MODERATE"
+
+
+def test_exadj_is_a_readable_sentence_within_the_transport_limit(folder: Path) -> None:
+    ex = _csv(folder, "ex")
+    said = ex.loc[ex["EXADJ"] != "", "EXADJ"]
+    assert len(said) > 10 and said.str.len().max() <= EXADJ_MAX
+    sentence = re.compile(r"^(Resumed after interruption for [a-z].*|[A-Z][a-z -]+: [a-z].*)$")
+    for text in said:
+        for part in text.split("; "):
+            assert sentence.match(part), part
+            assert "_" not in part  # the readable term, not the model's name
 
 
 def test_dates_are_the_study_days_on_the_calendar(folder: Path) -> None:

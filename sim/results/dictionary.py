@@ -35,6 +35,10 @@ UNDESCRIBED = "(undescribed)"
 Entry = tuple[str, str, str]  # label, unit, allowed values
 
 _EXITS = "completed; withdrawn; died; discontinued"
+_AEACN_DRUG = (
+    "DOSE NOT CHANGED; DOSE INCREASED; DOSE REDUCED; DRUG INTERRUPTED; DRUG WITHDRAWN; "
+    "NOT APPLICABLE"
+)
 _ANY: dict[str, Entry] = {
     "replicate": ("replicate trial (0-based)", "", ""),
     "REP": ("replicate trial (0-based)", "", ""),
@@ -159,6 +163,15 @@ COLUMNS: dict[str, dict[str, Entry]] = {
         "DTHFL": ("subject death flag", "", "Y; empty"),
         "DTHDTC": ("date of death", "ISO 8601 date", ""),
     },
+    "suppae": {
+        "RDOMAIN": ("related domain", "", "AE"),
+        "IDVAR": ("identifying variable", "", "AESEQ"),
+        "IDVARVAL": ("identifying variable value: the AE record's AESEQ", "", ""),
+        "QNAM": ("qualifier variable name: AEACNi, the i-th study drug", "", "AEACN1; AEACN2; ..."),
+        "QLABEL": ("qualifier variable label: Action Taken with <EXTRT>", "", ""),
+        "QVAL": ("the action taken with that drug at the event", "", _AEACN_DRUG),
+        "QORIG": ("origin", "", "DERIVED"),
+    },
     "suppds": {
         "RDOMAIN": ("related domain", "", "DS"),
         "IDVAR": ("identifying variable", "", "DSSEQ"),
@@ -179,14 +192,30 @@ COLUMNS: dict[str, dict[str, Entry]] = {
         "EXROUTE": ("route", "", "ORAL; INTRAVENOUS; SUBCUTANEOUS"),
         "EXSTDY": ("study day of start (day 1 = first dose)", "day", ""),
         "EXENDY": ("study day of end", "day", ""),
-        "EXADJ": ("reason for the dose adjustment", "", ""),
+        "EXADJ": (
+            "reason for the dose adjustment: the action and the adverse event, e.g. Dose "
+            "reduced: leukopenia (empty: start of treatment or a step of the plan)",
+            "",
+            "",
+        ),
     },
     "ae": {
         "AESEQ": ("sequence number", "", ""),
         "AETERM": ("reported term", "", ""),
         "AEDECOD": ("dictionary-derived term (MedDRA PT; the project's choice of terms)", "", ""),
         "AESTDY": ("study day of onset", "day", ""),
-        "AEACN": ("action taken with study treatment", "", ""),
+        "AEACN": (
+            "action taken with study treatment: the drugs' one action, or MULTIPLE "
+            "(each drug's in suppae.csv)",
+            "",
+            f"{_AEACN_DRUG}; MULTIPLE",
+        ),
+        "AESEV": (
+            "severity: the project's default for the event (not graded by the model); "
+            "SEVERE if the patient died of it or left the study for it; empty: no default",
+            "",
+            "MILD; MODERATE; SEVERE; empty",
+        ),
         "AEOUT": ("outcome", "", "FATAL; UNKNOWN"),
         "AEBODSYS": ("system organ class (MedDRA; the project's choice of terms)", "", ""),
         "AESER": ("serious event", "", "Y; N"),

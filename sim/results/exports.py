@@ -29,12 +29,14 @@ import numpy as np
 import pandas as pd
 
 import sim.drug_actions  # noqa: F401  (registers the dose actions for any drug)
-from sim.actions import ACTIONS, AEACN_ORDER
+from sim.actions import ACTIONS, AEACN_ORDER, exadj_words
+from sim.results.ae_actions import drug_actions, overall_action
 from sim.schedule import Schedule
 from sim.trial.cohort import CohortResult
 
 __all__ = [
     "AEACN_ORDER",
+    "EXADJ_MAX",
     "ID_PER_REPLICATE",
     "ae_term",
     "nonmem_dosing",
@@ -47,6 +49,8 @@ __all__ = [
 
 ID_PER_REPLICATE = 10_000
 """NONMEM ``ID = replicate * ID_PER_REPLICATE + patient_id``."""
+EXADJ_MAX = 200
+"""The longest ``EXADJ`` (characters): the SAS transport v5 limit of a text value."""
 
 NONMEM_COLUMNS = ["ID", "TIME", "EVID", "AMT", "II", "ADDL", "CMT", "DRUG", "REP", "USUBJID"]
 EX_COLUMNS = [
@@ -95,7 +99,7 @@ _DSDECOD = {
     "died": "DEATH",
     "discontinued": "ADVERSE EVENT",
 }
-_RESUMED = ", resumed"
+_RESUMED = "Resumed after interruption for {term}"
 
 
 # ---------------------------------------------------------------------------
@@ -242,25 +246,40 @@ def nonmem_dosing(result: CohortResult, replicate: int, study_id: str) -> pd.Dat
 # ---------------------------------------------------------------------------
 
 
-def _adjustment_reasons(
-    result: CohortResult,
-) -> dict[tuple[int, str], dict[int, list[tuple[str, bool]]]]:
-    """``(patient_id, drug) -> {day: [(reason, interrupts), ...]}`` in the order the
-    adjustments were made; ``interrupts``: the action is a hold (:mod:`sim.actions`)."""
-    out: dict[tuple[int, str], dict[int, list[tuple[str, bool]]]] = {}
+def _in_text(event: str) -> str:
+    """An adverse event's readable term inside a sentence: :func:`ae_term`, lower case."""
+    return ae_term(event).lower()
+
+
+def _at_most(text: str, n: int = EXADJ_MAX) -> str:
+    """``text`` cut to ``n`` characters, its end marked ``...`` when cut."""
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+Reason = tuple[str, str, bool]  # EXADJ's sentence, the adverse event, whether a hold
+
+
+def _adjustment_reasons(result: CohortResult) -> dict[tuple[int, str], dict[int, list[Reason]]]:
+    """``(patient_id, drug) -> {day: [(sentence, event, interrupts), ...]}`` in the order the
+    adjustments were made: the sentence is the action's words (:func:`sim.actions.exadj_words`)
+    and the event's term, e.g. ``"Dose reduced: leukopenia"``; ``interrupts``: a hold."""
+    out: dict[tuple[int, str], dict[int, list[Reason]]] = {}
     adj = result.adjustments
-    for pid, drug, day, reason, action in zip(
-        adj["patient_id"], adj["drug"], adj["day"], adj["reason"], adj["action"], strict=True
-    ):
+    for pid, drug, day, action, event, started in zip(
+        adj["patient_id"], adj["drug"], adj["day"], adj["action"], adj["event"],
+        adj["started"], strict=True,
+    ):  # fmt: skip
         reasons = out.setdefault((int(pid), str(drug)), {}).setdefault(int(day), [])
-        entry = (str(reason), ACTIONS[str(action)].interrupts)
+        action, event, started = str(action), str(event), bool(started)
+        words = exadj_words(action, started)
+        entry = (f"{words}: {_in_text(event)}", event, ACTIONS[action].interrupts and not started)
         if entry not in reasons:
             reasons.append(entry)
     return out
 
 
-def _resumptions(schedule: Schedule, by_day: dict[int, list[tuple[str, bool]]]) -> dict[int, str]:
-    """``day -> reason`` for the days a drug restarts after a hold.
+def _resumptions(schedule: Schedule, by_day: dict[int, list[Reason]]) -> dict[int, str]:
+    """``day -> sentence`` for the days a drug restarts after a hold.
 
     A hold starting on day ``d`` leaves the dose at 0 from ``d``; it resumes on
     the first later change day if the dose there is above 0 (no resumption if
@@ -270,7 +289,7 @@ def _resumptions(schedule: Schedule, by_day: dict[int, list[tuple[str, bool]]]) 
     out: dict[int, tuple[int, str]] = {}
     days = np.asarray(schedule.change_days, dtype=np.int64)
     for day in sorted(by_day):
-        for reason, interrupts in by_day[day]:
+        for _, event, interrupts in by_day[day]:
             if not interrupts or day >= schedule.end_day:
                 continue
             if schedule.dose_at(day) != 0:
@@ -279,7 +298,7 @@ def _resumptions(schedule: Schedule, by_day: dict[int, list[tuple[str, bool]]]) 
             if later.size and schedule.dose_at(int(later[0])) > 0:
                 resume = int(later[0])
                 if resume not in out or out[resume][0] <= day:
-                    out[resume] = (day, reason + _RESUMED)
+                    out[resume] = (day, _RESUMED.format(term=_in_text(event)))
     return {resume: reason for resume, (_, reason) in out.items()}
 
 
@@ -301,23 +320,24 @@ def sdtm_ex(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
     ``EXDOSE`` 0, and other days without a dose (before a course starts, between
     pulses, a drug of another arm) have no record.
 
-    ``EXADJ`` gives the reason for a dose adjustment, as recorded in
-    ``result.adjustments`` (``"<adverse event>: <action>"``, e.g.
-    ``"gi_intolerance: mmf_reduce"``), on the interval that starts on the
-    adjustment's day. Rules:
+    ``EXADJ`` gives the reason for a dose adjustment of ``result.adjustments`` as a
+    sentence, the action's words (:attr:`sim.actions.DoseAction.exadj`) and the adverse
+    event's readable term (:func:`ae_term`), e.g. ``"Dose reduced: gastrointestinal
+    intolerance"``, on the interval that starts on the adjustment's day. Rules:
 
     * An interval starts on every adjustment day inside the schedule, even where
       the dose that day is unchanged (a lowered ceiling that only bites at the
       next titration step; a hold while MMF is already at 0). Every adjustment
       that took effect therefore appears once; two records in a row may have
       the same dose.
-    * The interval on which MMF restarts after a hold is part of that
-      adjustment and carries its reason with ``", resumed"`` (e.g.
-      ``"leukopenia: mmf_hold, resumed"``), whether it resumes at the planned
-      dose or a lower one. So an empty ``EXADJ`` means the interval is the
+    * The interval on which a drug restarts after a hold is part of that
+      adjustment and says so (``"Resumed after interruption for leukopenia"``),
+      whether it resumes at the planned dose or a lower one. So an empty
+      ``EXADJ`` means the interval is the
       start of treatment or a step of the plan in force (a taper or titration
       step, including the steps of a re-started taper).
-    * Several reasons on one day are joined with ``"; "``.
+    * Several reasons on one day are joined with ``"; "`` (each once), the whole
+      cut to :data:`EXADJ_MAX` characters (ending ``...`` if cut).
     * An adjustment on or after the day the drug's schedule ends (the patient
       left on the same whole day) never took effect and does not appear.
 
@@ -352,7 +372,7 @@ def sdtm_ex(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
             resumed = _resumptions(schedule, by_day)
             n = schedule.doses_per_day
             for start, end, dose in _intervals(schedule, [*by_day, *resumed]):
-                adj = [reason for reason, _ in by_day.get(start, [])]
+                adj = [sentence for sentence, _, _ in by_day.get(start, [])]
                 if start in resumed:
                     adj.append(resumed[start])
                 if dose == 0 and not adj:
@@ -371,7 +391,7 @@ def sdtm_ex(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
                         "EXROUTE": drug.route,
                         "EXSTDY": start + 1,
                         "EXENDY": end,
-                        "EXADJ": "; ".join(adj),
+                        "EXADJ": _at_most("; ".join(adj)),
                     }
                 )
     out = _frame(rows, EX_COLUMNS, {"EXDOSE": "mg", "EXSTDY": "day", "EXENDY": "day"})
@@ -395,16 +415,16 @@ def sdtm_ae(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
     """SDTM AE-like records: one per adverse event occurrence in ``result.events``.
 
     An adverse event row is any event that is not ``enrolled``, an action or an
-    exit. Its actions are the action and exit rows that follow it in the log for
-    the same patient at the same ``day``.
+    exit. An exit row (``discontinued``, ``withdrawn`` or ``died``) that follows it
+    for the same patient at the same ``day`` with this event as reason means the
+    event made the patient leave. The dose modifications it caused are those of
+    ``result.adjustments`` with its name and time (``event``, ``event_day``).
 
-    ``AEACN`` (action taken with study treatment, prednisone and MMF together)
-    is the most severe of: ``DRUG WITHDRAWN`` (``mmf_stopped``, or the event
-    made the patient leave: an exit row, ``discontinued``, ``withdrawn`` or
-    ``died``, whose reason is this event; dosing ends for good),
-    ``DRUG INTERRUPTED`` (``mmf_held``), ``DOSE REDUCED`` (``mmf_reduced``),
-    ``DOSE INCREASED`` (``prednisone_reescalated``), else ``DOSE NOT CHANGED``
-    (:data:`AEACN_ORDER`).
+    ``AEACN1``, ``AEACN2``, ... (**non-standard**; :mod:`sim.results.sdtm` moves them
+    to SUPPAE) give the action taken with each drug of ``result.drugs`` in order
+    (:func:`drug_actions`). ``AEACN`` (action taken with study treatment) is their one
+    value when every drug the patient was on had the same, else ``MULTIPLE``
+    (:func:`overall_action`), as the SDTMIG asks for several study treatments.
 
     ``AEOUT`` is ``FATAL`` when the patient died of this event (exit ``died``
     with this event as reason) and ``UNKNOWN`` otherwise: the model does not
@@ -422,7 +442,7 @@ def sdtm_ae(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
         ``STUDYID, DOMAIN ("AE"), USUBJID, AESEQ`` (1.. per subject in time
         order), ``AETERM`` (readable), ``AEDECOD`` (the model's event name),
         ``AESTDY`` (study day of onset, ``floor(day) + 1``), ``AEACN``,
-        ``AEOUT``. Rows in the order of ``USUBJID, AESEQ``.
+        ``AEOUT``, then ``AEACN1 .. AEACNn``. Rows in the order of ``USUBJID, AESEQ``.
     """
     _check_replicate(replicate)
     # within a patient the log is in time order (stable sort of the creation order)
@@ -430,26 +450,24 @@ def sdtm_ae(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
     event = ev["event"].astype(str)
     detail = ev["detail"].fillna("").astype(str)
     pid = ev["patient_id"]
-    action_aeacn = {action.done: action.aeacn for action in ACTIONS.values()}  # as registered
-    is_ae = ~event.isin([*action_aeacn, *_EXITS, "enrolled"])
+    done = [action.done for action in ACTIONS.values()]  # as registered
+    is_ae = ~event.isin([*done, *_EXITS, "enrolled"])
     group = is_ae.astype("int64").groupby(pid).cumsum()
     ae_name = event.where(is_ae).groupby(pid).ffill()
     ae_day = ev["day"].where(is_ae).groupby(pid).ffill()
     follows = ~is_ae & (group > 0) & (ev["day"] == ae_day)
     caused_exit = follows & event.isin(_EARLY_EXITS) & (detail == ae_name)
-    acn = event.map(action_aeacn).where(follows)
-    acn = acn.mask(caused_exit, "DRUG WITHDRAWN").fillna(AEACN_ORDER[0])
-    rank = acn.map({a: i for i, a in enumerate(AEACN_ORDER)}).astype("int64")
     fatal = caused_exit & (event == "died")
     keys = [pid, group]
     per_event = pd.DataFrame(
         {
-            "rank": rank.groupby(keys).transform("max"),
+            "left": caused_exit.groupby(keys).transform("any"),
             "fatal": fatal.groupby(keys).transform("any"),
         }
     )[is_ae]
     aes = ev[is_ae]
     n = len(aes)
+    actions = drug_actions(result, aes["patient_id"], aes["event"], aes["day"], per_event["left"])
     subjects = [usubjid(study_id, replicate, int(p)) for p in aes["patient_id"]]
     out = pd.DataFrame(
         {
@@ -460,10 +478,13 @@ def sdtm_ae(result: CohortResult, replicate: int, study_id: str) -> pd.DataFrame
             "AETERM": [ae_term(e) for e in aes["event"]],
             "AEDECOD": aes["event"].astype(str).to_numpy(),
             "AESTDY": np.floor(aes["day"].to_numpy(dtype=np.float64)).astype(np.int64) + 1,
-            "AEACN": [AEACN_ORDER[r] for r in per_event["rank"]],
+            "AEACN": [overall_action(values) for values in actions],
             "AEOUT": np.where(per_event["fatal"].to_numpy(dtype=bool), "FATAL", "UNKNOWN"),
+            **{
+                f"AEACN{i + 1}": [values[i] for values in actions] for i in range(len(result.drugs))
+            },
         },
-        columns=AE_COLUMNS,
+        columns=[*AE_COLUMNS, *(f"AEACN{i + 1}" for i in range(len(result.drugs)))],
     )
     out.attrs["units"] = {"AESTDY": "day"}
     return out

@@ -72,6 +72,7 @@ _KNOWN_FILES = (
     "ex",
     "ae",
     "ds",
+    "suppae",
     "suppds",
     "sites",
     "forecast_replicates",

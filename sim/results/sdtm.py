@@ -1,5 +1,6 @@
 """SDTM datasets with dates: DM, and EX, AE, DS completed with ISO 8601 ``--DTC`` dates,
-dictionary terms and the variables SDTM names; SUPPDS for the model's exit reasons.
+dictionary terms and the variables SDTM names; SUPPDS for the model's exit reasons and
+SUPPAE for the action taken with each study drug.
 
 :mod:`sim.results.exports` makes the study-day tables of a replicate; this module
 adds what needs the scenario:
@@ -12,6 +13,12 @@ adds what needs the scenario:
   :data:`AE_DICTIONARY`, **the project's choice of terms** for the model's events
   (not a coding by a MedDRA-licensed coder); an event it does not name keeps its
   readable term and the body system ``NOT CODED``. ``AESER`` from the same table;
+* ``AESEV``: :data:`AE_SEVERITY`, the project's declared default severity of each event
+  (not graded by the model), except that an event the patient died of or left the study
+  for is ``SEVERE`` (:func:`ae_severity`); empty for an event it does not name;
+* SUPPAE: ``AEACN1``, ``AEACN2``, ... of :func:`sim.results.exports.sdtm_ae` (the action
+  taken with each drug, :mod:`sim.results.ae_actions`) move from AE to SUPPAE, one record
+  per event and drug (:func:`suppae`);
   ``AEENDY``/``AEENDTC`` where the model knows the end: the day of death of a fatal
   event (otherwise the model does not follow an event's resolution: empty);
 * DM, one row per subject: ``RFSTDTC``, ``RFENDTC`` (the day of exit), ``SITEID``
@@ -26,20 +33,25 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 
+from sim.drugs import Drug
 from sim.results.exports import usubjid
 from sim.scenario import Scenario
 from sim.trial.cohort import CohortResult
 
 __all__ = [
     "AE_DICTIONARY",
+    "AE_SEVERITY",
     "DM_COLUMNS",
     "SDTM_LABELS",
     "SDTM_TABLES",
+    "ae_severity",
     "dated",
     "sdtm_dm",
+    "suppae",
     "suppds",
     "xpt_bytes",
 ]
@@ -57,6 +69,27 @@ AE_DICTIONARY: dict[str, tuple[str, str, str]] = {
 """The model's event -> (MedDRA preferred term, system organ class, serious Y/N): the
 project's choice (a serious infection is serious by definition; an acute exacerbation
 of ILD is life-threatening, 39 % fatal; a relapse treated as an outpatient is not)."""
+
+AE_SEVERITY: dict[str, str] = {
+    "serious_infection": "SEVERE",  # serious: treated in hospital or intravenously
+    "gi_intolerance": "MODERATE",  # diarrhoea, vomiting, pain: enough to lower the MMF dose
+    "leukopenia": "MODERATE",  # WBC < 2.5 x 10^9/L (CTCAE grade 2 or worse): MMF held
+    "hyperglycaemia": "MODERATE",  # steroid-induced, needing treatment (CTCAE grade 2)
+    "ild_flare": "SEVERE",  # acute exacerbation: life-threatening, 39 % fatal
+    "ild_relapse": "MODERATE",  # treated as an outpatient by raising prednisone again
+}
+"""The model's event -> its default CDISC ``AESEV`` (``MILD``, ``MODERATE``, ``SEVERE``):
+**the project's choice, not data**. The model does not grade events; each default is the
+intensity the event's definition in the scenarios implies (comments), read with the
+CTCAE grades where one applies. :func:`ae_severity` makes an event the patient died of
+or left the study for ``SEVERE`` whatever its default."""
+
+
+def ae_severity(event: str, ended_study: bool) -> str:
+    """``AESEV`` of an adverse event: ``SEVERE`` if the patient died of it or left the study
+    for it (``ended_study``), else its default in :data:`AE_SEVERITY`, else empty."""
+    return "SEVERE" if ended_study else AE_SEVERITY.get(event, "")
+
 
 DM_COLUMNS = [
     "STUDYID", "DOMAIN", "USUBJID", "SUBJID", "RFSTDTC", "RFENDTC", "SITEID", "AGE", "AGEU",
@@ -111,7 +144,10 @@ def dated(
     ae["AEDECOD"] = [c[0] if c else t for c, t in zip(coded, ae["AETERM"], strict=True)]
     ae.insert(ae.columns.get_loc("AEDECOD") + 1, "AEBODSYS",
               [c[1] if c else "NOT CODED" for c in coded])  # fmt: skip
-    ae.insert(ae.columns.get_loc("AEBODSYS") + 1, "AESER", [c[2] if c else "" for c in coded])
+    ended = _ended_study(ae, event, result, study, replicate)
+    ae.insert(ae.columns.get_loc("AEBODSYS") + 1, "AESEV",
+              [ae_severity(e, x) for e, x in zip(event, ended, strict=True)])  # fmt: skip
+    ae.insert(ae.columns.get_loc("AESEV") + 1, "AESER", [c[2] if c else "" for c in coded])
     first = ae["USUBJID"].map(firsts)
     ae.insert(ae.columns.get_loc("AESTDY"), "AESTDTC",
               [_dtc(f, d) for f, d in zip(first, ae["AESTDY"], strict=True)])  # fmt: skip
@@ -121,7 +157,9 @@ def dated(
     # whole days where known, else empty: as text, the checkpoints' columns are of one type
     # (a number in the CSV and in the transport file)
     ae["AEENDY"] = [str(int(d)) if d == d else "" for d in end]
-    out["ae"] = ae
+    per_drug = [f"AEACN{i}" for i in range(1, len(result.drugs) + 1)]
+    out["suppae"] = suppae(ae, result.drugs)
+    out["ae"] = ae.drop(columns=per_drug)
     ds = tables["ds"].copy()
     ds.insert(ds.columns.get_loc("DSTERM"), "DSCAT", "DISPOSITION EVENT")
     first = ds["USUBJID"].map(firsts)
@@ -131,6 +169,45 @@ def dated(
     out["ds"] = ds.drop(columns="DSREAS")
     out["dm"] = sdtm_dm(result, replicate, scenario, by_patient)
     return out
+
+
+def _ended_study(
+    ae: pd.DataFrame, event: pd.Series, result: CohortResult, study: str, replicate: int
+) -> list[bool]:
+    """Whether the patient died of each adverse event or left the study for it: it is their
+    last event and the reason of their early exit (an exit happens at its event)."""
+    p = result.patients
+    reason = {
+        usubjid(study, replicate, int(pid)): str(r)
+        for pid, status, r in zip(p["patient_id"], p["status"], p["exit_reason"], strict=True)
+        if status != "completed"
+    }
+    last = ae["AESEQ"] == ae.groupby("USUBJID")["AESEQ"].transform("max")
+    return list(last & (ae["USUBJID"].map(reason).fillna("") == event))
+
+
+def suppae(ae: pd.DataFrame, drugs: Sequence[Drug]) -> pd.DataFrame:
+    """SUPPAE: the action taken with each drug at each adverse event, one record per event
+    and drug in ``drugs``' order: ``QNAM`` ``AEACN1``, ``AEACN2``, ... (the columns of
+    :func:`sim.results.exports.sdtm_ae`), ``QLABEL`` ``"Action Taken with <EXTRT>"`` (the
+    drug's label where EX's name would pass 40 characters)."""
+    columns = ["STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM", "QLABEL", "QVAL",
+               "QORIG"]  # fmt: skip
+    labels = [_qlabel(drug) for drug in drugs]
+    rows = [
+        (study, "AE", subject, "AESEQ", str(seq), f"AEACN{i}", label, str(value), "DERIVED")
+        for study, subject, seq, *values in zip(
+            ae["STUDYID"], ae["USUBJID"], ae["AESEQ"],
+            *(ae[f"AEACN{i}"] for i in range(1, len(drugs) + 1)), strict=True,
+        )
+        for i, (label, value) in enumerate(zip(labels, values, strict=True), start=1)
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _qlabel(drug: Drug) -> str:
+    label = f"Action Taken with {drug.treatment}"
+    return label if len(label) <= 40 else f"Action Taken with {drug.label}"[:40]
 
 
 def suppds(ds: pd.DataFrame) -> pd.DataFrame:
@@ -197,7 +274,7 @@ def sdtm_dm(
     return out.astype({"AGE": "int64"})
 
 
-SDTM_TABLES = ("dm", "ex", "ae", "ds", "suppds")
+SDTM_TABLES = ("dm", "ex", "ae", "ds", "suppae", "suppds")
 """The SDTM datasets of a run (CSV always; SAS transport with ``--xpt``)."""
 
 SDTM_LABELS: dict[str, str] = {
@@ -215,7 +292,8 @@ SDTM_LABELS: dict[str, str] = {
     "EXENDY": "Study Day of End of Treatment", "EXADJ": "Reason for Dose Adjustment",
     "AESEQ": "Sequence Number", "AETERM": "Reported Term for the Adverse Event",
     "AEDECOD": "Dictionary-Derived Term", "AEBODSYS": "Body System or Organ Class",
-    "AESER": "Serious Event", "AESTDTC": "Start Date/Time of Adverse Event",
+    "AESEV": "Severity/Intensity", "AESER": "Serious Event",
+    "AESTDTC": "Start Date/Time of Adverse Event",
     "AESTDY": "Study Day of Start of Adverse Event",
     "AEACN": "Action Taken with Study Treatment", "AEOUT": "Outcome of Adverse Event",
     "AEENDTC": "End Date/Time of Adverse Event", "AEENDY": "Study Day of End of Adverse Event",

@@ -19,7 +19,9 @@ from sim.results.nonmem import nonmem_dataset, number_subjects
 from sim.results.sdtm import dated
 from sim.scenario import Scenario
 
-KEPT_TABLES = ("patients", "events", "dosing_nonmem", "nonmem", "dm", "ex", "ae", "ds", "suppds")
+KEPT_TABLES = (
+    "patients", "events", "dosing_nonmem", "nonmem", "dm", "ex", "ae", "ds", "suppae", "suppds"
+)  # fmt: skip
 """The per-patient tables of the kept replicates, as each replicate makes them."""
 WRITTEN_TABLES = (*KEPT_TABLES, "nonmem_ids")
 """The kept tables a run writes: with the NONMEM dataset's subject map (:func:`numbered`)."""

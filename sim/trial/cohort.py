@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -80,8 +80,8 @@ class CohortResult:
     screened : pandas.DataFrame
         One row per screened person: ``person, eligible, failed`` and covariates.
     adjustments : pandas.DataFrame
-        Dose modifications: ``patient_id, drug, day, reason, action`` (``action`` is the
-        name of a :data:`sim.actions.ACTIONS` class).
+        Dose modifications, the fields of :class:`sim.actions.Adjustment` (``action`` is
+        the name of a :data:`sim.actions.ACTIONS` class).
     schedules : dict
         ``patient_id -> {drug: Schedule}`` as given (truncated at exit), in the order
         of ``drugs``.
@@ -382,11 +382,11 @@ class Cohort:
     def _adjust(
         self, p: Patient, change: Change, day: int, event: str, action: DoseAction, t: float
     ) -> None:
-        """Log a dose modification on ``day`` after ``event`` (its reason: 'event: action')."""
-        reason = f"{event}: {action.name}"
-        self.adjustments.append(Adjustment(p.patient_id, change.drug, day, reason, action.name))
-        for drug, _ in change.more:  # a switch: the drug started the same day
-            self.adjustments.append(Adjustment(p.patient_id, drug, day, reason, action.name))
+        """Log a dose modification on ``day`` after ``event`` at ``t`` (:class:`Adjustment`)."""
+        made = Adjustment(p.patient_id, change.drug, day, f"{event}: {action.name}", action.name,
+                          event, t)  # fmt: skip
+        # a switch: the drug started the same day
+        self.adjustments += [made, *(replace(made, drug=d, started=True) for d, _ in change.more)]
         self._record(p, t, action.done, f"{change.detail} from day {day} ({event})")
 
     # -- results ----------------------------------------------------------
@@ -607,7 +607,7 @@ def cohort_result(cohort: Cohort, screened: list[Candidate]) -> CohortResult:
     )
     adjustments = pd.DataFrame(
         [vars(a) for a in cohort.adjustments],
-        columns=["patient_id", "drug", "day", "reason", "action"],
+        columns=[f.name for f in fields(Adjustment)],
     )
     if cohort.allocator is not None:  # every table carries the arm
         arm_of = {p.patient_id: cohort.scenario.arms[p.arm].name for p in cohort.patients}
