@@ -288,7 +288,13 @@ def _forecast(args: argparse.Namespace) -> int:
                 **_execution(args, scheduler),
             )
             _write_forecast(folder, args, scenario, as_of, result)
-    print(f"wrote {out}/ (forecast_replicates.csv, summary.json, report.html)")
+    from sim.views.forecast_report import write_forecast_report
+
+    write_forecast_report(out)
+    print(
+        f"wrote {out}/ (forecast_replicates.csv, forecast_enrolment.csv, forecast_sites.csv, "
+        "summary.json, report.html)"
+    )
     return EXIT_OK
 
 
@@ -303,9 +309,9 @@ def _on_dask(client: Any) -> dict[str, Any]:
 def _write_forecast(
     folder: Any, args: argparse.Namespace, scenario: Any, as_of: date, result: Any
 ) -> None:
-    """Print the forecast and write its folder: replicates, summary, report, manifest."""
-    from sim.views.plots import milestone_dates
-    from sim.views.report import render_page
+    """Print the forecast and write its folder: replicates, enrolments, the added-sites
+    curve, summary, manifest (the report is made from the folder afterwards)."""
+    from sim.results.tables import csv_text
     from sim.views.text import format_forecast
 
     source = f" from {args.observed}" if args.observed else " (no observed data)"
@@ -316,18 +322,10 @@ def _write_forecast(
     lines = [head, *format_forecast(scenario, result)]
     print("\n".join(lines))
     folder.begin()
-    folder.write_text(
-        "forecast_replicates.csv", result.replicates.to_csv(index=False, lineterminator="\n")
-    )
+    folder.write_text("forecast_replicates.csv", csv_text(result.replicates))
+    folder.write_text("forecast_enrolment.csv", csv_text(result.enrolments))
+    folder.write_text("forecast_sites.csv", csv_text(result.sites_curve))
     folder.write_text("summary.json", _json(result.summary))
-    figure = milestone_dates(result.replicates, scenario, args.interval)
-    page = render_page(
-        f"dosesim forecast: {scenario.label}",
-        _html(f"As of {as_of}; {args.replicates} replicates; seed {args.seed}."),
-        [("Forecast", "<pre>" + _html("\n".join(lines)) + "</pre>")],
-        [("Recruitment milestones", figure)],
-    )
-    folder.write_text("report.html", page)
     folder.complete({"scenario": scenario.to_dict_json()})
 
 
@@ -392,6 +390,10 @@ def _report(args: argparse.Namespace) -> int:
         from sim.views.compare_report import write_comparison_report
 
         path = write_comparison_report(args.results, args.output, level=args.interval)
+    elif manifest is not None and manifest.get("command") == "forecast":
+        from sim.views.forecast_report import write_forecast_report
+
+        path = write_forecast_report(args.results, args.output, level=args.interval)
     else:
         path = write_report(args.results, args.output, level=args.interval)
     print(f"wrote {path}")

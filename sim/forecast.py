@@ -37,7 +37,9 @@ from sim.trial.sites import recruitment_settings
 from sim.trial.trial import require_eligibility, simulate_replicate
 
 __all__ = [
+    "ENROLMENT_COLUMNS",
     "SEARCH_PROBABILITY",
+    "SITES_CURVE_COLUMNS",
     "ForecastResult",
     "Observed",
     "forecast",
@@ -275,8 +277,10 @@ class ForecastResult:
         ``last_patient_last_visit_day``, ``target_reached``, ``completed_by_deadline``.
     summary : dict
         ``as_of``, ``observed_enrolled``, ``level``, the milestones
-        (:func:`sim.trial.milestones.milestone_summary`) and each site's prior and
-        posterior screening rate in people per month (``sites``).
+        (:func:`sim.trial.milestones.milestone_summary`), each site's prior and
+        posterior screening rate in people per month (``sites``), the added-sites
+        search (``sites_needed``, ``sites_needed_probability``, ``sites_curve`` as
+        records of :attr:`sites_curve`).
     posteriors : list of SiteRate
         Each site's opening day and screening rate as used.
     sites_needed : int or None
@@ -284,6 +288,16 @@ class ForecastResult:
         completing by the deadline; None if more than ``max_extra_sites``.
     sites_needed_probability : float
         That probability, from the search's replicates.
+    enrolments : pandas.DataFrame
+        Every replicate's enrolments, observed and predicted: ``replicate``, ``number``
+        (1, 2, ... in order of enrolment), ``trial_day`` (days from the start date),
+        ``site`` (the site's name).
+    sites_curve : pandas.DataFrame
+        P(completing by the deadline) against the number of added sites:
+        ``extra_sites`` (0, 1, ...), ``replicates``, ``probability``, ``mcse``; 0 and
+        every step of the search, and two steps past the sites needed (within
+        ``max_extra_sites``), on the search's replicates (the first of the forecast's
+        for 0: the same trials).
     """
 
     replicates: pd.DataFrame
@@ -291,6 +305,16 @@ class ForecastResult:
     posteriors: list[SiteRate]
     sites_needed: int | None
     sites_needed_probability: float
+    enrolments: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sites_curve: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+#: Columns of :attr:`ForecastResult.enrolments` and of ``forecast_enrolment.csv``.
+ENROLMENT_COLUMNS = ("replicate", "number", "trial_day", "site")
+#: Columns of :attr:`ForecastResult.sites_curve` and of ``forecast_sites.csv``.
+SITES_CURVE_COLUMNS = ("extra_sites", "replicates", "probability", "mcse")
+#: Steps the added-sites curve goes past the sites needed.
+CURVE_BEYOND = 2
 
 
 def _forecast_rows(
@@ -325,6 +349,7 @@ def _forecast_rows(
                 "last_patient_last_visit_day": m["last_patient_last_visit_day"],
                 "target_reached": m["target_reached"],
                 "completed_by_deadline": m["completed_by_deadline"],
+                "enrolments": [(day, site) for site, day, _ in trial.enrolment_rows],
             }
         )
     return rows
@@ -348,6 +373,27 @@ def _run_replicates(
         rows.extend(part)
         tick(len(part))
     return pd.DataFrame(rows).sort_values("replicate", ignore_index=True)
+
+
+def _enrolments(table: pd.DataFrame) -> pd.DataFrame:
+    """The long table of every replicate's enrolments (:data:`ENROLMENT_COLUMNS`)."""
+    rows = [
+        (r, k, day, site)
+        for r, seen in zip(table["replicate"], table["enrolments"], strict=True)
+        for k, (day, site) in enumerate(sorted(seen, key=lambda e: e[0]), start=1)
+    ]
+    return pd.DataFrame(rows, columns=list(ENROLMENT_COLUMNS))
+
+
+def _curve_row(extra: int, completed: pd.Series) -> dict[str, Any]:
+    n = len(completed)
+    p = float(completed.mean())
+    return {
+        "extra_sites": extra,
+        "replicates": n,
+        "probability": p,
+        "mcse": math.sqrt(p * (1 - p) / n) if n else math.nan,
+    }
 
 
 def forecast(
@@ -404,19 +450,28 @@ def forecast(
     with Executor(workers, scheduler, connect_timeout_s, install=(scenario,)) as executor:
         with progress_bar(replicates, "forecast", progress) as tick:
             table = _run_replicates(executor, scenario, obs, posteriors, replicates, seed, 0, tick)
+        enrolments = _enrolments(table)
+        table = table.drop(columns="enrolments")
         prob = float(table["completed_by_deadline"].mean())
         needed: int | None = 0 if prob >= SEARCH_PROBABILITY else None
         n_search = search_replicates or min(replicates, 200)
-        if needed is None and max_extra_sites > 0:
-            with progress_bar(n_search * max_extra_sites, "sites search", progress) as tick:
-                for extra in range(1, max_extra_sites + 1):
-                    trial = _run_replicates(
-                        executor, scenario, obs, posteriors, n_search, seed, extra, tick
-                    )
-                    prob = float(trial["completed_by_deadline"].mean())
-                    if prob >= SEARCH_PROBABILITY:
+        # replicate r with no added site is the forecast's replicate r: the same trial
+        curve = [_curve_row(0, table["completed_by_deadline"].iloc[:n_search])]
+        found_prob = prob
+        last = min(max_extra_sites, (needed if needed is not None else max_extra_sites) + 2)
+        with progress_bar(n_search * last, "sites search", progress) as tick:
+            for extra in range(1, max_extra_sites + 1):
+                if needed is not None and extra > min(max_extra_sites, needed + CURVE_BEYOND):
+                    break
+                trial = _run_replicates(
+                    executor, scenario, obs, posteriors, n_search, seed, extra, tick
+                )
+                curve.append(_curve_row(extra, trial["completed_by_deadline"]))
+                if needed is None:
+                    found_prob = curve[-1]["probability"]
+                    if found_prob >= SEARCH_PROBABILITY:
                         needed = extra
-                        break
+        prob = found_prob
     summary = {
         "as_of": as_of.isoformat(),
         "as_of_day": obs.as_of_day,
@@ -428,8 +483,13 @@ def forecast(
         "search_replicates": n_search,
         "milestones": recruitment_milestones(table, rec, level),
         "sites": [_site_summary(i, belief, level) for i, belief in enumerate(posteriors)],
+        "search_probability": SEARCH_PROBABILITY,
+        "sites_needed": needed,
+        "sites_needed_probability": prob,
+        "sites_curve": curve,
     }
-    return ForecastResult(table, summary, posteriors, needed, prob)
+    sites_curve = pd.DataFrame(curve, columns=list(SITES_CURVE_COLUMNS))
+    return ForecastResult(table, summary, posteriors, needed, prob, enrolments, sites_curve)
 
 
 def _site_summary(index: int, belief: SiteRate, level: float) -> dict[str, Any]:

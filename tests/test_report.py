@@ -100,7 +100,7 @@ def test_compare_and_forecast_write_reports(tmp_path: Path) -> None:
             "--replicates", "10", "--out", str(tmp_path / "f")]  # fmt: skip
     assert main(args) == 0
     page = (tmp_path / "f" / "report.html").read_text()
-    assert "P(target reached and last visit by 2023-11-30)" in page and page.count("<img ") == 1
+    assert "P(target reached and last visit by 2023-11-30)" in page and page.count("<img ") == 4
     assert (tmp_path / "f" / "forecast_replicates.csv").exists()
 
 

@@ -238,6 +238,21 @@ COLUMNS: dict[str, dict[str, Entry]] = {
         "target_reached": ("target reached by the enrolment deadline", "", "0; 1"),
         "completed_by_deadline": ("target reached and last visit by the deadline", "", "0; 1"),
     },
+    "forecast_enrolment": {
+        "number": ("the enrolment's number in the replicate, in order (1-based)", "", ""),
+        "trial_day": (
+            "day of enrolment, from the trial start (on or before the as-of day: observed)",
+            "day",
+            "",
+        ),
+        "site": ("the site's name", "", "the scenario's [[recruitment.sites]] names"),
+    },
+    "forecast_sites": {
+        "extra_sites": ("sites added like the prior, opening after the as-of date", "site", ""),
+        "replicates": ("replicates simulated with that many added sites", "", ""),
+        "probability": ("P(target reached and last visit by the deadline)", "1", "0-1"),
+        "mcse": ("Monte Carlo standard error of the probability", "1", ""),
+    },
     "comparison": {
         "scenario": ("scenario (or variant) name", "", ""),
         "metric": ("the metric compared (a replicates.csv column)", "", ""),

@@ -76,6 +76,8 @@ _KNOWN_FILES = (
     "suppds",
     "sites",
     "forecast_replicates",
+    "forecast_enrolment",
+    "forecast_sites",
     "comparison",
     "dictionary",
 )

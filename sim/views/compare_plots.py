@@ -39,6 +39,7 @@ from sim.views.recruitment_plots import enrolment_counts
 
 if TYPE_CHECKING:
     from sim.compare import Comparison
+    from sim.scenario import Scenario
 
 __all__ = [
     "overlaid_burden",
@@ -277,7 +278,9 @@ def overlaid_milestones(comparison: Comparison) -> Figure:
 
 
 def schedules_side_by_side(
-    comparison: Comparison, weights_kg: Sequence[float] = (50, 70, 90)
+    scenarios: Comparison | Sequence[Scenario],
+    labels: Sequence[str] | None = None,
+    weights_kg: Sequence[float] = (50, 70, 90),
 ) -> Figure:
     """The planned daily doses of each scenario (columns) and drug (rows), on shared axes.
 
@@ -285,12 +288,30 @@ def schedules_side_by_side(
     for the ``weights_kg`` (kg; 170 cm where a dose is per m2), weights with the same
     schedule sharing one line; the legend gives the total over the course (mg).
     No adverse events, no dose modifications.
+
+    Parameters
+    ----------
+    scenarios : Comparison or sequence of Scenario
+        A comparison (its resolved scenarios and labels), or scenarios.
+    labels : sequence of str, optional
+        Column titles (default: the comparison's labels, or the scenarios' names).
+    weights_kg : sequence of float
+        Body weights, kg.
     """
     from sim.arms import arm_scenarios
+    from sim.compare import Comparison
     from sim.regimens import Body, scenario_schedules
 
+    if isinstance(scenarios, Comparison):
+        definitions = list(scenarios.definitions)
+        labels = list(labels or scenarios.scenarios)
+    else:
+        definitions = list(scenarios)
+        labels = list(labels or [s.name for s in definitions])
+    if len(labels) != len(definitions) or not definitions:
+        raise ValueError("give one label per scenario, and at least one scenario")
     plans = []
-    for scenario in comparison.definitions:
+    for scenario in definitions:
         arms = arm_scenarios(scenario)
         names = [a.name for a in scenario.arms] or [""]
         plans.append(
@@ -302,16 +323,14 @@ def schedules_side_by_side(
     drugs = list(
         dict.fromkeys(d for plan in plans for _, by_w in plan for by in by_w.values() for d in by)
     )
-    end_week = max(
-        a.treatment.duration_days for s in comparison.definitions for a in arm_scenarios(s)
-    )
+    end_week = max(a.treatment.duration_days for s in definitions for a in arm_scenarios(s))
     fig, axes = new_figure(
         len(drugs),
         len(plans),
         f"planned daily doses by scenario (weights {', '.join(f'{w:g}' for w in weights_kg)} kg)",
         sharey="row",
     )
-    for j, (label, plan) in enumerate(zip(comparison.scenarios, plans, strict=True)):
+    for j, (label, plan) in enumerate(zip(labels, plans, strict=True)):
         for i, drug in enumerate(drugs):
             ax = axes[i][j]
             lines = 0

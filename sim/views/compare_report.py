@@ -23,15 +23,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sim.compare import Comparison, with_milestones
-from sim.errors import DosesimError
-from sim.fileio import atomic_write_text
 from sim.results.dictionary import describe
 from sim.results.exports import ae_term
-from sim.results.folder import folder_lock
 from sim.trial.milestones import MILESTONE_METRICS, level_quantiles
 from sim.views import compare_plots
+from sim.views import report_sections as sections_
 from sim.views.figure_style import MissingData
-from sim.views.report import Drawn, render_page
+from sim.views.report import Drawn, render_page, write_page
 
 __all__ = [
     "differing_settings",
@@ -251,26 +249,6 @@ def _scenarios_html(comparison: Comparison) -> str:
     return _table(["label", "scenario", "description", "sha256 (first 16)"], rows)
 
 
-def _manifest_html(manifest: dict[str, Any]) -> str:
-    keys = ("command_line", "seed", "replicates", "level", "executor", "workers", "started")
-    rows = [[k.replace("_", " "), _shown(manifest[k])] for k in keys if k in manifest]
-    versions = manifest.get("packages") or manifest.get("versions") or {}
-    if isinstance(versions, dict):
-        rows += [[f"{name} version", str(v)] for name, v in sorted(versions.items())]
-    files = [[name, digest[:16]] for name, digest in sorted(manifest.get("files", {}).items())]
-    return (
-        _table(["", "value"], rows)
-        + "<p class='note'>Files of the folder and their sha256 (first 16 of 64; "
-        "manifest.json has them whole):</p>" + _table(["file", "sha256"], files)
-    )
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    return str(value)
-
-
 def _summary_html(comparison: Comparison) -> str:
     """A sentence per compared scenario: its headline numbers against the reference."""
     ref = comparison.reference
@@ -360,7 +338,7 @@ def render_comparison_report(
         ("Settings that differ", _settings_html(comparison)),
     ]
     if manifest:
-        sections.append(("Manifest", _manifest_html(manifest)))
+        sections.append(("Manifest", sections_.manifest_html(manifest, _table)))
     toml = "".join(
         f"<details><summary>{html.escape(label)}: the resolved scenario (TOML)</summary>"
         f"<pre>{html.escape(s.to_toml())}</pre></details>"
@@ -393,14 +371,8 @@ def write_comparison_report(
     """
     from sim.results.comparison_files import load_comparison
 
-    if not Path(folder).is_dir():
-        raise DosesimError(f"{folder}: no such results folder")
-    path = Path(out) if out is not None else Path(folder) / "report.html"
-    if out is not None:  # written elsewhere: the folder is only read
+    def make() -> str:
         comparison, manifest = load_comparison(folder, level)
-        atomic_write_text(path, render_comparison_report(comparison, manifest))
-        return path
-    with folder_lock(folder):
-        comparison, manifest = load_comparison(folder, level)
-        atomic_write_text(path, render_comparison_report(comparison, manifest))
-    return path
+        return render_comparison_report(comparison, manifest)
+
+    return write_page(folder, out, make)

@@ -42,6 +42,7 @@ __all__ = [
     "render_page",
     "render_report",
     "validation_checks",
+    "write_page",
     "write_report",
 ]
 
@@ -352,38 +353,6 @@ def frame_html(frame: pd.DataFrame) -> str:
     return _table([str(c) for c in frame.columns], frame.astype(object).values.tolist())
 
 
-def _milestone_rows(m: dict[str, Any]) -> list[list[Any]]:
-    def when(entry: dict[str, Any] | None) -> str:
-        if entry is None:
-            return "-"
-        return f"later than {m['enrolment_deadline']}" if entry["later"] else str(entry["date"])
-
-    rows: list[list[Any]] = [
-        [
-            "day the target is reached, all replicates (not reached counts as later)",
-            when(m["time_to_target"]["low"]),
-            when(m["time_to_target"]["median"]),
-            when(m["time_to_target"]["high"]),
-        ]
-    ]
-    for key, name in (
-        ("last_patient_in", "last patient in"),
-        ("last_patient_last_visit", "last patient last visit"),
-    ):
-        e = m[key]
-        rows.append(
-            [
-                f"{name}, the {e['n']} replicates reaching the target",
-                when(e["low"]),
-                when(e["median"]),
-                when(e["high"]),
-            ]
-        )
-    e = m["enrolled"]
-    rows.append([f"enrolled by {m['enrolment_deadline']}", e["low"], e["median"], e["high"]])
-    return rows
-
-
 def _arms_html(s: dict[str, Any], labels: dict[str, str], low: str, high: str) -> str:
     """Each arm's metrics and each arm's difference from the first, median and interval
     over replicates (the difference within a replicate: what a trial of this size sees)."""
@@ -506,7 +475,7 @@ def render_report(
     ]
     milestones = s.get("milestones")
     milestone_html = (
-        _table(["milestone", low_name, "median", high_name], _milestone_rows(milestones))
+        _table(["milestone", low_name, "median", high_name], sections_.milestone_rows(milestones))
         if milestones
         else ""
     )
@@ -594,14 +563,25 @@ def write_report(
     level : float, optional
         The intervals' level (default: the run's own, 0.9 unless it was run otherwise).
     """
+
+    def make() -> str:
+        scenario, result = load_results(folder, level)
+        return render_report(scenario, result)
+
+    return write_page(folder, out, make)
+
+
+def write_page(folder: str | Path, out: str | Path | None, make: Callable[[], str]) -> Path:
+    """Write the page ``make()`` renders from a results folder to ``out`` (default
+    ``folder/report.html``); returns its path. Written into the folder, the folder is
+    locked meanwhile (no command writes it while its report is made); written elsewhere,
+    the folder is only read (it may be read-only)."""
     if not Path(folder).is_dir():
         raise DosesimError(f"{folder}: no such results folder")
     path = Path(out) if out is not None else Path(folder) / "report.html"
-    if out is not None:  # written elsewhere: the folder is only read (it may be read-only)
-        scenario, result = load_results(folder, level)
-        atomic_write_text(path, render_report(scenario, result))
+    if out is not None:
+        atomic_write_text(path, make())
         return path
-    with folder_lock(folder):  # no run writes the folder while its report is made
-        scenario, result = load_results(folder, level)
-        atomic_write_text(path, render_report(scenario, result))
+    with folder_lock(folder):
+        atomic_write_text(path, make())
     return path

@@ -24,6 +24,8 @@ __all__ = [
     "executive_summary",
     "h2",
     "heading_id",
+    "manifest_html",
+    "milestone_rows",
     "readable",
     "screening_html",
     "sites_html",
@@ -172,3 +174,60 @@ def sites_html(scenario: Scenario, summary: dict[str, Any], table: Any) -> str:
         return ""
     level = f"{100 * summary.get('level', 0.9):g} % interval"
     return table(["site", "enrolled per trial (mean)", level], rows)
+
+
+def manifest_html(manifest: dict[str, Any], table: Any) -> str:
+    """The provenance a reader checks: command line, seed, replicates, level, executor,
+    package versions, and every file with its sha256 (``table`` renders rows)."""
+    keys = ("command_line", "seed", "replicates", "level", "executor", "workers", "started")
+    rows = [[k.replace("_", " "), _shown(manifest[k])] for k in keys if k in manifest]
+    versions = manifest.get("packages") or manifest.get("versions") or {}
+    if isinstance(versions, dict):
+        rows += [[f"{name} version", str(v)] for name, v in sorted(versions.items())]
+    files = [[name, digest[:16]] for name, digest in sorted(manifest.get("files", {}).items())]
+    return (
+        table(["", "value"], rows)
+        + "<p class='note'>Files of the folder and their sha256 (first 16 of 64; "
+        "manifest.json has them whole):</p>" + table(["file", "sha256"], files)
+    )
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def milestone_rows(m: dict[str, Any]) -> list[list[Any]]:
+    """The milestone summary (:func:`sim.trial.milestones.recruitment_milestones`) as table
+    rows: what, then the low, median and high dates."""
+
+    def when(entry: dict[str, Any] | None) -> str:
+        if entry is None:
+            return "-"
+        return f"later than {m['enrolment_deadline']}" if entry["later"] else str(entry["date"])
+
+    rows: list[list[Any]] = [
+        [
+            "day the target is reached, all replicates (not reached counts as later)",
+            when(m["time_to_target"]["low"]),
+            when(m["time_to_target"]["median"]),
+            when(m["time_to_target"]["high"]),
+        ]
+    ]
+    for key, name in (
+        ("last_patient_in", "last patient in"),
+        ("last_patient_last_visit", "last patient last visit"),
+    ):
+        e = m[key]
+        rows.append(
+            [
+                f"{name}, the {e['n']} replicates reaching the target",
+                when(e["low"]),
+                when(e["median"]),
+                when(e["high"]),
+            ]
+        )
+    e = m["enrolled"]
+    rows.append([f"enrolled by {m['enrolment_deadline']}", e["low"], e["median"], e["high"]])
+    return rows
