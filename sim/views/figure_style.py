@@ -121,11 +121,16 @@ def fan(ax: Axes, x: FloatArray, values: FloatArray, label: str, level: float) -
     """
     seen = np.isfinite(values).any(axis=0)
     x, values = x[seen], values[:, seen]
+    # Without NaN the NaN-aware quantiles are the plain ones, bit for bit, and these take
+    # a tenth of the time on wide arrays (a year of concentrations: benchmarks/README.md)
+    complete = not np.isnan(values).any()
+    quantile = np.quantile if complete else np.nanquantile
+    median = np.median if complete else np.nanmedian
     for band, alpha in ((level, 0.18), (INNER_BAND, 0.35)):
-        lo, hi = np.nanquantile(values, level_quantiles(band), axis=0)
+        lo, hi = quantile(values, level_quantiles(band), axis=0)
         name = interval_label(band)
         ax.fill_between(x, lo, hi, color=COLOURS["main"], alpha=alpha, lw=0, label=f"{name} band")
-    ax.plot(x, np.nanmedian(values, axis=0), color=COLOURS["main"], linewidth=1.6, label=label)
+    ax.plot(x, median(values, axis=0), color=COLOURS["main"], linewidth=1.6, label=label)
 
 
 def legend(ax: Axes, loc: Corner = "best") -> None:
