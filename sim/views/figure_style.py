@@ -1,7 +1,8 @@
 """The figures' shared style: panel sizes, colours by role, axes of weeks or dates, fans.
 
-Every figure of :mod:`sim.views.plots` and :mod:`sim.views.recruitment_plots` is
-drawn with these, so that they read as one set.
+Every figure of :mod:`sim.views.plots`, :mod:`sim.views.recruitment_plots` and
+:mod:`sim.views.exposure_plots` (its population figure) is drawn with these, so that
+they read as one set.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ COLOURS = {
     "deadline": "C3",
     "target": "0.25",
     "observed": "black",
+    "typical": "black",
+    "spread": "0.85",
 }
 """The colour of each role, shared by the planner's figures."""
 
