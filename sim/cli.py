@@ -256,7 +256,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--plot",
         metavar="PATH",
-        help="write the concentration-time figure (PNG, PDF, SVG; default: not written)",
+        help="write the concentration-time figure (PNG, PDF, SVG; default: not written): "
+        "the typical patient's curves or, with --patients, each drug's median and 50 %% and "
+        "--interval bands over the first 500 patients with the typical patient on top, and "
+        "the histogram of all N patients' MPA AUC0-12 against the window",
     )
     p.add_argument(
         "--csv",

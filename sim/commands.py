@@ -189,22 +189,54 @@ def _exposure(args: argparse.Namespace) -> int:
         atomic_write_text(args.csv, rows_to_csv(rows, EXPOSURE_COLUMNS))
         print(f"\nwrote {args.csv}")
     if args.plot:
-        from sim.views.plots import concentration_profiles
-
-        fig = concentration_profiles(
-            {
-                "prednisolone (unbound), from prednisone": (
-                    models["prednisolone"],
-                    schedules["prednisone"],
-                    "mg/L",
-                ),
-                "mycophenolic acid, from MMF": (models["mpa"], schedules["mmf"], "mg/L"),
-            },
-            f"{scenario.label}: typical {fmt_number(weight)} kg patient",
+        from sim.views.exposure_plots import (
+            BAND_PATIENTS,
+            concentration_profiles,
+            population_profiles,
         )
+
         fmt = Path(args.plot).suffix.lstrip(".").lower() or "png"
         if fmt not in ("png", "pdf", "svg"):
             raise DosesimError(f"--plot {args.plot}: use a .png, .pdf or .svg file name")
+        pred_label, mpa_label = (
+            "prednisolone (unbound), from prednisone",
+            "mycophenolic acid, from MMF",
+        )
+        if args.patients is None:
+            fig = concentration_profiles(
+                {
+                    pred_label: (models["prednisolone"], schedules["prednisone"], "mg/L"),
+                    mpa_label: (models["mpa"], schedules["mmf"], "mg/L"),
+                },
+                f"{scenario.label}: typical {fmt_number(weight)} kg patient",
+            )
+        else:
+            # The bands' patients are the first of the N: their MPA effects are the rows
+            # above; their prednisolone effects come from a stream of their own, so the
+            # MPA numbers printed do not depend on --plot.
+            shown = min(args.patients, BAND_PATIENTS)
+            pred_pk = scenario.exposure.prednisolone
+            pred_etas = draw_etas(
+                pred_pk, stream(args.seed, "exposure_patients", "prednisolone"), size=shown
+            )
+            population = scenario_models(
+                scenario, weight, {"prednisolone": pred_etas, "mpa": etas[:shown]}
+            )
+            fig = population_profiles(
+                {
+                    pred_label: (
+                        models["prednisolone"],
+                        population["prednisolone"],
+                        schedules["prednisone"],
+                    ),
+                    mpa_label: (models["mpa"], population["mpa"], schedules["mmf"]),
+                },
+                auc,
+                (low, high),
+                f"{scenario.label}: {args.patients} patients of {fmt_number(weight)} kg "
+                f"(seed {args.seed})",
+                level=args.interval,
+            )
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, dpi=120)
         atomic_write_bytes(args.plot, buf.getvalue())

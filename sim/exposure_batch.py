@@ -117,6 +117,132 @@ def batch_cumulative_auc(
     return np.asarray(totals, dtype=np.float64)
 
 
+def _at(table: FloatArray, index: npt.NDArray[np.intp]) -> FloatArray:
+    """``table[i, index[i, t]]``: a (patients, segments) table at each time's segment; an
+    index of one row is shared by every patient."""
+    if index.shape[0] == 1:
+        return np.asarray(table[:, index[0]], dtype=np.float64)
+    return np.take_along_axis(table, index, axis=1)
+
+
+def concentration_by_patient(
+    models: OralOneCompartment, schedule: Schedule, t_h: ArrayLike
+) -> FloatArray:
+    r"""Concentrations (mg/L) of many patients taking one schedule: ``(n_patients, len(t_h))``.
+
+    Row ``i`` is :func:`sim.exposure.concentration` of patient ``i`` (to rounding),
+    at a cost that does not grow with the schedule's dose changes. Segment ``j``'s
+    :math:`n_j` doses, every :math:`\tau` h from :math:`s_j`, are all absorbed by
+    :math:`E_j = s_j + (n_j - 1)\tau + t_{lag}`; from then on, for each rate
+    :math:`r \in \{k, k_a\}`, its part of the dose-train sum decays as
+    :math:`a_{r,j} e^{-r (t - E_j)}`, with
+    :math:`a_{r,j} = c_j (1 - e^{-r n_j \tau}) / (1 - e^{-r \tau})` and
+    :math:`c_j = f D_j k_a / (V (k_a - k))`. The parts of the segments absorbed by
+    :math:`E_j` add up to :math:`A_{r,j} = A_{r,j-1} e^{-r (E_j - E_{j-1})} + a_{r,j}`,
+    so for :math:`E_j \le t < E_{j+1}`
+
+    .. math::
+
+        C(t) = A_{k,j} e^{-k (t - E_j)} - A_{k_a,j} e^{-k_a (t - E_j)} + C_{j+1}(t),
+
+    :math:`C_{j+1}` the dose train of the one segment still being absorbed (the
+    segments after it start later than :math:`t`).
+
+    Parameters
+    ----------
+    models : OralOneCompartment
+        One value per patient (1-D arrays) or shared (scalars) for each of
+        ``cl_l_per_h``, ``v_l``, ``ka_per_h`` and ``lag_h``, as
+        :func:`sim.exposure.pk_model` gives for an ``(n, 2)`` array of random effects.
+    schedule : Schedule
+        The daily doses every patient takes (mg/day of the administered drug).
+    t_h : array_like
+        Hours from the first dose (1-D).
+    """
+    return _by_patient(models, schedule, t_h, integral=False)
+
+
+def cumulative_auc_by_patient(
+    models: OralOneCompartment, schedule: Schedule, t_h: ArrayLike
+) -> FloatArray:
+    r"""AUC from the first dose to ``t_h`` (mg*h/L) of many patients taking one schedule.
+
+    Row ``i`` is :func:`sim.exposure.cumulative_auc` of patient ``i`` (to rounding);
+    ``(n_patients, len(t_h))``. The integral of :func:`concentration_by_patient`'s
+    sum: with :math:`M_j = \sum_{i \le j} c_i n_i` over the segments wholly absorbed,
+
+    .. math::
+
+        AUC(t) = M_j \left(\frac{1}{k} - \frac{1}{k_a}\right)
+                 - \frac{A_{k,j}}{k} e^{-k (t - E_j)}
+                 + \frac{A_{k_a,j}}{k_a} e^{-k_a (t - E_j)} + AUC_{j+1}(t).
+
+    Parameters are those of :func:`concentration_by_patient`.
+    """
+    return _by_patient(models, schedule, t_h, integral=True)
+
+
+def _by_patient(
+    models: OralOneCompartment,
+    schedule: Schedule,
+    t_h: ArrayLike,
+    integral: bool,
+    block_values: int = 250_000,
+) -> FloatArray:
+    """Concentration or cumulative AUC, a block of patients (about ``block_values`` values
+    of patients x times) at a time, so that memory stays bounded for a year of times."""
+    t = np.atleast_1d(np.asarray(t_h, dtype=np.float64))
+    k, ka = models.rate_constants()
+    values = [k, ka, np.asarray(models.v_l, np.float64), np.asarray(models.lag_h, np.float64)]
+    if any(np.ndim(x) > 1 for x in values) or t.ndim != 1:
+        raise ValueError("parameters and t_h must be 1-D arrays or scalars")
+    k, ka, v, lag = (
+        np.asarray(np.atleast_1d(x), dtype=np.float64)[:, None]
+        for x in np.broadcast_arrays(*values)
+    )
+    out = np.zeros((k.shape[0], t.size))
+    if schedule.end_day == 0:
+        return out
+    segs = ScheduleBatch.from_schedules([schedule])
+    per_day = float(schedule.doses_per_day)
+    tau = np.full(1, HOURS_PER_DAY / per_day)
+    start = segs.start_day * HOURS_PER_DAY
+    n_doses = (segs.end_day - segs.start_day) * per_day
+    last = start + (n_doses - 1) * tau  # E_j - t_lag
+    coef = models.absorbed_mg(segs.dose_mg_per_day / per_day)[None, :] * ka / (v * (ka - k))
+    absorbed = []  # A_{r,j} for r = k, ka: (patients, segments)
+    for rate in (k, ka):
+        acc = coef * np.expm1(-rate * n_doses * tau) / np.expm1(-rate * tau)  # a_{r,j}
+        decay = np.exp(-rate * np.diff(last))
+        for j in range(1, acc.shape[1]):
+            acc[:, j] += acc[:, j - 1] * decay[:, j - 1]
+        absorbed.append(acc)
+    doses_in = np.cumsum(coef * n_doses, axis=1)  # M_j
+    n_segs = last.size
+    block = max(1, block_values // t.size)
+    for first in range(0, out.shape[0], block):
+        p = slice(first, first + block)
+        # with one lag for all, the times' places in the schedule are shared: (1, times)
+        lag_p = lag[p][:1] if np.all(lag[p] == lag[p][0]) else lag[p]
+        since = t[None, :] - lag_p  # hours after the absorption of the first dose begins
+        done = np.searchsorted(last, since, side="right") - 1  # segments wholly absorbed
+        prev, nxt = np.maximum(done, 0), np.minimum(done + 1, n_segs - 1)
+        u = np.maximum(since - last[prev], 0.0)
+        tail_k = _at(absorbed[0][p], prev) * np.exp(-k[p] * u)
+        tail_ka = _at(absorbed[1][p], prev) * np.exp(-ka[p] * u)
+        trains = (t[None, :], start[nxt], tau, n_doses[nxt], lag_p)
+        m, s_k = train_sums(*trains, k[p])
+        _, s_ka = train_sums(*trains, ka[p])
+        if integral:
+            inv = 1 / k[p] - 1 / ka[p]
+            tails = _at(doses_in[p], prev) * inv - tail_k / k[p] + tail_ka / ka[p]
+            current = _at(coef[p], nxt) * (m * inv - s_k / k[p] + s_ka / ka[p])
+        else:
+            tails, current = tail_k - tail_ka, _at(coef[p], nxt) * (s_k - s_ka)
+        out[p] = np.where(done >= 0, tails, 0.0) + np.where(done + 1 < n_segs, current, 0.0)
+    return out
+
+
 # ---------------------------------------------------------------------------
 # A scenario's drugs
 # ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from sim import ScenarioError, Schedule, build_schedules, load_scenario
 from sim.cli import main
 from sim.exposure import (
     OralOneCompartment,
+    concentration,
     cumulative_auc,
     daily_auc,
     draw_etas,
@@ -21,7 +22,13 @@ from sim.exposure import (
     scenario_models,
     steady_state,
 )
-from sim.exposure_batch import ScheduleBatch, batch_cumulative_auc, batch_steady_state
+from sim.exposure_batch import (
+    ScheduleBatch,
+    batch_cumulative_auc,
+    batch_steady_state,
+    concentration_by_patient,
+    cumulative_auc_by_patient,
+)
 from sim.streams import stream
 from tests.conftest import BASE, SCENARIOS
 
@@ -185,6 +192,81 @@ def test_cohort_with_mixed_doses_per_day() -> None:
     assert ss.c_max_mg_per_l[1] > ss.c_max_mg_per_l[0]  # once daily peaks higher
 
 
+@st.composite
+def _courses(draw: st.DrawFn) -> tuple[Schedule, OralOneCompartment, np.ndarray]:
+    """A schedule (zero doses and long lags included), patients on it, and times: some
+    random, some exactly when a dose starts to be absorbed."""
+    lengths = draw(st.lists(st.integers(1, 30), min_size=1, max_size=6))
+    doses = draw(st.lists(st.sampled_from([0.0, 2.5, 10.0, 60.0, 1000.0]),
+                          min_size=len(lengths), max_size=len(lengths)))  # fmt: skip
+    per_day = draw(st.integers(1, 3))
+    changes = tuple(int(x) for x in np.cumsum([0, *lengths[:-1]]))
+    schedule = Schedule(changes, tuple(doses), sum(lengths), doses_per_day=per_day)
+    n = draw(st.integers(1, 5))
+    positive = st.floats(0.05, 5.0)
+    cl = np.array(draw(st.lists(st.floats(0.5, 100.0), min_size=n, max_size=n)))
+    v = np.array(draw(st.lists(st.floats(5.0, 500.0), min_size=n, max_size=n)))
+    shared_lag = draw(st.booleans())
+    lag: float | np.ndarray = (
+        draw(st.floats(0.0, 30.0)) if shared_lag
+        else np.array(draw(st.lists(st.floats(0.0, 30.0), min_size=n, max_size=n)))
+    )  # fmt: skip
+    model = OralOneCompartment(
+        cl_l_per_h=cl, v_l=v, ka_per_h=draw(positive), lag_h=lag,
+        dose_factor=draw(st.floats(0.1, 1.0)),
+        f_reference_dose_mg=28.67, f_dose_exponent=draw(st.sampled_from([0.0, -0.28])),
+    )  # fmt: skip
+    end_h = schedule.end_day * 24.0
+    times = draw(st.lists(st.floats(-5.0, end_h + 100.0), min_size=1, max_size=40))
+    tau = 24.0 / per_day
+    on_doses = np.arange(0.0, end_h + tau, tau) + float(np.atleast_1d(lag)[0])
+    return schedule, model, np.concatenate([np.sort(times), on_doses])
+
+
+def _patient(model: OralOneCompartment, i: int) -> OralOneCompartment:
+    """Patient ``i`` of a model whose parameters may each be per patient or shared."""
+    one = {name: np.broadcast_to(getattr(model, name), np.shape(model.cl_l_per_h))[i].item()
+           for name in ("cl_l_per_h", "v_l", "ka_per_h", "lag_h")}  # fmt: skip
+    return model.replaced(**one)
+
+
+@settings(max_examples=150, deadline=None)
+@given(course=_courses())
+def test_concentration_and_auc_by_patient_equal_the_one_patient_forms(
+    course: tuple[Schedule, OralOneCompartment, np.ndarray],
+) -> None:
+    """The segment-carrying forms against the plain sums over segments, patient by
+    patient: equal to rounding. Both lose digits in the difference of the two
+    exponential sums, whose size is the train's coefficient :math:`c = f D k_a / (V (k_a
+    - k))` (much more than the concentration in a tail), so the tolerance is relative to
+    it; where ka is within 0.1 % of k, c is huge and the tolerance with it."""
+    schedule, model, t_h = course
+    together = concentration_by_patient(model, schedule, t_h)
+    areas = cumulative_auc_by_patient(model, schedule, t_h)
+    assert together.shape == areas.shape == (np.size(model.cl_l_per_h), t_h.size)
+    doses = np.array(schedule.doses_mg_per_day) / schedule.doses_per_day
+    n_doses = schedule.end_day * schedule.doses_per_day
+    for i in range(together.shape[0]):
+        one = _patient(model, i)
+        k, ka = (float(x) for x in one.rate_constants())
+        rel = 1e-6 if abs(ka - k) < 1e-3 * ka else 1e-10
+        coef = float(np.max(one.absorbed_mg(doses))) * ka / (float(one.v_l) * abs(ka - k))
+        for got, plain, scale in (
+            (together[i], concentration(one, schedule, t_h), coef),
+            (areas[i], cumulative_auc(one, schedule, t_h), coef * n_doses * (1 / k + 1 / ka)),
+        ):
+            np.testing.assert_allclose(got, plain, rtol=0, atol=rel * scale)
+
+
+def test_by_patient_forms_of_an_empty_schedule_and_bad_shapes() -> None:
+    model = pk_model(MPA_PK, 70.0, np.zeros((3, 2)))
+    empty = Schedule((), (), 0)
+    np.testing.assert_array_equal(concentration_by_patient(model, empty, [1.0, 2.0]), 0.0)
+    assert concentration_by_patient(model, empty, [1.0, 2.0]).shape == (3, 2)
+    with pytest.raises(ValueError, match="1-D"):
+        concentration_by_patient(model, Schedule.constant(1.0, 2), np.ones((2, 2)))
+
+
 # ---------------------------------------------------------------------------
 # The command
 # ---------------------------------------------------------------------------
@@ -214,6 +296,54 @@ def test_exposure_command_population(capsys: pytest.CaptureFixture[str]) -> None
     assert main(args) == 0
     assert capsys.readouterr().out == first  # same seed, same numbers
     assert "2000 patients of 70 kg (seed 5): MPA AUC0-12 median" in first
+
+
+def test_exposure_command_population_plot_draws_the_printed_patients(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--plot changes no printed number, and the figure is of the very patients printed:
+    the MPA AUC0-12 of all N from the stream ("exposure_patients", "mpa"), the bands over
+    the first of them (their prednisolone effects from a stream of their own)."""
+    import sim.views.exposure_plots as exposure_plots
+
+    calls: list[tuple[dict, np.ndarray]] = []
+    original = exposure_plots.population_profiles
+
+    def recorded(curves: dict, auc: np.ndarray, *args: object, **kwargs: object) -> object:
+        calls.append((curves, np.asarray(auc)))
+        return original(curves, auc, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(exposure_plots, "population_profiles", recorded)
+    args = ["exposure", str(BASE), "--weight-kg", "70", "--patients", "2000", "--seed", "5"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    png = tmp_path / "pk.png"
+    assert main([*args, "--plot", str(png)]) == 0
+    assert capsys.readouterr().out == printed + f"wrote {png}\n"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    ((curves, auc),) = calls
+    mpa_etas = draw_etas(MPA_PK, stream(5, "exposure_patients", "mpa"), size=2000)
+    expected = mpa_auc0_12_at_target(SCENARIO, pk_model(MPA_PK, 70.0, mpa_etas))
+    np.testing.assert_array_equal(auc, expected)
+    assert f"MPA AUC0-12 median {np.median(expected):.1f} " in printed
+    (_, pred, _), (_, mpa, _) = curves.values()
+    np.testing.assert_array_equal(mpa.cl_l_per_h, pk_model(MPA_PK, 70.0, mpa_etas[:500]).cl_l_per_h)
+    pred_etas = draw_etas(PRED_PK, stream(5, "exposure_patients", "prednisolone"), size=500)
+    np.testing.assert_array_equal(pred.cl_l_per_h, pk_model(PRED_PK, 70.0, pred_etas).cl_l_per_h)
+
+
+def test_exposure_command_plot_without_patients_is_the_typical_patient(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sim.views.exposure_plots as exposure_plots
+
+    def refused(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the population figure without --patients")
+
+    monkeypatch.setattr(exposure_plots, "population_profiles", refused)
+    png = tmp_path / "pk.png"
+    assert main(["exposure", str(BASE), "--weight-kg", "70", "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(

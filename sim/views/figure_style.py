@@ -1,7 +1,8 @@
 """The figures' shared style: panel sizes, colours by role, axes of weeks or dates, fans.
 
-Every figure of :mod:`sim.views.plots` and :mod:`sim.views.recruitment_plots` is
-drawn with these, so that they read as one set.
+Every figure of :mod:`sim.views.plots`, :mod:`sim.views.recruitment_plots` and
+:mod:`sim.views.exposure_plots` (its population figure) is drawn with these, so that
+they read as one set.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ COLOURS = {
     "deadline": "C3",
     "target": "0.25",
     "observed": "black",
+    "typical": "black",
+    "spread": "0.85",
 }
 """The colour of each role, shared by the planner's figures."""
 
@@ -121,11 +124,16 @@ def fan(ax: Axes, x: FloatArray, values: FloatArray, label: str, level: float) -
     """
     seen = np.isfinite(values).any(axis=0)
     x, values = x[seen], values[:, seen]
+    # Without NaN the NaN-aware quantiles are the plain ones, bit for bit, and these take
+    # a tenth of the time on wide arrays (a year of concentrations: benchmarks/README.md)
+    complete = not np.isnan(values).any()
+    quantile = np.quantile if complete else np.nanquantile
+    median = np.median if complete else np.nanmedian
     for band, alpha in ((level, 0.18), (INNER_BAND, 0.35)):
-        lo, hi = np.nanquantile(values, level_quantiles(band), axis=0)
+        lo, hi = quantile(values, level_quantiles(band), axis=0)
         name = interval_label(band)
         ax.fill_between(x, lo, hi, color=COLOURS["main"], alpha=alpha, lw=0, label=f"{name} band")
-    ax.plot(x, np.nanmedian(values, axis=0), color=COLOURS["main"], linewidth=1.6, label=label)
+    ax.plot(x, median(values, axis=0), color=COLOURS["main"], linewidth=1.6, label=label)
 
 
 def legend(ax: Axes, loc: Corner = "best") -> None:

@@ -25,7 +25,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from sim.errors import DosesimError
-from sim.exposure import HOURS_PER_DAY, OralOneCompartment, concentration, daily_auc
 from sim.schedule import Schedule, build_schedules
 from sim.survival import CumulativeIncidence, aalen_johansen
 from sim.trial.context import DEATH, WITHDRAWAL
@@ -33,6 +32,11 @@ from sim.trial.milestones import (
     DEFAULT_LEVEL,
     check_level,
     interval_label,
+)
+from sim.views.exposure_plots import (
+    auc_window_histogram,
+    concentration_profiles,
+    population_profiles,
 )
 from sim.views.figure_style import (
     COLOURS,
@@ -65,69 +69,11 @@ __all__ = [
     "first_event_incidence",
     "milestone_dates",
     "mpa_auc_distribution",
+    "population_profiles",
     "prednisone_by_week",
 ]
 
 FloatArray = npt.NDArray[np.float64]
-
-_STYLE = {"linewidth": 0.9}
-
-
-def concentration_profiles(
-    curves: dict[str, tuple[OralOneCompartment, Schedule, str]],
-    title: str,
-    zoom_days: tuple[float, float] = (26.0, 31.0),
-) -> Figure:
-    """Concentration-time curves of each drug: the whole course, and a few days close up.
-
-    Parameters
-    ----------
-    curves : dict
-        ``{label: (model, schedule, concentration label)}``, one row per drug.
-    title : str
-        Figure title.
-    zoom_days : (float, float)
-        Days shown in the close-up column (default around the day-28 dose changes).
-    """
-    fig = Figure(figsize=(11, 3.2 * len(curves)), layout="constrained")
-    axes = fig.subplots(len(curves), 2, squeeze=False, width_ratios=(2.2, 1))
-    for row, (label, (model, schedule, unit)) in enumerate(curves.items()):
-        per_day = max(48, 24 * schedule.doses_per_day)
-        end = max(schedule.end_day, 1)
-        t_h = np.linspace(0, end * HOURS_PER_DAY, end * per_day + 1)
-        c = concentration(model, schedule, t_h)
-        full, zoom = axes[row]
-        full.plot(
-            t_h / HOURS_PER_DAY, c, color="C0", alpha=0.35, linewidth=0.5, label="concentration"
-        )
-        daily_mean = daily_auc(model, schedule) / HOURS_PER_DAY
-        full.step(
-            np.arange(end + 1),
-            np.append(daily_mean, daily_mean[-1:]),
-            where="post",
-            color="C1",
-            linewidth=1.4,
-            label="daily average",
-        )
-        if row == 0:
-            full.legend(loc="upper right", fontsize="small")
-        full.set_xlabel("day from first dose")
-        full.set_ylabel(unit)
-        full.set_title(label, loc="left")
-        full.set_xlim(0, end)
-        lo, hi = zoom_days
-        tz = np.linspace(lo * HOURS_PER_DAY, hi * HOURS_PER_DAY, 2000)
-        zoom.plot(tz / HOURS_PER_DAY, concentration(model, schedule, tz), **_STYLE)
-        for d in schedule.change_days:
-            if lo <= d <= hi:
-                zoom.axvline(d, color="0.6", linestyle=":", linewidth=0.8)
-        zoom.set_xlabel("day (close-up; dotted: dose change)")
-        zoom.set_xlim(lo, hi)
-        for ax in (full, zoom):
-            ax.set_ylim(bottom=0)
-            ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    return fig
 
 
 def comparison_forest(
@@ -463,22 +409,7 @@ def mpa_auc_distribution(result: RunResult, scenario: Scenario) -> Figure:
     fig, axes = new_figure(
         1, 1, f"{scenario.label}: MPA AUC0-12 at the MMF target dose ({auc.size} patients)"
     )
-    ax = axes[0, 0]
-    below, above = float(np.mean(auc < low)), float(np.mean(auc > high))
-    ax.axvspan(
-        low,
-        high,
-        color=COLOURS["window"],
-        alpha=0.18,
-        label=f"window {low:g}-{high:g}: {1 - below - above:.0%} within "
-        f"({below:.0%} below, {above:.0%} above)",
-    )
-    ax.hist(auc, bins="auto", color=COLOURS["main"], alpha=0.75, edgecolor="white")
-    vline(ax, float(np.median(auc)), f"median {np.median(auc):.1f} mg*h/L", "main")
-    ax.set_xlim(left=0)
-    ax.set_xlabel("MPA AUC0-12, mg*h/L")
-    ax.set_ylabel("patients")
-    legend(ax, "upper right")
+    auc_window_histogram(axes[0, 0], auc, low, high)
     return fig
 
 
