@@ -55,6 +55,9 @@ BURDEN_COLUMN = "cumulative_prednisone_mg_week52"
 BURDEN_METRIC = "median_cumulative_prednisone_mg_week52"
 
 
+_ARM_STYLES = ("-", "--", ":", "-.")
+
+
 def _colour(k: int) -> str:
     return f"C{k % 10}"
 
@@ -113,7 +116,7 @@ def overlaid_burden(comparison: Comparison) -> Figure:
             _step_hist(ax, values, bins, _colour(k), f"{label}: median {median:,.0f} mg")
             ax.axvline(median, color=_colour(k), linestyle="--", linewidth=1)
         ax.set_ylabel(f"share of {what}")
-        legend(ax, "upper right")
+        legend(ax, "best")
     axes[0, 0].set_xlabel("cumulative prednisone at week 52, mg (one patient)")
     set_title(axes[0, 0], "patients on study at week 52 (kept replicates)")
     axes[0, 1].set_xlabel("the trial's median patient at week 52, mg")
@@ -286,7 +289,9 @@ def schedules_side_by_side(
 
     Each panel shows the scenario's (and each arm's) planned daily dose of the drug
     for the ``weights_kg`` (kg; 170 cm where a dose is per m2), weights with the same
-    schedule sharing one line; the legend gives the total over the course (mg).
+    schedule sharing one line (in the colour of the lightest of them, the same in
+    every panel; each arm in a line style of its own); the legend gives the total
+    over the course (mg).
     No adverse events, no dose modifications.
 
     Parameters
@@ -334,7 +339,7 @@ def schedules_side_by_side(
         for i, drug in enumerate(drugs):
             ax = axes[i][j]
             lines = 0
-            for name, by_w in plan:
+            for a, (name, by_w) in enumerate(plan):
                 groups: dict[Schedule, list[float]] = {}
                 for w, by in by_w.items():
                     if drug in by:
@@ -345,7 +350,9 @@ def schedules_side_by_side(
                         schedule.doses_mg_per_day,
                         np.append(schedule.change_days, schedule.end_day) / 7.0,
                         baseline=None,
-                        color=_colour(lines),
+                        # a weight keeps its colour in every panel; an arm, its line style
+                        color=_colour(list(weights_kg).index(weights[0])),
+                        linestyle=_ARM_STYLES[a % len(_ARM_STYLES)],
                         linewidth=1.4,
                         label=f"{arm}{', '.join(f'{w:g}' for w in weights)} kg: "
                         f"{schedule.total_mg:,.0f} mg",
