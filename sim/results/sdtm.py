@@ -308,9 +308,15 @@ SDTM_LABELS: dict[str, str] = {
 """SDTM variable labels (at most 40 characters, the transport format's limit)."""
 
 
+#: Columns the CSV files carry for convenience that are not variables of the domain:
+#: the subject's arm is DM's ``ARM``, so EX, AE and DS leave it out of their XPT files.
+CONVENIENCE_COLUMNS = {"ex": ("ARM",), "ae": ("ARM",), "ds": ("ARM",)}
+
+
 def xpt_bytes(name: str, frame: pd.DataFrame) -> bytes:
     """An SDTM table as a SAS transport v5 file (the ``xpt`` extra: pyreadstat), with the
-    variable labels of :data:`SDTM_LABELS` and the dataset named after the domain."""
+    variable labels of :data:`SDTM_LABELS` and the dataset named after the domain; the
+    CSV's :data:`CONVENIENCE_COLUMNS` (not SDTM variables of the domain) are left out."""
     import os
     import tempfile
 
@@ -320,7 +326,7 @@ def xpt_bytes(name: str, frame: pd.DataFrame) -> bytes:
         from sim.errors import DosesimError
 
         raise DosesimError("--xpt needs pyreadstat: pip install 'dosesim[xpt]'") from None
-    table = frame.copy()
+    table = frame.drop(columns=[c for c in CONVENIENCE_COLUMNS.get(name, ()) if c in frame])
     for column in table.columns:  # numbers with gaps (AEENDY) as numbers, the rest as text
         if table[column].dtype == object:
             numeric = pd.to_numeric(table[column], errors="coerce")
