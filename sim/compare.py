@@ -17,7 +17,7 @@ differences of exactly zero.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -45,6 +45,7 @@ __all__ = [
     "compare",
     "default_metric_names",
     "default_metrics",
+    "differing_settings",
     "sweep",
     "sweep_name",
     "tabulate",
@@ -432,3 +433,41 @@ def sweep(base: Scenario, key: str, values: Sequence[Any]) -> list[Scenario]:
     if problems:
         raise ScenarioError(problems)
     return variants
+
+
+def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for k, item in enumerate(value):
+            yield from _flatten(item, f"{prefix}[{k}]")
+    else:
+        yield prefix, value
+
+
+def differing_settings(scenarios: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """The key paths whose values differ between resolved scenarios, in first-seen order.
+
+    Parameters
+    ----------
+    scenarios : list of dict
+        Resolved scenarios (``Scenario.to_dict_json()``).
+
+    Returns
+    -------
+    list of (str, list)
+        ``(key path, [value in each scenario])``: a table's entries by dotted path, a
+        list of tables by index (``sites[0].name``); ``None`` where a scenario lacks
+        the key. ``name`` and ``description`` are left out (they always differ).
+    """
+    flat = [dict(_flatten(s)) for s in scenarios]
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    out = []
+    for key in keys:
+        if key in ("name", "description"):
+            continue
+        values = [f.get(key) for f in flat]
+        if any(v != values[0] for v in values[1:]):
+            out.append((key, values))
+    return out

@@ -14,11 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.cli import main
-from sim.compare import compare
+from sim.compare import compare, differing_settings, sweep
 from sim.results.comparison_files import load_comparison
 from sim.scenario import load_scenario
 from sim.views import compare_plots
-from sim.views.compare_report import differing_settings
 from tests.browser import CHROMIUM, SKIP_REASON, check_in_chromium
 from tests.conftest import BASE, SCENARIOS
 
@@ -64,7 +63,8 @@ def test_the_report_shows_both_schedules_and_what_differs(folder: Path) -> None:
         r"<tr><td>prednisone\.start_mg_per_kg</td><td>([^<]*)</td><td>([^<]*)</td>", page
     )
     assert row is not None and row.groups() == ("1.0", "0.5")
-    assert page.count("<img ") == 6
+    assert page.count("<img ") == 7  # a one-setting difference: drawn against it too
+    assert "Against prednisone.start_mg_per_kg" in page
     # each scenario's hash
     for path in (BASE, LOW):
         assert load_scenario(path).hash[:16] in page
@@ -109,6 +109,30 @@ def test_report_regenerates_from_the_folder(folder: Path, tmp_path: Path) -> Non
     page = out.read_text()
     assert "80 %" in page and "Settings that differ" in page
     assert (folder / "report.html").read_text() != page
+
+
+def test_a_sweep_is_drawn_against_its_setting(tmp_path: Path) -> None:
+    """A one-way sweep's report has the response figure; its points are the compared means."""
+    base = load_scenario(BASE)
+    variants = sweep(base, "prednisone.start_mg_per_kg", [1.0, 0.5, 0.75])
+    comparison = compare(variants, replicates=6, seed=2, keep_patients=0)
+    assert compare_plots.swept_setting(comparison) == (
+        "prednisone.start_mg_per_kg",
+        [1.0, 0.5, 0.75],
+    )
+    fig = compare_plots.sweep_response(comparison, "prednisone.start_mg_per_kg", [1.0, 0.5, 0.75])
+    ax = fig.axes[0]
+    assert ax.get_title(loc="left") == "Median cumulative prednisone at week 52"
+    x, y = ax.get_lines()[0].get_data()
+    assert list(x) == [0.5, 0.75, 1.0]  # in the order of the values
+    t = comparison.table
+    means = t[t["metric"] == "median_cumulative_prednisone_mg_week52"].set_index("scenario")["mean"]
+    expected = [means[f"start_mg_per_kg={v}"] for v in (0.5, 0.75, 1.0)]
+    np.testing.assert_allclose(y, expected)
+    # two settings differ: not a sweep
+    two = sweep(base, "mmf.target_g_per_day", [2.0, 1.5])
+    mixed = compare([variants[1], two[1]], replicates=2, seed=2, keep_patients=0)
+    assert compare_plots.swept_setting(mixed) is None
 
 
 def test_keeping_patients_changes_no_compared_number() -> None:

@@ -93,7 +93,7 @@ def test_compare_and_forecast_write_reports(tmp_path: Path) -> None:
     low = str(BASE.with_name("nct05129410_low_start.toml"))
     assert main(["compare", base, low, "--replicates", "8", "--out", str(tmp_path / "c")]) == 0
     page = (tmp_path / "c" / "report.html").read_text()
-    assert page.startswith("<!DOCTYPE html>") and page.count("<img ") == 6
+    assert page.startswith("<!DOCTYPE html>") and page.count("<img ") == 7
     assert "nct05129410_low_start" in page
     observed = BASE.with_name("example_observed_enrolment.csv")
     args = ["forecast", base, "--observed", str(observed), "--as-of", "2022-03-01",

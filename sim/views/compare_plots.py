@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from sim.results.dictionary import describe
 from sim.results.exports import ae_term
 from sim.schedule import Schedule
 from sim.survival import aalen_johansen
@@ -42,11 +43,14 @@ if TYPE_CHECKING:
     from sim.scenario import Scenario
 
 __all__ = [
+    "metric_label",
     "overlaid_burden",
     "overlaid_enrolment",
     "overlaid_incidence",
     "overlaid_milestones",
     "schedules_side_by_side",
+    "sweep_response",
+    "swept_setting",
 ]
 
 #: The per-patient column of the steroid burden the comparison overlays.
@@ -56,6 +60,15 @@ BURDEN_METRIC = "median_cumulative_prednisone_mg_week52"
 
 
 _ARM_STYLES = ("-", "--", ":", "-.")
+
+
+def metric_label(metric: str) -> tuple[str, str]:
+    """A metric's readable label and unit (from the data dictionary), e.g.
+    ``("Median cumulative prednisone at week 52", "mg")``."""
+    if metric.startswith("ae_"):
+        return f"{ae_term(metric[3:])}: events per trial", "event"
+    label, unit, _ = describe("replicates", metric)
+    return label[:1].upper() + label[1:], unit
 
 
 def _colour(k: int) -> str:
@@ -366,4 +379,92 @@ def schedules_side_by_side(
                 legend(ax, "upper right")
             else:
                 ax.text(0.5, 0.5, "not given", ha="center", transform=ax.transAxes)
+    return fig
+
+
+#: The metrics :func:`sweep_response` draws by default, where compared: the steroid, the
+#: harms, the disease and the timelines a protocol variant trades against each other.
+RESPONSE_METRICS = (
+    BURDEN_METRIC,
+    "ae_serious_infection",
+    "ae_hyperglycaemia",
+    "ae_ild_relapse",
+    "fvc_change_mean",
+    "completed_by_deadline",
+)
+
+
+def swept_setting(comparison: Comparison) -> tuple[str, list[float]] | None:
+    """The one numeric setting the comparison's scenarios differ in, and its values.
+
+    None unless every pair of resolved scenarios differs in exactly one setting (name and
+    description aside; :func:`sim.views.compare_report.differing_settings`), with a number
+    in each: a one-way sweep (``--vary``) or hand-made variants of one number.
+    """
+    from sim.compare import differing_settings
+
+    found = differing_settings([s.to_dict_json() for s in comparison.definitions])
+    if len(found) != 1:
+        return None
+    key, values = found[0]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return None
+    return key, [float(v) for v in values]
+
+
+def sweep_response(
+    comparison: Comparison, key: str, values: Sequence[float], metrics: Sequence[str] | None = None
+) -> Figure:
+    """Each metric's mean over trials against the swept setting, with its ``level`` interval.
+
+    One panel per metric (default :data:`RESPONSE_METRICS` that were compared): the mean
+    over the replicate trials of each scenario (one per value of ``key``) with the t
+    interval of the mean (``mean +/- t * MCSE``, the comparison's level), joined in
+    the order of the values. The paired differences are in the forest.
+
+    Parameters
+    ----------
+    comparison : Comparison
+    key : str
+        The swept setting's key path (e.g. ``prednisone.start_mg_per_kg``).
+    values : sequence of float
+        Its value in each scenario, in the comparison's order.
+    metrics : sequence of str, optional
+        Which metrics (default: :data:`RESPONSE_METRICS` present).
+    """
+    from scipy.stats import t as student_t
+
+    chosen = [
+        m for m in (metrics if metrics is not None else RESPONSE_METRICS) if m in comparison.metrics
+    ]
+    if not chosen:
+        raise MissingData("none of the metrics was compared")
+    if len(values) != len(comparison.scenarios):
+        raise ValueError("give one value per scenario")
+    ncols = min(3, len(chosen))
+    nrows = math.ceil(len(chosen) / ncols)
+    fig, axes = new_figure(
+        nrows,
+        ncols,
+        f"against {key} ({comparison.replicates} replicates each; bars: "
+        f"{comparison.level_label} interval of the mean)",
+    )
+    order = np.argsort(values, kind="stable")
+    x = np.asarray(values, dtype=float)[order]
+    table = comparison.table
+    for ax, metric in zip(axes.flat, chosen, strict=False):
+        rows = table[table["metric"] == metric].set_index("scenario")
+        mean = rows.loc[comparison.scenarios, "mean"].to_numpy(dtype=float)[order]
+        se = rows.loc[comparison.scenarios, "mcse"].to_numpy(dtype=float)[order]
+        n = rows.loc[comparison.scenarios, "n"].to_numpy(dtype=float)[order]
+        q = student_t.ppf(0.5 + comparison.level / 2, np.maximum(n - 1, 1))
+        ax.errorbar(x, mean, yerr=np.where(np.isfinite(se), q * se, 0), fmt="o-",
+                    color="C0", capsize=3)  # fmt: skip
+        label, unit = metric_label(metric)
+        set_title(ax, label)
+        ax.set_ylabel(unit if unit not in ("", "1") else "share" if unit == "1" else "")
+        ax.set_xticks(x)
+        ax.set_xlabel(key.rsplit(".", 1)[-1])
+    for ax in list(axes.flat)[len(chosen) :]:
+        ax.set_visible(False)
     return fig

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,17 +22,17 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from sim.compare import Comparison, with_milestones
+from sim.compare import Comparison, differing_settings, with_milestones
 from sim.results.dictionary import describe
 from sim.results.exports import ae_term
 from sim.trial.milestones import MILESTONE_METRICS, level_quantiles
 from sim.views import compare_plots
 from sim.views import report_sections as sections_
+from sim.views.compare_plots import metric_label
 from sim.views.figure_style import MissingData
 from sim.views.report import Drawn, render_page, write_page
 
 __all__ = [
-    "differing_settings",
     "render_comparison_report",
     "write_comparison_report",
 ]
@@ -45,14 +45,6 @@ _HEADLINE = (
     "fvc_significant",
     "completed_by_deadline",
 )
-
-
-def _label(metric: str) -> tuple[str, str]:
-    """A metric's readable label and unit (from the data dictionary)."""
-    if metric.startswith("ae_"):
-        return f"{ae_term(metric[3:])}: events per trial", "event"
-    label, unit, _ = describe("replicates", metric)
-    return label[:1].upper() + label[1:], unit
 
 
 #: Units not worth repeating after a label that names them ("patients withdrawn").
@@ -116,7 +108,7 @@ def _absolute_html(comparison: Comparison) -> str:
     low_q, high_q = level_quantiles(comparison.level)
     rows = []
     for metric in comparison.metrics:
-        name, unit = _label(metric)
+        name, unit = metric_label(metric)
         row = [name + ("" if unit in _PLAIN_UNITS else f", {unit}")]
         for label in comparison.scenarios:
             x = _per_replicate(comparison, label, metric)
@@ -158,7 +150,7 @@ def _differences_html(comparison: Comparison) -> str:
         return "<p>One scenario: nothing to compare it with.</p>"
     rows, strong = [], set()
     for i, metric in enumerate(comparison.metrics):
-        name, unit = _label(metric)
+        name, unit = metric_label(metric)
         row = [name]
         for j, label in enumerate(others, start=1):
             r = table[(table["metric"] == metric) & (table["scenario"] == label)].iloc[0]
@@ -184,44 +176,6 @@ def _differences_html(comparison: Comparison) -> str:
 
 def _allowed(metric: str) -> str:
     return describe("replicates", metric)[2]
-
-
-def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _flatten(item, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        for k, item in enumerate(value):
-            yield from _flatten(item, f"{prefix}[{k}]")
-    else:
-        yield prefix, value
-
-
-def differing_settings(scenarios: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
-    """The key paths whose values differ between resolved scenarios, in first-seen order.
-
-    Parameters
-    ----------
-    scenarios : list of dict
-        Resolved scenarios (``Scenario.to_dict_json()``).
-
-    Returns
-    -------
-    list of (str, list)
-        ``(key path, [value in each scenario])``: a table's entries by dotted path, a
-        list of tables by index (``sites[0].name``); ``None`` where a scenario lacks
-        the key. ``name`` and ``description`` are left out (they always differ).
-    """
-    flat = [dict(_flatten(s)) for s in scenarios]
-    keys = list(dict.fromkeys(k for f in flat for k in f))
-    out = []
-    for key in keys:
-        if key in ("name", "description"):
-            continue
-        values = [f.get(key) for f in flat]
-        if any(v != values[0] for v in values[1:]):
-            out.append((key, values))
-    return out
 
 
 def _settings_html(comparison: Comparison) -> str:
@@ -260,7 +214,7 @@ def _summary_html(comparison: Comparison) -> str:
     for label in comparison.scenarios[1:]:
         parts = []
         for metric in (m for m in _HEADLINE if m in comparison.metrics):
-            name, unit = _label(metric)
+            name, unit = metric_label(metric)
             rows = table[table["metric"] == metric].set_index("scenario")
             a, b = float(rows.loc[ref, "mean"]), float(rows.loc[label, "mean"])
             lo, hi = float(rows.loc[label, "paired_low"]), float(rows.loc[label, "paired_high"])
@@ -301,6 +255,13 @@ def _figures(comparison: Comparison) -> list[Drawn]:
             lambda: comparison_forest(comparison),
         ),
     ]
+    swept = compare_plots.swept_setting(comparison)
+    if swept is not None:  # a one-way sweep: the response to the setting, after the schedules
+        key, values = swept
+        candidates.insert(
+            1,
+            (f"Against {key}", lambda: compare_plots.sweep_response(comparison, key, values)),
+        )
     out: list[Drawn] = []
     for title, draw in candidates:
         try:
