@@ -458,7 +458,7 @@ def forecast(
         # replicate r with no added site is the forecast's replicate r: the same trial
         curve = [_curve_row(0, table["completed_by_deadline"].iloc[:n_search])]
         found_prob = prob
-        last = min(max_extra_sites, (needed if needed is not None else max_extra_sites) + 2)
+        last = min(max_extra_sites, (max_extra_sites if needed is None else needed) + CURVE_BEYOND)
         with progress_bar(n_search * last, "sites search", progress) as tick:
             for extra in range(1, max_extra_sites + 1):
                 if needed is not None and extra > min(max_extra_sites, needed + CURVE_BEYOND):
