@@ -1,10 +1,12 @@
-"""What every benchmark shares: the machine's description and a SimPy event counter."""
+"""What every benchmark shares: the machine's description, a timer and a SimPy event counter."""
 
 from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Iterator
+import statistics
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,6 +31,17 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
         f"Python {platform.python_version()}, numpy {np.__version__}"
     )
+
+
+def timed(fn: Callable[[], object], rounds: int) -> tuple[float, float]:
+    """Median CPU and wall seconds of ``rounds`` calls of ``fn``."""
+    cpu, wall = [], []
+    for _ in range(rounds):
+        c, w = time.process_time(), time.perf_counter()
+        fn()
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - w)
+    return statistics.median(cpu), statistics.median(wall)
 
 
 @contextmanager

@@ -29,24 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from benchmarks._common import BASE, machine
-
-
-def _timed(fn: Callable[[], object], rounds: int) -> tuple[float, float]:
-    """Median CPU and wall seconds of ``rounds`` calls."""
-    cpu, wall = [], []
-    for _ in range(rounds):
-        c, w = time.process_time(), time.perf_counter()
-        fn()
-        cpu.append(time.process_time() - c)
-        wall.append(time.perf_counter() - w)
-    return statistics.median(cpu), statistics.median(wall)
+from benchmarks._common import BASE, machine, timed
 
 
 def _command(argv: list[str], rounds: int) -> tuple[float, float]:
@@ -92,7 +80,7 @@ def main() -> None:
         mpa = scenario_models(scenario, weight, {"mpa": etas})["mpa"]
         return etas, mpa_auc0_12_at_target(scenario, mpa)
 
-    cpu, wall = _timed(draws, args.rounds)
+    cpu, wall = timed(draws, args.rounds)
     print(
         f"{n} patients' MPA effects and AUC0-12: {1e3 * cpu:.1f} CPU-ms ({1e3 * wall:.1f} ms wall)"
     )
@@ -116,8 +104,8 @@ def main() -> None:
         def one_by_one(m: OralOneCompartment = model, s: Schedule = schedule) -> object:
             return [concentration(m.row(i), s, course_hours(s)) for i in range(tenth)]
 
-        cpu, wall = _timed(together, args.rounds)
-        plain, _ = _timed(one_by_one, 1)
+        cpu, wall = timed(together, args.rounds)
+        plain, _ = timed(one_by_one, 1)
         print(
             f"  {moiety}: {shown} patients x {t_h.size} times: {cpu:.3f} CPU-s ({wall:.3f} s "
             f"wall); patient by patient, {tenth} of them: {plain:.3f} CPU-s "
@@ -131,10 +119,10 @@ def main() -> None:
     def figure() -> Figure:
         return population_profiles(curves, auc, (30.0, 60.0), "benchmark")
 
-    cpu, wall = _timed(figure, args.rounds)
+    cpu, wall = timed(figure, args.rounds)
     print(f"population_profiles drawn: {cpu:.3f} CPU-s ({wall:.3f} s wall)")
     fig = figure()
-    cpu, wall = _timed(lambda: fig.savefig(io.BytesIO(), format="png", dpi=120), args.rounds)
+    cpu, wall = timed(lambda: fig.savefig(io.BytesIO(), format="png", dpi=120), args.rounds)
     print(f"  PNG-encoded (120 dpi): {cpu:.3f} CPU-s ({wall:.3f} s wall)")
     with tempfile.TemporaryDirectory() as tmp:
         plot = ["--plot", str(Path(tmp) / "pk.png")]

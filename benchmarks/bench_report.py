@@ -31,17 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks._common import BASE, machine
-
-
-def _timed(fn: Callable[[], object], rounds: int) -> tuple[float, float]:
-    cpu, wall = [], []
-    for _ in range(rounds):
-        c, w = time.process_time(), time.perf_counter()
-        fn()
-        cpu.append(time.process_time() - c)
-        wall.append(time.perf_counter() - w)
-    return statistics.median(cpu), statistics.median(wall)
+from benchmarks._common import BASE, machine, timed
 
 
 def main() -> None:
@@ -56,11 +46,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         run(load_scenario(BASE), 1000, 20201201, workers=2, out=out, keep_patients=100)
-        cpu, wall = _timed(lambda: load_results(out), args.rounds)
+        cpu, wall = timed(lambda: load_results(out), args.rounds)
         print(f"load_results: {cpu:.3f} CPU-s ({wall:.3f} s wall)")
         scenario, result = load_results(out)
         render_report(scenario, result)  # warm: fonts, caches
-        cpu, wall = _timed(lambda: render_report(scenario, result), args.rounds)
+        cpu, wall = timed(lambda: render_report(scenario, result), args.rounds)
         print(f"render_report: {cpu:.3f} CPU-s ({wall:.3f} s wall)  [target <= 1.5 s]")
         figures: dict[str, Callable[[], object]] = {
             "dose_schedules": lambda: plots.dose_schedules(scenario),
@@ -75,7 +65,7 @@ def main() -> None:
             def drawn_and_encoded(draw: Callable[[], object] = draw) -> None:
                 draw().savefig(io.BytesIO(), format="png", dpi=110)  # type: ignore[attr-defined]
 
-            cpu, wall = _timed(drawn_and_encoded, args.rounds)
+            cpu, wall = timed(drawn_and_encoded, args.rounds)
             print(f"  {name:<24} {cpu:.3f} CPU-s")
         command = [sys.executable, "-m", "sim", "report", str(out), "-o", str(Path(tmp) / "r.html")]
         walls = []
@@ -100,10 +90,10 @@ def _other_reports(tmp: Path, rounds: int) -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         cli(["compare", str(BASE), low, "--replicates", "200", "--workers", "2",
              "--out", str(folder)])  # fmt: skip
-    cpu, wall = _timed(lambda: load_comparison(folder), rounds)
+    cpu, wall = timed(lambda: load_comparison(folder), rounds)
     print(f"load_comparison: {cpu:.3f} CPU-s ({wall:.3f} s wall)")
     comparison, manifest = load_comparison(folder)
-    cpu, wall = _timed(lambda: render_comparison_report(comparison, manifest), rounds)
+    cpu, wall = timed(lambda: render_comparison_report(comparison, manifest), rounds)
     print(f"render_comparison_report: {cpu:.3f} CPU-s ({wall:.3f} s wall)")
     folder = tmp / "forecast"
     observed = BASE.with_name("example_observed_enrolment.csv")
@@ -112,7 +102,7 @@ def _other_reports(tmp: Path, rounds: int) -> None:
              "--replicates", "300", "--seed", "7", "--workers", "2",
              "--out", str(folder)])  # fmt: skip
     files = load_forecast(folder)
-    cpu, wall = _timed(lambda: render_forecast_report(*files), rounds)
+    cpu, wall = timed(lambda: render_forecast_report(*files), rounds)
     print(f"render_forecast_report: {cpu:.3f} CPU-s ({wall:.3f} s wall)")
 
 

@@ -81,6 +81,20 @@ def test_results_per_scenario_are_the_replicates_summarised(folder: Path) -> Non
     assert expected in page
 
 
+def test_every_row_of_the_results_table_has_a_value_per_scenario(folder: Path) -> None:
+    page = (folder / "report.html").read_text()
+    section = page.split("Results per scenario</h2>", 1)[1].split("<h2", 1)[0]
+    body = section.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", body)
+    assert rows and all(row.count("<td>") == 3 for row in rows)
+    # a share per trial (of the enrolled who completed) in per cent, from the files
+    reps = pd.read_csv(folder / "scenario1_replicates.csv")
+    x = reps["completed_fraction"].dropna().to_numpy(dtype=float)
+    lo, hi = np.quantile(x, [0.05, 0.95])
+    shown = f"{100 * x.mean():.0f} % ({100 * lo:.0f} to {100 * hi:.0f} %)"
+    assert f"<td>Share of the enrolled who completed</td><td>{shown}</td>" in body
+
+
 def test_side_by_side_schedules_have_a_column_per_scenario() -> None:
     comparison = compare(
         [load_scenario(BASE), load_scenario(ARMS)], replicates=4, seed=1, keep_patients=0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -69,6 +69,16 @@ def metric_label(metric: str) -> tuple[str, str]:
         return f"{ae_term(metric[3:])}: events per trial", "event"
     label, unit, _ = describe("replicates", metric)
     return label[:1].upper() + label[1:], unit
+
+
+def _panels(n: int, max_columns: int, title: str, **kwargs: Any) -> tuple[Figure, Any]:
+    """A figure of ``n`` panels in rows of at most ``max_columns``; the unused cells of
+    the last row hidden."""
+    ncols = min(max_columns, n)
+    fig, axes = new_figure(math.ceil(n / ncols), ncols, title, **kwargs)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
 
 
 def _colour(k: int) -> str:
@@ -162,11 +172,9 @@ def overlaid_incidence(comparison: Comparison, level: float = DEFAULT_LEVEL) -> 
         )
     )
     panels = [*names, "(leaving the study)"]
-    ncols = min(2, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig, axes = new_figure(
-        nrows,
-        ncols,
+    fig, axes = _panels(
+        len(panels),
+        2,
         f"cumulative incidence by scenario (Aalen-Johansen, kept patients; pointwise "
         f"{interval_label(level)} bands)",
         sharey=True,
@@ -184,10 +192,7 @@ def overlaid_incidence(comparison: Comparison, level: float = DEFAULT_LEVEL) -> 
         for i, name in enumerate(panels):
             if name in found:
                 cif_line(axes.flat[i], found[name], end, label, _colour(k), z)
-    for i, ax in enumerate(axes.flat):
-        if i >= len(panels):
-            ax.set_visible(False)
-            continue
+    for i, ax in enumerate(axes.flat[: len(panels)]):
         week_axis(ax, end / 7.0)
         ax.set_ylim(bottom=0)
         set_title(ax, panels[i] if i == len(panels) - 1 else ae_term(panels[i]))
@@ -441,11 +446,9 @@ def sweep_response(
         raise MissingData("none of the metrics was compared")
     if len(values) != len(comparison.scenarios):
         raise ValueError("give one value per scenario")
-    ncols = min(3, len(chosen))
-    nrows = math.ceil(len(chosen) / ncols)
-    fig, axes = new_figure(
-        nrows,
-        ncols,
+    fig, axes = _panels(
+        len(chosen),
+        3,
         f"against {key} ({comparison.replicates} replicates each; bars: "
         f"{comparison.level_label} interval of the mean)",
     )
@@ -462,9 +465,7 @@ def sweep_response(
                     color="C0", capsize=3)  # fmt: skip
         label, unit = metric_label(metric)
         set_title(ax, label)
-        ax.set_ylabel(unit if unit not in ("", "1") else "share" if unit == "1" else "")
+        ax.set_ylabel({"1": "share"}.get(unit, unit))
         ax.set_xticks(x)
         ax.set_xlabel(key.rsplit(".", 1)[-1])
-    for ax in list(axes.flat)[len(chosen) :]:
-        ax.set_visible(False)
     return fig

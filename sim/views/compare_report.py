@@ -15,11 +15,12 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from sim.compare import Comparison, differing_settings, with_milestones
@@ -29,8 +30,7 @@ from sim.trial.milestones import MILESTONE_METRICS, level_quantiles
 from sim.views import compare_plots
 from sim.views import report_sections as sections_
 from sim.views.compare_plots import metric_label
-from sim.views.figure_style import MissingData
-from sim.views.report import Drawn, render_page, write_page
+from sim.views.report import Drawn, draw_figures, render_page, write_page
 
 __all__ = [
     "render_comparison_report",
@@ -51,11 +51,6 @@ _HEADLINE = (
 _PLAIN_UNITS = ("", "1", "patient", "person", "event")
 
 
-def _lower_first(text: str) -> str:
-    """``text`` with its first letter lower-cased, unless it begins an acronym (FVC)."""
-    return text if text[1:2].isupper() else text[:1].lower() + text[1:]
-
-
 def _binary(values: np.ndarray) -> bool:
     finite = values[np.isfinite(values)]
     return bool(finite.size) and bool(np.isin(finite, (0.0, 1.0)).all())
@@ -74,64 +69,48 @@ def _signed(x: float, unit: str) -> str:
     return text if text.startswith("-") or text == "n/a" or x == 0 else "+" + text
 
 
-def _cell(text: str, strong: bool = False) -> str:
-    body = html.escape(text)
-    return f"<td><strong>{body}</strong></td>" if strong else f"<td>{body}</td>"
-
-
-def _table(
-    header: list[str], rows: list[list[str]], strong: set[tuple[int, int]] | None = None
-) -> str:
-    strong = strong or set()
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(_cell(v, (i, j) in strong) for j, v in enumerate(row)) + "</tr>"
-        for i, row in enumerate(rows)
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _per_replicate(comparison: Comparison, label: str, metric: str) -> np.ndarray:
-    """The metric's finite per-replicate values of one scenario (milestones added)."""
-    index = comparison.scenarios.index(label)
-    table = comparison.results[label].replicates
-    if metric in MILESTONE_METRICS:
-        table = with_milestones(table, comparison.definitions[index])
+def _finite(table: pd.DataFrame, metric: str) -> np.ndarray:
+    """The metric's finite per-replicate values (none where the table lacks it)."""
     if metric not in table.columns:
         return np.array([])
     values = np.asarray(table[metric], dtype=float)
     return values[np.isfinite(values)]
 
 
+def _absolute_cell(x: np.ndarray, metric: str, unit: str, start: date | None, level: float) -> str:
+    """One scenario's value of a metric: a share of trials with its MCSE for a yes/no
+    outcome, else the mean with the central ``level`` of trials (and a milestone's date)."""
+    if not x.size:
+        return "n/a"
+    if _binary(x):
+        p = float(x.mean())
+        return f"{100 * p:.0f} % (MCSE {100 * math.sqrt(p * (1 - p) / x.size):.1f})"
+    lo, hi = np.quantile(x, level_quantiles(level))
+    if unit == "1":  # a share per trial, e.g. of the enrolled who completed
+        return f"{100 * x.mean():.0f} % ({100 * lo:.0f} to {100 * hi:.0f} %)"
+    text = f"{_number(float(x.mean()), unit)} ({_number(lo, unit)} to {_number(hi, unit)})"
+    if metric in MILESTONE_METRICS and start is not None:
+        text += f", {(start + timedelta(days=round(float(x.mean())))).isoformat()}"
+    return text
+
+
 def _absolute_html(comparison: Comparison) -> str:
     """Each scenario's mean of every metric, with the central interval over trials."""
-    low_q, high_q = level_quantiles(comparison.level)
+    tables = [
+        with_milestones(comparison.results[label].replicates, scenario)
+        for label, scenario in zip(comparison.scenarios, comparison.definitions, strict=True)
+    ]
+    starts = [s.recruitment.start_date if s.recruitment else None for s in comparison.definitions]
     rows = []
     for metric in comparison.metrics:
         name, unit = metric_label(metric)
-        row = [name + ("" if unit in _PLAIN_UNITS else f", {unit}")]
-        for label in comparison.scenarios:
-            x = _per_replicate(comparison, label, metric)
-            if not x.size:
-                row.append("n/a")
-            elif _binary(x):
-                p = float(x.mean())
-                row.append(f"{100 * p:.0f} % (MCSE {100 * math.sqrt(p * (1 - p) / x.size):.1f})")
-            elif unit == "1":  # a share per trial, e.g. of the enrolled who completed
-                lo, hi = np.quantile(x, [low_q, high_q])
-                text = f"{100 * x.mean():.0f} % ({100 * lo:.0f} to {100 * hi:.0f} %)"
-            else:
-                lo, hi = np.quantile(x, [low_q, high_q])
-                text = f"{_number(float(x.mean()), unit)} ({_number(lo, unit)} to "
-                text += f"{_number(hi, unit)})"
-                if metric in MILESTONE_METRICS:
-                    index = comparison.scenarios.index(label)
-                    rec = comparison.definitions[index].recruitment
-                    if rec is not None:
-                        when = rec.start_date + timedelta(days=round(float(x.mean())))
-                        text += f", {when.isoformat()}"
-                row.append(text)
-        rows.append(row)
+        rows.append(
+            [name + ("" if unit in _PLAIN_UNITS else f", {unit}")]
+            + [
+                _absolute_cell(_finite(t, metric), metric, unit, start, comparison.level)
+                for t, start in zip(tables, starts, strict=True)
+            ]
+        )
     note = (
         f"<p class='note'>Per trial: the mean over {comparison.replicates:,} replicate trials "
         f"and, in brackets, the range of the central {comparison.level_label} of single "
@@ -139,7 +118,7 @@ def _absolute_html(comparison: Comparison) -> str:
         "its Monte Carlo standard error (percentage points). Milestone days are from each "
         "scenario's start date; the date is that of the mean.</p>"
     )
-    return note + _table(["metric", *comparison.scenarios], rows)
+    return note + sections_.table_html(["metric", *comparison.scenarios], rows)
 
 
 def _differences_html(comparison: Comparison) -> str:
@@ -171,7 +150,7 @@ def _differences_html(comparison: Comparison) -> str:
         "points (pp). The unpaired (Welch) intervals are in comparison.csv.</p>"
     )
     header = ["metric", *(f"{s} - {comparison.reference}" for s in others)]
-    return note + _table(header, rows, strong)
+    return note + sections_.table_html(header, rows, strong)
 
 
 def _allowed(metric: str) -> str:
@@ -192,7 +171,7 @@ def _settings_html(comparison: Comparison) -> str:
         f"<p class='note'>{len(found)} settings of the resolved scenarios (every default "
         "filled in) differ; each scenario's full TOML is at the end of the page.</p>"
     )
-    return note + _table(["setting", *comparison.scenarios], rows)
+    return note + sections_.table_html(["setting", *comparison.scenarios], rows)
 
 
 def _scenarios_html(comparison: Comparison) -> str:
@@ -200,7 +179,7 @@ def _scenarios_html(comparison: Comparison) -> str:
         [label, s.name, s.description[:90], s.hash[:16]]
         for label, s in zip(comparison.scenarios, comparison.definitions, strict=True)
     ]
-    return _table(["label", "scenario", "description", "sha256 (first 16)"], rows)
+    return sections_.table_html(["label", "scenario", "description", "sha256 (first 16)"], rows)
 
 
 def _summary_html(comparison: Comparison) -> str:
@@ -224,7 +203,7 @@ def _summary_html(comparison: Comparison) -> str:
             shown = [f"{100 * x:.0f} %" if share else _number(x, unit) for x in (b, a)]
             clear = math.isfinite(lo) and (lo > 0 or hi < 0)
             parts.append(
-                f"{_lower_first(name)} {shown[0]} against {shown[1]}"
+                f"{sections_.lower_first(name)} {shown[0]} against {shown[1]}"
                 + ("" if clear else " (no clear difference)")
             )
         if parts:
@@ -262,13 +241,7 @@ def _figures(comparison: Comparison) -> list[Drawn]:
             1,
             (f"Against {key}", lambda: compare_plots.sweep_response(comparison, key, values)),
         )
-    out: list[Drawn] = []
-    for title, draw in candidates:
-        try:
-            out.append((title, draw()))
-        except MissingData as exc:
-            out.append((title, f"Not drawn: {exc}."))
-    return out
+    return draw_figures(candidates)
 
 
 def render_comparison_report(
@@ -299,7 +272,7 @@ def render_comparison_report(
         ("Settings that differ", _settings_html(comparison)),
     ]
     if manifest:
-        sections.append(("Manifest", sections_.manifest_html(manifest, _table)))
+        sections.append(("Manifest", sections_.manifest_html(manifest)))
     toml = "".join(
         f"<details><summary>{html.escape(label)}: the resolved scenario (TOML)</summary>"
         f"<pre>{html.escape(s.to_toml())}</pre></details>"

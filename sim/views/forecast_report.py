@@ -28,9 +28,8 @@ from sim.scenario import Scenario
 from sim.trial.milestones import interval_label
 from sim.views import forecast_plots
 from sim.views import report_sections as sections_
-from sim.views.figure_style import MissingData
 from sim.views.recruitment_plots import milestone_dates
-from sim.views.report import Drawn, frame_html, render_page, write_page
+from sim.views.report import draw_figures, frame_html, render_page, write_page
 
 __all__ = ["ForecastFiles", "load_forecast", "render_forecast_report", "write_forecast_report"]
 
@@ -70,14 +69,6 @@ def load_forecast(folder: str | Path) -> ForecastFiles:
             f"{folder}: a forecast file is damaged ({type(exc).__name__}: {exc})"
         ) from None
     return scenario, summary, replicates, enrolments, manifest
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _pct(p: float) -> str:
@@ -135,9 +126,9 @@ def _milestones_html(s: dict[str, Any]) -> str:
         [f"P(target reached and last visit by {m['deadline']})",
          f"{m['completed_by_deadline']['p']:.3f}", f"{m['completed_by_deadline']['mcse']:.3f}"],
     ]  # fmt: skip
-    return _table(["milestone", low, "median", high], sections_.milestone_rows(m)) + _table(
-        ["probability", "estimate", "MCSE"], probs
-    )
+    return sections_.table_html(
+        ["milestone", low, "median", high], sections_.milestone_rows(m)
+    ) + sections_.table_html(["probability", "estimate", "MCSE"], probs)
 
 
 def _sites_html(s: dict[str, Any]) -> str:
@@ -159,7 +150,7 @@ def _sites_html(s: dict[str, Any]) -> str:
         "before the data (prior) and given each site's own count and time open (posterior; "
         "a site not yet open keeps its prior).</p>"
     )
-    return note + _table(["site", "data", "opened", "prior", "posterior"], rows)
+    return note + sections_.table_html(["site", "data", "opened", "prior", "posterior"], rows)
 
 
 def _curve_html(s: dict[str, Any]) -> str:
@@ -217,19 +208,14 @@ def render_forecast_report(
         ),
         ("Recruitment milestones", lambda: milestone_dates(replicates, scenario, level)),
     ]
-    figures: list[Drawn] = []
-    for title, draw in candidates:
-        try:
-            figures.append((title, draw()))
-        except MissingData as exc:
-            figures.append((title, f"Not drawn: {exc}."))
+    figures = draw_figures(candidates)
     sections = [
         ("Milestones", _milestones_html(summary)),
         ("Sites: screening rates", _sites_html(summary)),
         ("Added sites", _curve_html(summary)),
     ]
     if manifest:
-        sections.append(("Manifest", sections_.manifest_html(manifest, _table)))
+        sections.append(("Manifest", sections_.manifest_html(manifest)))
     sections.append(
         (
             "Scenario, resolved",

@@ -14,7 +14,7 @@ import html
 import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from sim.runner import RunResult
 from sim.scenario import Scenario
 from sim.trial.milestones import DEFAULT_LEVEL, interval_label, level_quantiles
 from sim.views import report_sections as sections_
+from sim.views.figure_style import MissingData
 
 __all__ = [
     "Check",
@@ -248,15 +249,35 @@ def _figures(scenario: Scenario, result: RunResult, level: float) -> list[Drawn]
             lambda: plots.milestone_dates(result, scenario, level),
         ),
     ]
+    return draw_figures(candidates, str(result.out or "the run"))
+
+
+def draw_figures(
+    candidates: Sequence[tuple[str, Callable[[], Figure]]], source: str | None = None
+) -> list[Drawn]:
+    """Each report figure drawn, or a visible note in its place where its input is
+    legitimately absent (:class:`~sim.views.figure_style.MissingData`).
+
+    Parameters
+    ----------
+    candidates : sequence of (title, draw)
+        The figures' titles and the functions that draw them.
+    source : str, optional
+        The results folder the figures are drawn from: a figure that cannot be drawn
+        from it (``KeyError``, ``ValueError``, ``IndexError``) is then a
+        :class:`DosesimError` naming it (a damaged folder) instead of the error itself.
+    """
     figures: list[Drawn] = []
     for title, draw in candidates:
         try:
             figures.append((title, draw()))
-        except plots.MissingData as exc:
+        except MissingData as exc:
             figures.append((title, f"Not drawn: {exc}."))
         except (KeyError, ValueError, IndexError) as exc:
+            if source is None:
+                raise
             raise DosesimError(
-                f"{result.out or 'the run'}: the figure {title!r} cannot be drawn "
+                f"{source}: the figure {title!r} cannot be drawn "
                 f"({type(exc).__name__}: {exc}); is a results file damaged?"
             ) from None
     return figures
@@ -288,17 +309,6 @@ pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.85em}.note{color:#5
 nav .contents{columns:2;font-size:.95em}details summary{cursor:pointer;color:#3b6ea5}
 table{max-width:100%;display:block;overflow-x:auto}
 """
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    def cell(v: Any) -> str:
-        if isinstance(v, float):  # three significant digits, whole numbers from 100
-            v = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
-        return f"<td>{html.escape(str(v))}</td>"
-
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 _SELF_CHECK = """<script>
@@ -350,7 +360,9 @@ repository.</p>
 
 def frame_html(frame: pd.DataFrame) -> str:
     """A DataFrame as a report table."""
-    return _table([str(c) for c in frame.columns], frame.astype(object).values.tolist())
+    return sections_.table_html(
+        [str(c) for c in frame.columns], frame.astype(object).values.tolist()
+    )
 
 
 def _arms_html(s: dict[str, Any], labels: dict[str, str], low: str, high: str) -> str:
@@ -359,7 +371,7 @@ def _arms_html(s: dict[str, Any], labels: dict[str, str], low: str, high: str) -
     arms = s["arms"]
     metrics = s["metrics"]
     ref = arms["reference"]
-    about = _table(
+    about = sections_.table_html(
         ["arm", "ratio", "what it is"],
         [
             [n, r, lab]
@@ -379,7 +391,7 @@ def _arms_html(s: dict[str, Any], labels: dict[str, str], low: str, high: str) -
             m = metrics.get(f"diff_{arm}_{key}")
             if m is not None:
                 rows.append([name, f"{arm} - {ref}", m["median"], m["low"], m["high"]])
-    return about + _table(["metric", "arm or difference", "median", low, high], rows)
+    return about + sections_.table_html(["metric", "arm or difference", "median", low, high], rows)
 
 
 _TRADE_OFF_ROWS = (
@@ -424,7 +436,11 @@ def _trade_off_html(s: dict[str, Any], low: str, high: str) -> str:
         "Relapses and exacerbations lower FVC and bring rescue therapy (docs/model.md, "
         '"The disease: FVC").</p>'
     )
-    return about + _table(["metric", "arm" if arms else "", "median", low, high], rows) + note
+    return (
+        about
+        + sections_.table_html(["metric", "arm" if arms else "", "median", low, high], rows)
+        + note
+    )
 
 
 def render_report(
@@ -475,7 +491,9 @@ def render_report(
     ]
     milestones = s.get("milestones")
     milestone_html = (
-        _table(["milestone", low_name, "median", high_name], sections_.milestone_rows(milestones))
+        sections_.table_html(
+            ["milestone", low_name, "median", high_name], sections_.milestone_rows(milestones)
+        )
         if milestones
         else ""
     )
@@ -490,9 +508,9 @@ def render_report(
         sections.insert(0, ("Arms", _arms_html(s, labels, low_name, high_name)))
     patients = result.kept.get("patients") if result.kept else None
     more = [
-        ("Adverse events: incidence", sections_.ae_incidence_html(patients, _table)),
-        ("Screen failures", sections_.screening_html(s, _table)),
-        ("Enrolment by site", sections_.sites_html(scenario, s, _table)),
+        ("Adverse events: incidence", sections_.ae_incidence_html(patients)),
+        ("Screen failures", sections_.screening_html(s)),
+        ("Enrolment by site", sections_.sites_html(scenario, s)),
     ]
     sections += [(h, b) for h, b in more if b]
     trade_off = _trade_off_html(s, low_name, high_name) if "fvc_change_mean" in metrics else ""
@@ -527,8 +545,8 @@ source are described in <code>{MODEL_DOC}</code> of the dosesim repository.</p>
 {sections_.h2("Key numbers")}
 <p class="note">Per replicate trial: mean, median and {label} interval over replicates
 ({low_name} to {high_name}), and the Monte Carlo standard error of the mean.</p>
-{_table(["metric", "mean", "median", low_name, high_name, "MCSE"], key_rows)}
-{_table(["probability", "estimate", "MCSE"], prob_rows)}
+{sections_.table_html(["metric", "mean", "median", low_name, high_name, "MCSE"], key_rows)}
+{sections_.table_html(["probability", "estimate", "MCSE"], prob_rows)}
 {sections_.h2("Recruitment milestones")}
 <p class="note">A replicate that does not reach the target by the enrolment deadline has no day
 the target is reached: it counts as later than the deadline in the first row, and is left out

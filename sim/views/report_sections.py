@@ -24,11 +24,13 @@ __all__ = [
     "executive_summary",
     "h2",
     "heading_id",
+    "lower_first",
     "manifest_html",
     "milestone_rows",
     "readable",
     "screening_html",
     "sites_html",
+    "table_html",
 ]
 
 _ACRONYMS = {"fvc": "FVC", "mda5": "MDA5"}
@@ -39,6 +41,11 @@ def readable(name: str) -> str:
     positive`` (adverse events have their own terms: :func:`sim.results.exports.ae_term`)."""
     text = " ".join(_ACRONYMS.get(w, w) for w in name.split("_"))
     return text[:1].upper() + text[1:]
+
+
+def lower_first(text: str) -> str:
+    """``text`` with its first letter lower-cased, unless it begins an acronym (FVC)."""
+    return text if text[1:2].isupper() else text[:1].lower() + text[1:]
 
 
 def _pct(p: float) -> str:
@@ -93,10 +100,31 @@ def executive_summary(scenario: Scenario, summary: dict[str, Any]) -> str:
         top = max(aes, key=aes.__getitem__)
         name = ae_term(top)
         sentences.append(
-            f"The most frequent adverse event is {name[:1].lower() + name[1:]}, "
+            f"The most frequent adverse event is {lower_first(name)}, "
             f"{aes[top]:.1f} events per trial."
         )
     return "<p class='summary'>" + html.escape(" ".join(sentences)) + "</p>"
+
+
+def table_html(
+    header: list[str], rows: list[list[Any]], strong: set[tuple[int, int]] | None = None
+) -> str:
+    """A report table: floats to three significant digits (whole numbers from 100),
+    anything else as text; the cells ``(row, column)`` of ``strong`` in bold."""
+    strong = strong or set()
+
+    def cell(v: Any, bold: bool) -> str:
+        if isinstance(v, float):  # three significant digits, whole numbers from 100
+            v = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+        text = html.escape(str(v))
+        return f"<td><strong>{text}</strong></td>" if bold else f"<td>{text}</td>"
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(cell(v, (i, j) in strong) for j, v in enumerate(row)) + "</tr>"
+        for i, row in enumerate(rows)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def heading_id(heading: str) -> str:
@@ -117,7 +145,7 @@ def contents_html(headings: list[str]) -> str:
     return f"<nav><ol class='contents'>{items}</ol></nav>"
 
 
-def ae_incidence_html(patients: pd.DataFrame | None, table: Any) -> str:
+def ae_incidence_html(patients: pd.DataFrame | None) -> str:
     """Each adverse event's incidence over the kept patients: patients with at least one
     (%) and events per patient-year on study."""
     if patients is None or patients.empty or "exit_day" not in patients:
@@ -137,10 +165,10 @@ def ae_incidence_html(patients: pd.DataFrame | None, table: Any) -> str:
         f"({years:,.0f} patient-years on study).</p>"
     )
     header = ["adverse event", "patients with >= 1", "events per patient-year", "events"]
-    return about + table(header, rows)
+    return about + table_html(header, rows)
 
 
-def screening_html(summary: dict[str, Any], table: Any) -> str:
+def screening_html(summary: dict[str, Any]) -> str:
     """Screen failures by criterion, per trial (mean and median)."""
     m = summary["metrics"]
     rows = [
@@ -157,10 +185,10 @@ def screening_html(summary: dict[str, Any], table: Any) -> str:
         if screened
         else ""
     )
-    return about + table(["criterion failed", "people per trial (mean)", "median"], rows)
+    return about + table_html(["criterion failed", "people per trial (mean)", "median"], rows)
 
 
-def sites_html(scenario: Scenario, summary: dict[str, Any], table: Any) -> str:
+def sites_html(scenario: Scenario, summary: dict[str, Any]) -> str:
     """Patients enrolled per trial at each site (mean and interval)."""
     m = summary["metrics"]
     rec = scenario.recruitment
@@ -173,12 +201,12 @@ def sites_html(scenario: Scenario, summary: dict[str, Any], table: Any) -> str:
     if not rows:
         return ""
     level = f"{100 * summary.get('level', 0.9):g} % interval"
-    return table(["site", "enrolled per trial (mean)", level], rows)
+    return table_html(["site", "enrolled per trial (mean)", level], rows)
 
 
-def manifest_html(manifest: dict[str, Any], table: Any) -> str:
+def manifest_html(manifest: dict[str, Any]) -> str:
     """The provenance a reader checks: command line, seed, replicates, level, executor,
-    package versions, and every file with its sha256 (``table`` renders rows)."""
+    package versions, and every file with its sha256."""
     keys = ("command_line", "seed", "replicates", "level", "executor", "workers", "started")
     rows = [[k.replace("_", " "), _shown(manifest[k])] for k in keys if k in manifest]
     versions = manifest.get("packages") or manifest.get("versions") or {}
@@ -186,9 +214,9 @@ def manifest_html(manifest: dict[str, Any], table: Any) -> str:
         rows += [[f"{name} version", str(v)] for name, v in sorted(versions.items())]
     files = [[name, digest[:16]] for name, digest in sorted(manifest.get("files", {}).items())]
     return (
-        table(["", "value"], rows)
+        table_html(["", "value"], rows)
         + "<p class='note'>Files of the folder and their sha256 (first 16 of 64; "
-        "manifest.json has them whole):</p>" + table(["file", "sha256"], files)
+        "manifest.json has them whole):</p>" + table_html(["file", "sha256"], files)
     )
 
 
